@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("criusd: not built yet");
+    std::process::exit(1);
+}

@@ -1,0 +1,2 @@
+//! # crius-cri-front
+//! criusd: the CRI v1 server (being written).

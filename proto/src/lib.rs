@@ -1,0 +1,54 @@
+//! # crius-proto — the CRI v1 wire contract
+//!
+//! Kubelet speaks CRI `runtime.v1` over gRPC. This crate compiles the pinned, unmodified
+//! `api.proto` (release and licence in `proto/runtime/v1/VERSION.md`) with tonic/prost and
+//! re-exports what the other crates need:
+//!
+//! - [`runtime`]: every message plus `runtime_service_{client,server}` and
+//!   `image_service_{client,server}`.
+//! - [`tonic`], [`prost`], [`prost_types`]: the exact versions the generated code was built with,
+//!   so callers never mix two tonic versions.
+
+/// CRI v1 messages and services (`package runtime.v1`).
+pub mod runtime {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("runtime.v1");
+}
+
+pub use prost;
+pub use prost_types;
+pub use tonic;
+
+pub use runtime::image_service_client::ImageServiceClient;
+pub use runtime::image_service_server::{ImageService, ImageServiceServer};
+pub use runtime::runtime_service_client::RuntimeServiceClient;
+pub use runtime::runtime_service_server::{RuntimeService, RuntimeServiceServer};
+
+/// Version string of the CRI API this crate speaks, as `VersionResponse.runtime_api_version` wants.
+pub const CRI_API_VERSION: &str = "v1";
+
+/// The cri-api release `api.proto` was taken from.
+pub const CRI_API_RELEASE: &str = "v0.36.3";
+
+#[cfg(test)]
+mod tests {
+    use super::runtime::*;
+    use prost::Message;
+
+    #[test]
+    fn pod_sandbox_config_round_trips() {
+        let cfg = PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata {
+                name: "web".into(),
+                uid: "u1".into(),
+                namespace: "default".into(),
+                attempt: 2,
+            }),
+            hostname: "web-0".into(),
+            ..Default::default()
+        };
+        let bytes = cfg.encode_to_vec();
+        let back = PodSandboxConfig::decode(bytes.as_slice()).expect("decode");
+        assert_eq!(back, cfg);
+    }
+}
