@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Stop everything hack/dev-up.sh started and remove what it made under /run/crius-dev.
+# Images in the registry and containerd's content stay for the next dev-up; `--purge` removes those too.
+# Idempotent: safe when nothing runs.
+set -euo pipefail
+here=$(dirname "$0")
+. "$here/lib.sh"
+crius_need_root
+"$here/criusd-down.sh"
+"$here/containerd/down.sh" "$@"
+"$here/registry-down.sh" "$@"
+rm -rf "$CRIUS_DEV_RUN"
+if [ "${1:-}" = "--purge" ]; then rm -rf "$CRIUS_DEV_LIB"; fi
+crius_log "dev stack down"
