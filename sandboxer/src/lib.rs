@@ -1,2 +1,77 @@
 //! # crius-sandboxer
-//! Owns each pod: netns, CNI, pause container, pod state on disk. (Face documented here once written.)
+//!
+//! Owns each pod from RunPodSandbox to RemovePodSandbox: its network namespace,
+//! its CNI network, its pause container (run by containerd with the crius shim)
+//! and its record on disk. It knows nothing of gRPC: criusd (or a future
+//! containerd Sandbox API server) turns CRI requests into the plain types here.
+//!
+//! ## Face
+//! ```ignore
+//! let sb = Sandboxer::new(SandboxerConfig { .. }).await?;   // dirs, pause rootfs, CNI config, containerd
+//! let report = sb.recover().await?;                          // once at start-up
+//! let pod: PodStatus = sb.run(pod_config).await?;            // netns + CNI ADD side by side with pause start
+//! sb.status(&pod.id).await?; sb.list().await?;               // PodState Ready / NotReady
+//! sb.netns_view(&pod.id).await?;                             // rtnetlink view of the pod's netns
+//! sb.stop(&pod.id).await?;                                   // pod containers' tasks, pause, CNI DEL (idempotent)
+//! sb.remove(&pod.id).await?;                                 // containerd containers, netns, files (idempotent)
+//! sb.network_status();  sb.update_pod_cidr("10.1.0.0/24")?;
+//! ```
+//! Errors carry an [`ErrorKind`] that criusd maps to gRPC codes
+//! (NotFound, AlreadyExists{existing_id}, InvalidArgument, FailedPrecondition,
+//! Unavailable, Unimplemented, Internal); messages name the pod and the step.
+//!
+//! ## What other crates rely on
+//! - Pod id = containerd container id of the pause, in containerd namespace
+//!   `config.containerd_namespace` (`crius`). Labels on it: `io.crius.kind=sandbox`,
+//!   `io.crius.sandbox-id=<id>`. Spec annotations: `io.kubernetes.cri.container-type=sandbox`,
+//!   `io.kubernetes.cri.sandbox-id=<id>` and the twins `io.crius.container-type`,
+//!   `io.crius.sandbox-id`. criusd labels the pod's containers `io.crius.sandbox-id=<id>`,
+//!   `io.crius.kind=container`; `stop` kills all tasks carrying that label.
+//! - Files per pod: `<state_dir>/<id>/pod.json` (record), `resolv.conf`, `hostname`,
+//!   `hosts`; `<run_dir>/netns/<id>` (netns bind mount), `<run_dir>/sandboxes/<id>/shm`
+//!   (tmpfs /dev/shm). Paths are in [`PodStatus`].
+//! - CNI: `CNI_IFNAME=eth0`; results cached in `cni_cache_dir/<network>-<id>-eth0.json`.
+//!
+//! ## The pause binary
+//! `src/bin/crius-pause.rs` (std + libc). It must be static, since the pause
+//! rootfs holds nothing else. Build it with
+//! ```text
+//! cargo rustc -p crius-sandboxer --bin crius-pause --release -- -C target-feature=+crt-static
+//! ```
+//! giving `target/release/crius-pause`; install it at
+//! [`DEFAULT_PAUSE_BINARY`] (`/usr/local/lib/crius/crius-pause`) or name it in
+//! [`PauseSource::Binary`]. `Sandboxer::new` refuses a dynamically linked one.
+//!
+//! ## OOM score
+//! The pause asks for `oom_score_adj` -998. Without CAP_SYS_RESOURCE (the
+//! default policy detects it) the score is clamped to this process's own
+//! current score, with one log line; [`OomScorePolicy`] forces either way.
+//! [`oom::effective_score`] is public so criusd clamps containers' scores the same way.
+
+mod config;
+mod error;
+pub mod oom;
+mod pod;
+mod sandboxer;
+mod status;
+
+pub use config::{OomScorePolicy, PauseSource, SandboxerConfig, DEFAULT_PAUSE_BINARY};
+pub use error::{Error, ErrorKind, Result};
+pub use pod::{
+    DnsConfig, LinuxPodConfig, NamespaceMode, NamespaceOptions, PodConfig, PodMetadata,
+    PodResources, PortMapping, Protocol, SecurityProfile,
+};
+pub use sandboxer::Sandboxer;
+pub use status::{
+    LinkView, NetnsView, NetworkStatus, PodState, PodStatus, RecoverReport, RouteView,
+};
+
+/// containerd label naming the pod a container belongs to.
+pub const LABEL_SANDBOX_ID: &str = "io.crius.sandbox-id";
+/// containerd label: `sandbox` (the pause) or `container`.
+pub const LABEL_KIND: &str = "io.crius.kind";
+/// CRI spec annotations (the crius shim reads these, and its own twins).
+pub const ANN_CRI_CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
+pub const ANN_CRI_SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
+pub const ANN_CRIUS_CONTAINER_TYPE: &str = "io.crius.container-type";
+pub const ANN_CRIUS_SANDBOX_ID: &str = "io.crius.sandbox-id";
