@@ -49,6 +49,8 @@
 //! [`oom::effective_score`] is public so criusd clamps containers' scores the same way.
 
 mod config;
+mod netns;
+mod sys;
 mod error;
 pub mod oom;
 mod pod;

@@ -1,0 +1,162 @@
+//! Every syscall the sandboxer makes on its own (namespaces, mounts), in one
+//! place. Namespace work runs on a short-lived dedicated thread, so the
+//! `unshare`/`setns` never leaks into a tokio worker.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::statfs::{statfs, NSFS_MAGIC, TMPFS_MAGIC};
+
+fn nix_io(e: nix::Error) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+/// Run `f` on a fresh thread and return its result (panics become errors).
+fn on_thread<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)?
+        .join()
+        .map_err(|_| io::Error::other("namespace thread panicked"))?
+}
+
+/// Create a new network namespace pinned by a bind mount at `path` (an empty
+/// file is created there), then run `f` inside it on the same thread — used to
+/// open netlink sockets that belong to the new namespace.
+pub fn create_netns<T: Send + 'static>(
+    path: &Path,
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o444)
+        .open(path)?;
+    let target = path.to_path_buf();
+    let res = on_thread("crius-netns-new", move || {
+        unshare(CloneFlags::CLONE_NEWNET).map_err(nix_io)?;
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(nix_io)?;
+        f()
+    });
+    if res.is_err() {
+        let _ = remove_netns(path);
+    }
+    res
+}
+
+/// Run `f` on a thread that has joined the network namespace at `path`.
+pub fn in_netns<T: Send + 'static>(
+    path: &Path,
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    let ns = File::open(path)?;
+    on_thread("crius-netns-enter", move || {
+        setns(&ns, CloneFlags::CLONE_NEWNET).map_err(nix_io)?;
+        f()
+    })
+}
+
+/// Unmount and delete a netns pin. Idempotent: a missing or already
+/// unmounted path is fine.
+pub fn remove_netns(path: &Path) -> io::Result<()> {
+    match umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
+        Err(e) => return Err(nix_io(e)),
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Is `path` a live netns pin (an nsfs bind mount)?
+pub fn is_netns_mount(path: &Path) -> bool {
+    statfs(path).map(|s| s.filesystem_type() == NSFS_MAGIC).unwrap_or(false)
+}
+
+/// Mount a tmpfs for a pod's /dev/shm at `path` (created if missing).
+pub fn mount_shm(path: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(path)?;
+    if is_tmpfs(path) {
+        return Ok(());
+    }
+    mount(
+        Some("shm"),
+        path,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=1777,size=65536k"),
+    )
+    .map_err(nix_io)
+}
+
+fn is_tmpfs(path: &Path) -> bool {
+    statfs(path).map(|s| s.filesystem_type() == TMPFS_MAGIC).unwrap_or(false)
+}
+
+/// Unmount every mount stacked at `path` (idempotent).
+pub fn unmount_all(path: &Path) -> io::Result<()> {
+    loop {
+        match umount2(path, MntFlags::MNT_DETACH) {
+            Ok(()) => continue,
+            Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => return Ok(()),
+            Err(e) => return Err(nix_io(e)),
+        }
+    }
+}
+
+/// Mount points under `dir` (from /proc/self/mountinfo), for leftover sweeps.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mount_path)
+        .filter(|p| p.starts_with(dir) && p != dir)
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape_mount_path(s: &str) -> PathBuf {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    PathBuf::from(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescapes_mountinfo() {
+        assert_eq!(unescape_mount_path("/a\\040b"), PathBuf::from("/a b"));
+        assert_eq!(unescape_mount_path("/plain"), PathBuf::from("/plain"));
+    }
+}
