@@ -48,11 +48,17 @@
 //! current score, with one log line; [`OomScorePolicy`] forces either way.
 //! [`oom::effective_score`] is public so criusd clamps containers' scores the same way.
 
+mod atomic;
+mod cni;
 mod config;
+mod ctrd;
+mod files;
+mod store;
 mod netns;
 mod sys;
 mod error;
 pub mod oom;
+mod pause;
 mod pod;
 mod sandboxer;
 mod status;

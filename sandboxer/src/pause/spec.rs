@@ -1,0 +1,272 @@
+//! The pause container's OCI runtime spec, built from the pod config.
+//!
+//! Kept to what the pause needs (the crius shim's sandbox fast path covers
+//! exactly this shape): `/pause`, no capabilities, no-new-privileges, the
+//! pod's namespaces, hostname, sysctls, cgroup, oom score and a few standard
+//! mounts. No seccomp or AppArmor profile is applied to the pause itself: it
+//! makes no syscalls beyond sigwaitinfo/waitpid.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::pod::{NamespaceMode, PodConfig};
+
+/// Inputs beyond the pod config.
+pub struct SpecInput<'a> {
+    pub id: &'a str,
+    pub config: &'a PodConfig,
+    pub rootfs: &'a Path,
+    /// None: host network.
+    pub netns: Option<&'a Path>,
+    /// None: host IPC (the host's /dev/shm is used).
+    pub shm: Option<&'a Path>,
+    pub hostname: &'a str,
+    pub cgroups_path: &'a str,
+    pub oom_score_adj: i32,
+}
+
+const MASKED: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+const READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+fn is_ipc_sysctl(k: &str) -> bool {
+    k.starts_with("fs.mqueue.")
+        || k.starts_with("kernel.shm")
+        || k.starts_with("kernel.msg")
+        || k == "kernel.sem"
+}
+
+/// Sysctls that cannot apply to a pod sharing the host's namespace.
+pub fn check_sysctls(config: &PodConfig) -> Result<(), String> {
+    let ns = &config.linux.namespaces;
+    for k in config.linux.sysctls.keys() {
+        if ns.network == NamespaceMode::Node && k.starts_with("net.") {
+            return Err(format!("sysctl {k} is not allowed with host network"));
+        }
+        if ns.ipc == NamespaceMode::Node && is_ipc_sysctl(k) {
+            return Err(format!("sysctl {k} is not allowed with host IPC"));
+        }
+        if k.contains('/') || k.contains("..") || k.is_empty() {
+            return Err(format!("sysctl name {k:?} is invalid"));
+        }
+    }
+    Ok(())
+}
+
+/// Build and validate (through oci-spec's types) the pause spec as JSON bytes.
+pub fn build(i: &SpecInput<'_>) -> Result<Vec<u8>, String> {
+    let c = i.config;
+    let ns = &c.linux.namespaces;
+    let mut namespaces = vec![json!({"type": "mount"})];
+    if ns.pid != NamespaceMode::Node {
+        namespaces.push(json!({"type": "pid"}));
+    }
+    if ns.ipc != NamespaceMode::Node {
+        namespaces.push(json!({"type": "ipc"}));
+    }
+    if let Some(netns) = i.netns {
+        namespaces.push(json!({"type": "network", "path": netns}));
+        namespaces.push(json!({"type": "uts"}));
+    }
+
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc",
+               "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+               "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "bind",
+               "source": i.shm.map(|p| p.to_path_buf()).unwrap_or_else(|| "/dev/shm".into()),
+               "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}),
+    ];
+    if ns.ipc != NamespaceMode::Node {
+        mounts.push(json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+                           "options": ["nosuid", "noexec", "nodev"]}));
+    }
+    mounts.push(json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                       "options": ["nosuid", "noexec", "nodev", "ro"]}));
+
+    let md = &c.metadata;
+    let mut annotations = serde_json::Map::new();
+    for (k, v) in [
+        (crate::ANN_CRI_CONTAINER_TYPE, "sandbox"),
+        (crate::ANN_CRIUS_CONTAINER_TYPE, "sandbox"),
+        (crate::ANN_CRI_SANDBOX_ID, i.id),
+        (crate::ANN_CRIUS_SANDBOX_ID, i.id),
+        ("io.kubernetes.cri.sandbox-name", md.name.as_str()),
+        ("io.kubernetes.cri.sandbox-namespace", md.namespace.as_str()),
+        ("io.kubernetes.cri.sandbox-uid", md.uid.as_str()),
+    ] {
+        annotations.insert(k.into(), json!(v));
+    }
+    if let Some(dir) = &c.log_directory {
+        annotations.insert("io.kubernetes.cri.sandbox-log-directory".into(), json!(dir));
+    }
+
+    let user = json!({
+        "uid": c.linux.run_as_user.unwrap_or(0),
+        "gid": c.linux.run_as_group.unwrap_or(0),
+        "additionalGids": c.linux.supplemental_groups,
+    });
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "cgroupsPath": i.cgroups_path,
+        "sysctl": c.linux.sysctls,
+        "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+    });
+    if !c.linux.privileged {
+        linux["maskedPaths"] = json!(MASKED);
+        linux["readonlyPaths"] = json!(READONLY);
+    }
+    let mut spec = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": user,
+            "args": [crate::pause::rootfs::PAUSE_IN_ROOTFS],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "cwd": "/",
+            "capabilities": {"bounding": [], "effective": [], "permitted": []},
+            "noNewPrivileges": true,
+            "oomScoreAdj": i.oom_score_adj,
+        },
+        "root": {"path": i.rootfs, "readonly": true},
+        "mounts": mounts,
+        "annotations": annotations,
+        "linux": linux,
+    });
+    if i.netns.is_some() {
+        spec["hostname"] = json!(i.hostname);
+    }
+    // Validate against oci-spec's types: a spec containerd or runc would
+    // reject is caught here with a clear message.
+    let typed: oci_spec::runtime::Spec =
+        serde_json::from_value(spec.clone()).map_err(|e| format!("pause spec invalid: {e}"))?;
+    serde_json::to_vec(&typed).map_err(|e| format!("pause spec: {e}"))
+}
+
+/// The cgroupfs path of the pause: `<parent>/<id>` (runc's cgroupfs driver form).
+pub fn cgroups_path(parent: &str, id: &str) -> String {
+    let parent = parent.trim_end_matches('/');
+    let parent = if parent.starts_with('/') || parent.is_empty() {
+        parent.to_string()
+    } else {
+        format!("/{parent}")
+    };
+    format!("{parent}/{id}")
+}
+
+/// Parse built spec bytes back to JSON (tests and debug logs).
+pub fn as_value(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pod::NamespaceOptions;
+
+    fn pod() -> PodConfig {
+        let mut c = PodConfig::default();
+        c.metadata.name = "web".into();
+        c.metadata.namespace = "default".into();
+        c.metadata.uid = "u1".into();
+        c.linux.sysctls.insert("net.ipv4.ip_forward".into(), "1".into());
+        c
+    }
+
+    #[test]
+    fn pod_network_spec() {
+        let c = pod();
+        let bytes = build(&SpecInput {
+            id: "abc",
+            config: &c,
+            rootfs: Path::new("/run/crius/pause/rootfs"),
+            netns: Some(Path::new("/run/crius/netns/abc")),
+            shm: Some(Path::new("/run/crius/sandboxes/abc/shm")),
+            hostname: "web",
+            cgroups_path: "/crius/abc",
+            oom_score_adj: 0,
+        })
+        .expect("spec");
+        let v = as_value(&bytes);
+        assert_eq!(v["process"]["args"][0], "/pause");
+        assert_eq!(v["root"]["readonly"], true);
+        assert_eq!(v["hostname"], "web");
+        assert_eq!(v["linux"]["cgroupsPath"], "/crius/abc");
+        assert_eq!(v["linux"]["sysctl"]["net.ipv4.ip_forward"], "1");
+        assert_eq!(v["annotations"]["io.kubernetes.cri.container-type"], "sandbox");
+        assert_eq!(v["annotations"]["io.crius.sandbox-id"], "abc");
+        let types: Vec<_> = v["linux"]["namespaces"]
+            .as_array()
+            .expect("ns")
+            .iter()
+            .map(|n| n["type"].as_str().unwrap_or("").to_string())
+            .collect();
+        assert!(types.contains(&"network".to_string()) && types.contains(&"uts".to_string()));
+        assert!(types.contains(&"pid".to_string()) && types.contains(&"ipc".to_string()));
+    }
+
+    #[test]
+    fn host_namespaces() {
+        let mut c = pod();
+        c.linux.sysctls.clear();
+        c.linux.namespaces = NamespaceOptions {
+            network: NamespaceMode::Node,
+            pid: NamespaceMode::Node,
+            ipc: NamespaceMode::Node,
+        };
+        let v = as_value(
+            &build(&SpecInput {
+                id: "abc",
+                config: &c,
+                rootfs: Path::new("/r"),
+                netns: None,
+                shm: None,
+                hostname: "node1",
+                cgroups_path: "/crius/abc",
+                oom_score_adj: -998,
+            })
+            .expect("spec"),
+        );
+        assert_eq!(v["linux"]["namespaces"].as_array().map(Vec::len), Some(1));
+        assert!(v.get("hostname").is_none());
+        assert_eq!(v["process"]["oomScoreAdj"], -998);
+    }
+
+    #[test]
+    fn sysctl_checks() {
+        let mut c = pod();
+        assert!(check_sysctls(&c).is_ok());
+        c.linux.namespaces.network = NamespaceMode::Node;
+        assert!(check_sysctls(&c).unwrap_err().contains("host network"));
+        c.linux.sysctls.clear();
+        c.linux.sysctls.insert("kernel.shmmax".into(), "1".into());
+        c.linux.namespaces.ipc = NamespaceMode::Node;
+        assert!(check_sysctls(&c).unwrap_err().contains("host IPC"));
+    }
+
+    #[test]
+    fn cgroup_paths() {
+        assert_eq!(cgroups_path("/kubepods/pod1", "x"), "/kubepods/pod1/x");
+        assert_eq!(cgroups_path("kubepods/", "x"), "/kubepods/x");
+    }
+}
