@@ -1,0 +1,223 @@
+//! The pause helper: the shim binary re-executed in helper mode, before any
+//! thread exists, so it may fork freely. It joins the cgroups, enters the
+//! namespaces, applies the process settings and, after the shim's start
+//! signal, execs the pause.
+//!
+//! Protocol with the shim: the plan is argv[2] (JSON); stdin is the start
+//! pipe (one byte = go, EOF = abandon); stdout is the report pipe: the
+//! helper writes `pid <n>` once the pause process exists, then `ready` once
+//! it is set up, or `error <msg>`; after the start signal an exec failure is
+//! written there too, and a clean EOF means the pause is running.
+
+use std::{
+    ffi::CString,
+    fs::{File, OpenOptions},
+    io::{Read, Write},
+    os::fd::{AsFd, OwnedFd},
+};
+
+use nix::{
+    fcntl::{fcntl, FcntlArg, FdFlag},
+    mount::{mount, MsFlags},
+    sched::{setns, unshare, CloneFlags},
+    sys::resource::{setrlimit, Resource},
+    unistd::{chdir, chroot, dup2_stderr, dup2_stdin, dup2_stdout, execve, sethostname, setgid, setgroups, setuid, Gid, Uid},
+};
+
+use super::plan::{Plan, CAP_LAST};
+use crate::sys;
+
+pub const HELPER_ARG: &str = "__crius-pause-helper";
+
+fn ns_flag(kind: &str) -> Option<CloneFlags> {
+    Some(match kind {
+        "pid" => CloneFlags::CLONE_NEWPID,
+        "network" => CloneFlags::CLONE_NEWNET,
+        "ipc" => CloneFlags::CLONE_NEWIPC,
+        "uts" => CloneFlags::CLONE_NEWUTS,
+        "mount" => CloneFlags::CLONE_NEWNS,
+        "cgroup" => CloneFlags::CLONE_NEWCGROUP,
+        _ => return None,
+    })
+}
+
+/// Entry point of helper mode; never returns.
+pub fn main(plan_json: &str) -> ! {
+    let mut report = std::io::stdout();
+    let plan: Plan = match serde_json::from_str(plan_json) {
+        Ok(p) => p,
+        Err(e) => fail(&mut report, &format!("bad plan: {e}")),
+    };
+    match prepare(&plan) {
+        Ok(devnull) => run(&plan, devnull, report),
+        Err(e) => fail(&mut report, &e),
+    }
+}
+
+fn fail(report: &mut impl Write, msg: &str) -> ! {
+    let _ = writeln!(report, "error {msg}");
+    let _ = report.flush();
+    sys::exit_now(1)
+}
+
+/// Everything done as the helper itself, before the pause process splits off.
+fn prepare(plan: &Plan) -> Result<File, String> {
+    for dir in &plan.cgroups {
+        std::fs::write(format!("{dir}/cgroup.procs"), "0")
+            .map_err(|e| format!("join cgroup {dir}: {e}"))?;
+    }
+    // Open every namespace first: joining the net ns hides nothing, but a
+    // later setns could make the paths resolve elsewhere.
+    let mut joins = Vec::new();
+    for (kind, path) in &plan.join {
+        let flag = ns_flag(kind).ok_or_else(|| format!("unknown namespace {kind}"))?;
+        let f = File::open(path).map_err(|e| format!("open {kind} namespace {path}: {e}"))?;
+        joins.push((flag, f, path));
+    }
+    for (flag, f, path) in &joins {
+        setns(f.as_fd(), *flag).map_err(|e| format!("setns {path}: {e}"))?;
+    }
+    let mut new = CloneFlags::empty();
+    for kind in &plan.new {
+        new |= ns_flag(kind).ok_or_else(|| format!("unknown namespace {kind}"))?;
+    }
+    if !new.is_empty() {
+        unshare(new).map_err(|e| format!("unshare {new:?}: {e}"))?;
+    }
+    if new.contains(CloneFlags::CLONE_NEWNS) {
+        // Nothing the pause does may propagate back to the host.
+        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)
+            .map_err(|e| format!("make / rslave: {e}"))?;
+    }
+    if let Some(h) = &plan.hostname {
+        sethostname(h).map_err(|e| format!("sethostname {h}: {e}"))?;
+    }
+    // /proc/sys files act on the namespaces of whoever opens them: ours now.
+    for (k, v) in &plan.sysctls {
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        std::fs::write(&path, v).map_err(|e| format!("sysctl {k}={v}: {e}"))?;
+    }
+    if let Some(score) = plan.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", score.to_string())
+            .map_err(|e| format!("oom_score_adj {score}: {e}"))?;
+    }
+    for (res, soft, hard) in &plan.rlimits {
+        let r = rlimit_resource(*res).ok_or_else(|| format!("rlimit {res}"))?;
+        setrlimit(r, *soft, *hard).map_err(|e| format!("setrlimit {res}: {e}"))?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("open /dev/null: {e}"))
+}
+
+fn rlimit_resource(res: i32) -> Option<Resource> {
+    use Resource::*;
+    [
+        RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_DATA, RLIMIT_STACK, RLIMIT_CORE, RLIMIT_RSS,
+        RLIMIT_NPROC, RLIMIT_NOFILE, RLIMIT_MEMLOCK, RLIMIT_AS, RLIMIT_LOCKS,
+        RLIMIT_SIGPENDING, RLIMIT_MSGQUEUE, RLIMIT_NICE, RLIMIT_RTPRIO, RLIMIT_RTTIME,
+    ]
+    .into_iter()
+    .find(|r| *r as i32 == res)
+}
+
+/// Splits off the pause process (in the new pid namespace, if any) and
+/// turns it into the pause.
+fn run(plan: &Plan, devnull: File, mut report: std::io::Stdout) -> ! {
+    let new_pid_ns = plan.new.iter().any(|n| n == "pid");
+    if new_pid_ns {
+        match sys::fork_single_threaded() {
+            Err(e) => fail(&mut report, &format!("fork: {e}")),
+            Ok(0) => {}
+            Ok(child) => {
+                // The child reports its own setup errors; the shim learns the
+                // pid from us and the child's fate through the same pipe.
+                let _ = writeln!(report, "pid {child}");
+                let _ = report.flush();
+                sys::exit_now(0);
+            }
+        }
+    } else {
+        let _ = writeln!(report, "pid {}", std::process::id());
+    }
+    if let Err(e) = become_pause(plan, devnull, &mut report) {
+        fail(&mut report, &e);
+    }
+    sys::exit_now(127)
+}
+
+/// Returns only on failure; on success the process is the pause.
+fn become_pause(plan: &Plan, devnull: File, report: &mut impl Write) -> Result<(), String> {
+    let exe = CString::new(plan.exe.as_str()).map_err(|e| e.to_string())?;
+    let args = plan
+        .args
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let env = plan
+        .env
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+
+    chroot(plan.rootfs.as_str()).map_err(|e| format!("chroot {}: {e}", plan.rootfs))?;
+    chdir(plan.cwd.as_str()).map_err(|e| format!("chdir {}: {e}", plan.cwd))?;
+
+    if let Some(caps) = &plan.caps {
+        for cap in 0..=CAP_LAST {
+            if caps.bounding & (1 << cap) == 0 {
+                sys::capbset_drop(cap).map_err(|e| format!("drop bounding cap {cap}: {e}"))?;
+            }
+        }
+        sys::keep_caps(true).map_err(|e| format!("keepcaps: {e}"))?;
+    }
+    let groups: Vec<Gid> = plan.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    setgroups(&groups).map_err(|e| format!("setgroups: {e}"))?;
+    setgid(Gid::from_raw(plan.gid)).map_err(|e| format!("setgid {}: {e}", plan.gid))?;
+    setuid(Uid::from_raw(plan.uid)).map_err(|e| format!("setuid {}: {e}", plan.uid))?;
+    if let Some(caps) = &plan.caps {
+        sys::keep_caps(false).map_err(|e| format!("keepcaps: {e}"))?;
+        sys::capset(caps.effective, caps.permitted, caps.inheritable)
+            .map_err(|e| format!("capset: {e}"))?;
+        for cap in 0..=CAP_LAST {
+            if caps.ambient & (1 << cap) != 0 {
+                sys::ambient_raise(cap).map_err(|e| format!("ambient cap {cap}: {e}"))?;
+            }
+        }
+    }
+    if plan.no_new_privileges {
+        nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
+    }
+
+    let _ = writeln!(report, "ready");
+    let _ = report.flush();
+    // Wait for Start. EOF means the shim gave up on this task.
+    let mut go = [0u8; 1];
+    match std::io::stdin().read(&mut go) {
+        Ok(1) => {}
+        _ => sys::exit_now(1),
+    }
+    // Keep a close-on-exec copy of the report pipe for an exec failure.
+    let report: OwnedFd = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| format!("dup report pipe: {e}"))?;
+    fcntl(&report, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|e| e.to_string())?;
+    dup2_stdin(&devnull).map_err(|e| format!("dup2: {e}"))?;
+    dup2_stdout(&devnull).map_err(|e| format!("dup2: {e}"))?;
+    dup2_stderr(&devnull).map_err(|e| format!("dup2: {e}"))?;
+    drop(devnull);
+    let err = execve(&exe, &args, &env).err();
+    let mut report = File::from(report);
+    let _ = write!(
+        report,
+        "error exec {}: {}",
+        plan.exe,
+        err.map_or("unknown".into(), |e| e.to_string())
+    );
+    sys::exit_now(127)
+}

@@ -1,0 +1,201 @@
+//! Runs the `runc` binary.
+//!
+//! runc is invoked directly rather than through the `runc` crate: that crate
+//! waits on its children itself, which races with the shim's own reaper (the
+//! shim must be the only `waitpid` caller, see `reaper`), and a plain
+//! `Command` lets the container's stdio be handed to `runc create`/`exec`
+//! as-is. Errors come from runc's JSON log (`--log`), which is the only place
+//! runc writes them when its stdio belongs to the container.
+
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use crate::{
+    error::{Error, Result},
+    reaper,
+};
+
+#[derive(Clone, Debug)]
+pub struct Runc {
+    pub binary: PathBuf,
+    pub root: PathBuf,
+}
+
+/// Stdio for a runc invocation whose stdio the container inherits.
+pub struct ProcStdio {
+    pub stdin: Stdio,
+    pub stdout: Stdio,
+    pub stderr: Stdio,
+}
+
+impl ProcStdio {
+    pub fn null() -> Self {
+        ProcStdio {
+            stdin: Stdio::null(),
+            stdout: Stdio::null(),
+            stderr: Stdio::null(),
+        }
+    }
+}
+
+impl Runc {
+    /// Same defaults as containerd's runc-v2: `runc` on PATH, state under
+    /// `/run/containerd/runc/<namespace>`, overridable by runtime options.
+    pub fn new(namespace: &str, binary: &str, root: &str) -> Self {
+        let binary = if binary.is_empty() { "runc" } else { binary };
+        let root = if root.is_empty() {
+            "/run/containerd/runc"
+        } else {
+            root
+        };
+        Runc {
+            binary: PathBuf::from(binary),
+            root: Path::new(root).join(namespace),
+        }
+    }
+
+    fn command(&self, log: Option<&Path>) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--root").arg(&self.root);
+        if let Some(log) = log {
+            cmd.arg("--log").arg(log).arg("--log-format").arg("json");
+        }
+        cmd
+    }
+
+    /// Runs a command whose output the shim reads (state, ps, kill, ...).
+    pub async fn output(&self, args: &[&str], stdin: Option<Vec<u8>>) -> Result<Vec<u8>> {
+        let mut cmd = self.command(None);
+        cmd.args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let name = args.first().copied().unwrap_or_default().to_string();
+        let mut child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
+        let exited = reaper::watch(child.id() as i32);
+        let input = child.stdin.take();
+        let out = child.stdout.take();
+        let err = child.stderr.take();
+        let io = tokio::task::spawn_blocking(move || {
+            if let (Some(mut w), Some(data)) = (input, stdin) {
+                use std::io::Write;
+                let _ = w.write_all(&data);
+            }
+            let mut o = Vec::new();
+            let mut e = Vec::new();
+            if let Some(mut out) = out {
+                let _ = out.read_to_end(&mut o);
+            }
+            if let Some(mut err) = err {
+                let _ = err.read_to_end(&mut e);
+            }
+            (o, e)
+        });
+        let exit = exited
+            .await
+            .map_err(|_| Error::Other(format!("runc {name}: exit lost")))?;
+        let (stdout, stderr) = io
+            .await
+            .map_err(|e| Error::Other(format!("runc {name}: {e}")))?;
+        if exit.status != 0 {
+            return Err(Error::Runc {
+                cmd: name,
+                msg: last_error(&String::from_utf8_lossy(&stderr)),
+            });
+        }
+        Ok(stdout)
+    }
+
+    /// Runs `create`/`exec`/`run`-like commands whose stdio is the container's.
+    /// Returns once runc itself has exited.
+    pub async fn detached(&self, args: &[String], stdio: ProcStdio, log: &Path) -> Result<()> {
+        let _ = std::fs::remove_file(log);
+        let mut cmd = self.command(Some(log));
+        cmd.args(args)
+            .stdin(stdio.stdin)
+            .stdout(stdio.stdout)
+            .stderr(stdio.stderr);
+        let name = args.first().cloned().unwrap_or_default();
+        let child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
+        // Dropping our copies of the container's pipe ends now matters: the
+        // output copies only see EOF once the container alone holds them.
+        drop(cmd);
+        let exit = reaper::watch(child.id() as i32)
+            .await
+            .map_err(|_| Error::Other(format!("runc {name}: exit lost")))?;
+        if exit.status != 0 {
+            let log_text = std::fs::read_to_string(log).unwrap_or_default();
+            return Err(Error::Runc {
+                cmd: name,
+                msg: last_json_error(&log_text)
+                    .unwrap_or_else(|| format!("exit status {}", exit.status)),
+            });
+        }
+        Ok(())
+    }
+
+    fn spawn_error(&self, e: std::io::Error) -> Error {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::FailedPrecondition(format!("runc binary {:?} not found", self.binary))
+        } else {
+            Error::Io {
+                context: format!("spawn {:?}", self.binary),
+                source: e,
+            }
+        }
+    }
+}
+
+/// The last non-empty line of runc's stderr, which carries its error.
+fn last_error(stderr: &str) -> String {
+    stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .unwrap_or_else(|| "no output".into())
+}
+
+/// The last `"level":"error"` message of runc's JSON log.
+pub fn last_json_error(log: &str) -> Option<String> {
+    log.lines().rev().find_map(|line| {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        if v.get("level")?.as_str()? == "error" {
+            Some(v.get("msg")?.as_str()?.to_string())
+        } else {
+            None
+        }
+    })
+}
+
+/// Whether a runc error says the container is already gone.
+pub fn is_not_exist(e: &Error) -> bool {
+    matches!(e, Error::Runc { msg, .. } if msg.contains("does not exist") || msg.contains("not exist"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_log_error() {
+        let log = r#"{"level":"info","msg":"x"}
+{"level":"error","msg":"container_linux.go:380: starting container process caused: exec: \"nope\": executable file not found in $PATH"}
+"#;
+        assert!(last_json_error(log).unwrap().contains("executable file not found"));
+        assert_eq!(last_json_error("garbage"), None);
+    }
+
+    #[test]
+    fn stderr_error() {
+        assert_eq!(last_error("a\nb\n\n"), "b");
+        assert_eq!(last_error(""), "no output");
+    }
+}

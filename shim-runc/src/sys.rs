@@ -1,0 +1,127 @@
+//! Every `unsafe` call of the shim, kept small and in one place.
+
+use std::{
+    fs::File,
+    os::fd::{AsRawFd, FromRawFd, RawFd},
+};
+
+/// Takes ownership of a descriptor the kernel just handed us (SCM_RIGHTS).
+pub fn own_fd(fd: RawFd) -> File {
+    // SAFETY: the caller received `fd` fresh from recvmsg; nothing else owns it.
+    unsafe { File::from_raw_fd(fd) }
+}
+
+/// Sets a terminal's window size (TIOCSWINSZ) on the pty master.
+pub fn set_winsize(pty: &impl AsRawFd, width: u16, height: u16) -> std::io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize` from the pointer, which is valid.
+    let rc = unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Forks the single-threaded pause helper (never call from the tokio shim).
+/// Returns the child's pid in the parent, 0 in the child.
+pub fn fork_single_threaded() -> std::io::Result<i32> {
+    // SAFETY: only the helper calls this, before it ever starts a thread, so
+    // the child inherits a consistent, single-threaded address space.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(pid)
+}
+
+/// Drops `cap` from the bounding set.
+pub fn capbset_drop(cap: u32) -> std::io::Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+    if rc < 0 {
+        let e = std::io::Error::last_os_error();
+        // Caps beyond what this kernel knows are absent already.
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            return Ok(());
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Sets effective/permitted/inheritable capability masks (64-bit, v3 ABI).
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> std::io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const V3: u32 = 0x2008_0522;
+    let mut hdr = Header { version: V3, pid: 0 };
+    let lo = |m: u64| m as u32;
+    let hi = |m: u64| (m >> 32) as u32;
+    let data = [
+        Data {
+            effective: lo(effective),
+            permitted: lo(permitted),
+            inheritable: lo(inheritable),
+        },
+        Data {
+            effective: hi(effective),
+            permitted: hi(permitted),
+            inheritable: hi(inheritable),
+        },
+    ];
+    // SAFETY: header and the two-element data array match the v3 ABI layout.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Raises an ambient capability.
+pub fn ambient_raise(cap: u32) -> std::io::Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+            cap as libc::c_ulong,
+            0,
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Keeps permitted caps across the setuid to the spec's user.
+pub fn keep_caps(on: bool) -> std::io::Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    let rc = unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, on as libc::c_ulong, 0, 0, 0) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Ends the process at once, without running Rust destructors or atexit.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no Rust state.
+    unsafe { libc::_exit(code) }
+}
