@@ -1,0 +1,231 @@
+//! A private containerd for one test: config from `hack/containerd/config.sh` (the same the dev stack
+//! uses), root/state/socket in the test's dir, the crius shim from `target/debug` on its PATH.
+
+use crate::{paths, process};
+use anyhow::{bail, Context};
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How to run the private containerd.
+#[derive(Debug, Clone)]
+pub struct ContainerdOptions {
+    /// Enable containerd's own CRI plugin (slower start; needed to test the shim under it).
+    pub cri: bool,
+    /// CNI conflist dir for the CRI plugin.
+    pub cni_conf_dir: Option<PathBuf>,
+    /// The CRI plugin's default runtime: `crius` (io.containerd.crius.v2) or `runc` (io.containerd.runc.v2).
+    pub default_runtime: String,
+}
+
+impl Default for ContainerdOptions {
+    fn default() -> Self {
+        ContainerdOptions {
+            cri: false,
+            cni_conf_dir: None,
+            default_runtime: "crius".into(),
+        }
+    }
+}
+
+/// A running private containerd. Stopped, with everything it ran, by its [`crate::TestEnv`].
+pub struct Containerd {
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Containerd {
+    pub(crate) fn start(dir: PathBuf, opts: &ContainerdOptions) -> crate::Result<Self> {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let certs_d = dir.join("certs.d");
+        process::output(Command::new(paths::hack("containerd/certs.sh")).arg(&certs_d))?;
+        let mut cfg = Command::new(paths::hack("containerd/config.sh"));
+        cfg.env("CTRD_DIR", &dir)
+            .env("CTRD_CRI", if opts.cri { "1" } else { "0" })
+            .env("CTRD_CERTS_D", &certs_d)
+            .env("CTRD_DEFAULT_RUNTIME", &opts.default_runtime);
+        if let Some(cni) = &opts.cni_conf_dir {
+            cfg.env("CTRD_CNI_CONF_DIR", cni);
+        }
+        let config = process::output(&mut cfg)?;
+        std::fs::write(dir.join("config.toml"), config).context("writing containerd config")?;
+        let mut me = Containerd { dir, child: None };
+        me.spawn()?;
+        Ok(me)
+    }
+
+    fn spawn(&mut self) -> crate::Result<()> {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("containerd.log"))
+            .context("opening containerd.log")?;
+        let path = format!(
+            "{}:{}",
+            paths::bin_dir().display(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
+        );
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(self.dir.join("config.toml"))
+            .env("PATH", path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Own process group: a ^C of the test run must not reach it before teardown does.
+            .process_group(0)
+            .spawn()
+            .context("spawning containerd")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.socket().exists()
+                && self
+                    .ctr("default")
+                    .arg("version")
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            {
+                return Ok(());
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!(
+                    "containerd exited at start ({status}):\n{}",
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "containerd did not answer within 30 s:\n{}",
+            self.log_tail()
+        )
+    }
+
+    /// The instance dir (config, root, state, logs).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The gRPC socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("containerd.sock")
+    }
+
+    /// The registry hosts dir this containerd pulls with (plain http to the local registry).
+    pub fn certs_d(&self) -> PathBuf {
+        self.dir.join("certs.d")
+    }
+
+    /// containerd's pid while it runs.
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
+    /// `ctr -a <socket> -n <namespace>`, ready for more args.
+    pub fn ctr(&self, namespace: &str) -> Command {
+        let mut c = Command::new("ctr");
+        c.arg("-a").arg(self.socket()).arg("-n").arg(namespace);
+        c
+    }
+
+    /// Run `ctr` with `args`; its stdout, or an error with its stderr.
+    pub fn ctr_output(&self, namespace: &str, args: &[&str]) -> crate::Result<String> {
+        process::output(self.ctr(namespace).args(args))
+    }
+
+    /// Pull `image` from the local registry into `namespace`, the real distribution path.
+    pub fn pull(&self, namespace: &str, image: &str) -> crate::Result<()> {
+        let hosts = self.certs_d();
+        let hosts = hosts.to_string_lossy();
+        self.ctr_output(
+            namespace,
+            &[
+                "images",
+                "pull",
+                "--plain-http",
+                "--hosts-dir",
+                &hosts,
+                image,
+            ],
+        )
+        .map(|_| ())
+    }
+
+    /// The last lines of containerd's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Crash containerd (SIGKILL), leaving its shims and containers running.
+    pub fn kill9(&mut self) -> crate::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().context("killing containerd")?;
+            child.wait().context("reaping containerd")?;
+        }
+        Ok(())
+    }
+
+    /// Start containerd again with the same config (after [`Containerd::kill9`]).
+    pub fn restart(&mut self) -> crate::Result<()> {
+        if self.child.is_some() {
+            bail!("containerd is still running");
+        }
+        self.spawn()
+    }
+
+    /// Kill and delete every task and container in every namespace (so shims exit).
+    pub(crate) fn remove_everything(&self) {
+        let Ok(namespaces) = self.ctr_output("default", &["namespaces", "ls", "-q"]) else {
+            return;
+        };
+        for ns in namespaces.lines().map(str::trim).filter(|s| !s.is_empty()) {
+            let tasks = self
+                .ctr_output(ns, &["tasks", "ls", "-q"])
+                .unwrap_or_default();
+            for task in tasks.lines().filter(|s| !s.is_empty()) {
+                let _ = self.ctr_output(ns, &["tasks", "kill", "-a", "-s", "SIGKILL", task]);
+            }
+            for task in tasks.lines().filter(|s| !s.is_empty()) {
+                let _ = self.ctr_output(ns, &["tasks", "delete", "-f", task]);
+            }
+            let containers = self
+                .ctr_output(ns, &["containers", "ls", "-q"])
+                .unwrap_or_default();
+            for c in containers.lines().filter(|s| !s.is_empty()) {
+                let _ = self.ctr_output(ns, &["containers", "delete", c]);
+            }
+        }
+    }
+
+    /// Stop containerd (SIGTERM, then SIGKILL), kill shims that still name its socket, unmount what
+    /// is left under its dir.
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        process::kill_matching(&self.socket().to_string_lossy());
+        process::unmount_under(&self.dir);
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,37 @@
+//! CRI v1 clients over a unix socket: criusd's, or containerd's own CRI plugin.
+
+use anyhow::Context;
+use crius_proto::tonic::transport::{Channel, Endpoint, Uri};
+use crius_proto::{ImageServiceClient, RuntimeServiceClient};
+use hyper_util::rt::TokioIo;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::net::UnixStream;
+
+/// Both CRI services on one connection.
+#[derive(Clone)]
+pub struct CriClient {
+    pub runtime: RuntimeServiceClient<Channel>,
+    pub image: ImageServiceClient<Channel>,
+}
+
+/// Connect to the CRI server on `socket`, waiting up to 30 s for it to appear.
+pub async fn connect(socket: &Path) -> crate::Result<CriClient> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !socket.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let path: PathBuf = socket.to_path_buf();
+    // The URI is ignored: the connector below always dials the socket.
+    let channel = Endpoint::try_from("http://[::]:0")?
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+        }))
+        .await
+        .with_context(|| format!("connecting to CRI socket {}", socket.display()))?;
+    Ok(CriClient {
+        runtime: RuntimeServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
+        image: ImageServiceClient::new(channel).max_decoding_message_size(64 << 20),
+    })
+}
