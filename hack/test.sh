@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Run all of crius's tests — the README's test command, and what CI (.ci/run) calls.
+# On a fresh Debian 12 machine, as root: installs packages and builds (hack/setup.sh), checks format and
+# lints, brings up the local registry with the local images, runs every test one at a time with the
+# strict leak check, and stops the registry again if it started it. Non-zero on any failure.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+crius_need_root
+cd "$CRIUS_REPO"
+
+"$here/setup.sh"
+
+crius_log "cargo fmt --check"
+cargo fmt --all -- --check
+crius_log "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+registry_was_up=0
+crius_pid_alive "$CRIUS_DEV_RUN/registry.pid" && registry_was_up=1
+[ "$registry_was_up" = 1 ] || trap '"$here/registry-down.sh"' EXIT
+"$here/registry-up.sh"
+"$here/images/build.sh"
+
+crius_log "cargo test (integration tests one at a time, strict leak check)"
+CRIUS_LEAK_CHECK=strict cargo test --workspace -- --test-threads=1
