@@ -93,6 +93,9 @@ pub fn setup(path: &str, res: &Resources) -> Result<Vec<PathBuf>> {
             for (ctrls, mnt) in hier {
                 let dir = mnt.join(rel);
                 fs::create_dir_all(&dir).map_err(Error::io(format!("mkdir {}", dir.display())))?;
+                if has(&ctrls, "cpuset") {
+                    init_cpuset(&mnt, rel)?;
+                }
                 if has(&ctrls, "devices") {
                     for (allow, rule) in &res.devices {
                         write(&dir, if *allow { "devices.allow" } else { "devices.deny" }, rule)?;
@@ -152,6 +155,25 @@ pub fn setup(path: &str, res: &Resources) -> Result<Vec<PathBuf>> {
         dirs.swap(0, i);
     }
     Ok(dirs)
+}
+
+/// A new v1 cpuset cgroup admits no task until it has cpus and mems: copy
+/// them down from the parent at every level, as runc does.
+fn init_cpuset(mnt: &Path, rel: &str) -> Result<()> {
+    let mut parent = mnt.to_path_buf();
+    for part in rel.split('/').filter(|p| !p.is_empty()) {
+        let dir = parent.join(part);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let cur = fs::read_to_string(dir.join(file)).unwrap_or_default();
+            if cur.trim().is_empty() {
+                let from = fs::read_to_string(parent.join(file))
+                    .map_err(Error::io(format!("read {}/{file}", parent.display())))?;
+                write(&dir, file, from.trim())?;
+            }
+        }
+        parent = dir;
+    }
+    Ok(())
 }
 
 /// Removes cgroup directories, retrying while the last process leaves.

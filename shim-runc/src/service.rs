@@ -309,9 +309,8 @@ impl Inner {
     ) -> Result<()> {
         if p.stdio.terminal {
             let console = stdio::ConsoleSocket::new()?;
-            let n = args.len() - 1;
-            args.insert(n, console.path.to_string_lossy().into_owned());
-            args.insert(n, "--console-socket".into());
+            args.push("--console-socket".into());
+            args.push(console.path.to_string_lossy().into_owned());
             args.push(id.to_string());
             runc.detached(&args, runc::ProcStdio::null(), &log).await?;
             let master = console.receive()?;

@@ -28,6 +28,7 @@ const HARMLESS_MOUNTS: &[&str] = &[
     "/etc/resolv.conf",
     "/etc/hostname",
     "/etc/hosts",
+    "/run",
 ];
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
