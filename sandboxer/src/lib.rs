@@ -60,8 +60,10 @@ mod error;
 pub mod oom;
 mod pause;
 mod pod;
+mod recover;
 mod sandboxer;
 mod status;
+mod teardown;
 
 pub use config::{OomScorePolicy, PauseSource, SandboxerConfig, DEFAULT_PAUSE_BINARY};
 pub use error::{Error, ErrorKind, Result};
@@ -71,7 +73,7 @@ pub use pod::{
 };
 pub use sandboxer::Sandboxer;
 pub use status::{
-    LinkView, NetnsView, NetworkStatus, PodState, PodStatus, RecoverReport, RouteView,
+    LinkView, NetnsView, NetworkStatus, PodState, PodStatus, RecoverReport, RouteView, RunTimings,
 };
 
 /// containerd label naming the pod a container belongs to.

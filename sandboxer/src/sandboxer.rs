@@ -1,80 +1,600 @@
-//! The `Sandboxer`: pod lifecycle orchestration over the netns, CNI, pause and
-//! store modules.
+//! The `Sandboxer`: pod lifecycle over the netns, CNI, pause and store modules.
+//! Recovery lives in `recover.rs`; teardown steps shared by run-failure,
+//! stop, remove and recover live in `teardown.rs`.
 
-use crate::config::SandboxerConfig;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use containerd_client::tonic::Status;
+
+use crate::cni::{Attachment, Cni, CniError};
+use crate::config::{PauseSource, SandboxerConfig};
+use crate::ctrd::{self, Ctrd};
 use crate::error::{Error, ErrorKind, Result};
-use crate::pod::PodConfig;
-use crate::status::{NetnsView, NetworkStatus, PodStatus, RecoverReport};
+use crate::pause::{rootfs, spec};
+use crate::pod::{NamespaceMode, PodConfig};
+use crate::status::{NetnsView, NetworkStatus, PodState, PodStatus, RunTimings};
+use crate::store::{self, Phase, PodRecord};
+use crate::{files, netns, oom, sys};
 
-/// Owns all pods of one criusd. Cheap to share behind an `Arc`; every method
-/// takes `&self` and is safe to call concurrently.
+/// Owns all pods of one criusd. Share it behind an `Arc`; every method takes
+/// `&self` and is safe to call concurrently (calls on one pod are serialised).
 pub struct Sandboxer {
-    cfg: SandboxerConfig,
+    pub(crate) cfg: SandboxerConfig,
+    pub(crate) cni: Cni,
+    pub(crate) ctrd: Ctrd,
+    rootfs: PathBuf,
+    oom_clamp: bool,
+    own_oom: i32,
+    /// Every pod known, by id (records are also on disk).
+    pub(crate) pods: Mutex<HashMap<String, PodRecord>>,
+    /// One async lock per pod id, so run/stop/remove of one pod never interleave.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-fn todo_step(step: &str) -> Error {
-    Error::new(ErrorKind::Unimplemented, step, "not implemented yet")
+pub(crate) fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn io_step(step: &str, e: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::Internal, step, e.to_string())
+}
+
+pub(crate) fn ctrd_err(step: &str, s: Status) -> Error {
+    let kind = if ctrd::is_unavailable(&s) {
+        ErrorKind::Unavailable
+    } else {
+        ErrorKind::Internal
+    };
+    Error::new(kind, step, format!("containerd: {}", s.message()))
+}
+
+pub(crate) fn cni_err(step: &str, e: CniError) -> Error {
+    let kind = match &e {
+        CniError::Config(_) => ErrorKind::FailedPrecondition,
+        CniError::Args(_) => ErrorKind::InvalidArgument,
+        _ => ErrorKind::Internal,
+    };
+    Error::new(kind, step, e.to_string())
+}
+
+fn elapsed_us(t: Instant) -> u64 {
+    t.elapsed().as_micros() as u64
 }
 
 impl Sandboxer {
     /// Prepare directories, install the pause rootfs, read the CNI config and
-    /// connect to containerd. Does not touch existing pods: call `recover()`.
+    /// set up the (lazy) containerd connection. Loads pod records from disk but
+    /// does not reconcile them: call [`Sandboxer::recover`] once after this.
     pub async fn new(cfg: SandboxerConfig) -> Result<Self> {
-        Ok(Sandboxer { cfg })
+        for d in [
+            cfg.state_dir.clone(),
+            cfg.run_dir.join("netns"),
+            cfg.run_dir.join("sandboxes"),
+            cfg.cni_cache_dir.clone(),
+        ] {
+            std::fs::create_dir_all(&d).map_err(|e| io_step("create dirs", format!("{}: {e}", d.display())))?;
+        }
+        let rootfs_dir = cfg.run_dir.join("pause").join("rootfs");
+        match &cfg.pause {
+            PauseSource::Binary(bin) => {
+                rootfs::install(bin, &rootfs_dir)
+                    .map_err(|m| Error::new(ErrorKind::FailedPrecondition, "install pause", m))?;
+            }
+            PauseSource::Image(r) => {
+                return Err(Error::new(
+                    ErrorKind::Unimplemented,
+                    "pause",
+                    format!("pause image {r:?}: image pause sources are not implemented; use PauseSource::Binary"),
+                ))
+            }
+        }
+        let own_oom = oom::own_score();
+        let has_cap = oom::has_cap_sys_resource();
+        let oom_clamp = oom::should_clamp(cfg.oom_score, has_cap);
+        if oom_clamp {
+            tracing::info!(
+                own_score = own_oom,
+                has_cap_sys_resource = has_cap,
+                policy = ?cfg.oom_score,
+                "oom_score_adj requests below this process's own score are clamped to {own_oom}"
+            );
+        }
+        let ctrd = Ctrd::new(&cfg.containerd_address, &cfg.containerd_namespace)
+            .map_err(|s| ctrd_err("containerd connect", s))?;
+        let cni = Cni::new(
+            cfg.cni_conf_dir.clone(),
+            cfg.cni_bin_dirs.clone(),
+            cfg.cni_cache_dir.clone(),
+            cfg.cni_timeout,
+        );
+        let _ = cni.current(); // logs the config in force (or why none)
+        let mut pods = HashMap::new();
+        for id in store::ids(&cfg.state_dir).map_err(|e| io_step("read state dir", e))? {
+            match store::load(&cfg.state_dir, &id) {
+                Ok(rec) => {
+                    pods.insert(id, rec);
+                }
+                Err(e) => tracing::warn!(pod = %id, error = %e, "unreadable pod record; recover() cleans it up"),
+            }
+        }
+        Ok(Sandboxer {
+            cfg,
+            cni,
+            ctrd,
+            rootfs: rootfs_dir,
+            oom_clamp,
+            own_oom,
+            pods: Mutex::new(pods),
+            locks: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn config(&self) -> &SandboxerConfig {
         &self.cfg
     }
 
-    /// Create and start a pod: netns, then CNI ADD and pause start side by side.
-    /// On failure everything made so far is torn down.
-    pub async fn run(&self, _config: PodConfig) -> Result<PodStatus> {
-        Err(todo_step("run"))
+    /// The oom_score_adj to request for `requested` under this sandboxer's
+    /// policy (criusd uses it for containers too).
+    pub fn oom_score_adj(&self, requested: i32) -> i32 {
+        oom::effective_score(requested, self.own_oom, self.oom_clamp)
+    }
+
+    pub(crate) fn pod_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(id.to_string()).or_default().clone()
+    }
+
+    pub(crate) fn forget(&self, id: &str) {
+        self.pods.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.locks.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    pub(crate) fn record(&self, id: &str) -> Option<PodRecord> {
+        self.pods.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    /// Save a record to disk, then to memory.
+    pub(crate) fn save(&self, rec: &PodRecord) -> Result<()> {
+        store::save(&self.cfg.state_dir, rec)
+            .map_err(|e| io_step("save pod record", e).pod(&rec.id))?;
+        self.pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(rec.id.clone(), rec.clone());
+        Ok(())
+    }
+
+    pub(crate) fn netns_path(&self, id: &str) -> PathBuf {
+        self.cfg.run_dir.join("netns").join(id)
+    }
+
+    pub(crate) fn sandbox_run_dir(&self, id: &str) -> PathBuf {
+        self.cfg.run_dir.join("sandboxes").join(id)
+    }
+
+    /// Create and start a pod: netns, then CNI ADD and the pause start side by
+    /// side. On failure everything made so far is torn down.
+    pub async fn run(&self, config: PodConfig) -> Result<PodStatus> {
+        let t0 = Instant::now();
+        validate(&config)?;
+        let host_net = config.host_network();
+        if !host_net {
+            self.cni.current().map_err(|e| {
+                Error::new(ErrorKind::FailedPrecondition, "network", format!("network plugin not ready: {e}"))
+            })?;
+        }
+        let id = hex(&sys::random_bytes::<32>().map_err(|e| io_step("pod id", e))?);
+        let lock = self.pod_lock(&id);
+        let _held = lock.lock().await;
+
+        let hostname = if host_net || config.hostname.is_empty() {
+            nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        } else {
+            config.hostname.clone()
+        };
+        let cgroup_parent = if config.linux.cgroup_parent.is_empty() {
+            self.cfg.default_cgroup_parent.clone()
+        } else {
+            config.linux.cgroup_parent.clone()
+        };
+        let mut rec = PodRecord {
+            version: store::RECORD_VERSION,
+            id: id.clone(),
+            phase: Phase::Creating,
+            created_at_ns: now_ns(),
+            netns_path: (!host_net).then(|| self.netns_path(&id)),
+            ips: Vec::new(),
+            pause_pid: None,
+            pause_start_time: None,
+            cgroup_parent,
+            hostname,
+            shm_path: (config.linux.namespaces.ipc != NamespaceMode::Node)
+                .then(|| self.sandbox_run_dir(&id).join("shm")),
+            timings: RunTimings::default(),
+            config,
+        };
+        // Reserve the pod identity (duplicate check) and persist before making
+        // anything, so a crash from here on is found by recover().
+        {
+            let mut pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(existing) = pods
+                .values()
+                .find(|p| p.config.metadata == rec.config.metadata)
+            {
+                let md = &rec.config.metadata;
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists {
+                        existing_id: existing.id.clone(),
+                    },
+                    "run",
+                    format!(
+                        "pod {}/{} (uid {}, attempt {}) already exists as {}",
+                        md.namespace, md.name, md.uid, md.attempt, existing.id
+                    ),
+                ));
+            }
+            pods.insert(id.clone(), rec.clone());
+        }
+        let span = tracing::info_span!("run_pod", pod = %id, name = %rec.config.metadata.name, namespace = %rec.config.metadata.namespace);
+        let _enter = span.enter();
+        if let Err(e) = self.save(&rec) {
+            self.forget(&id);
+            return Err(e);
+        }
+        match self.make(&mut rec, t0).await {
+            Ok(()) => {
+                rec.phase = Phase::Running;
+                rec.timings.total_us = elapsed_us(t0);
+                match self.save(&rec) {
+                    Ok(()) => {
+                        tracing::info!(pod = %id, ips = ?rec.ips, pause_pid = ?rec.pause_pid, timings = ?rec.timings, "pod ready");
+                        Ok(self.to_status(&rec, PodState::Ready))
+                    }
+                    Err(e) => {
+                        self.abandon(&rec).await;
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) => {
+                let e = e.pod(&id);
+                tracing::warn!(pod = %id, error = %e, "run failed; tearing down");
+                self.abandon(&rec).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Tear a failed pod down; forget it when nothing is left, else keep the
+    /// record (phase Creating) for the next recover().
+    async fn abandon(&self, rec: &PodRecord) {
+        let errs = self.teardown(rec).await;
+        if errs.is_empty() {
+            self.forget(&rec.id);
+        } else {
+            tracing::warn!(pod = %rec.id, errors = ?errs, "teardown incomplete; recover() will retry");
+        }
+    }
+
+    /// Everything of `run` after the record exists.
+    async fn make(&self, rec: &mut PodRecord, t0: Instant) -> Result<()> {
+        let id = rec.id.clone();
+        let pod_dir = store::pod_dir(&self.cfg.state_dir, &id);
+        files::write_pod_files(
+            &pod_dir,
+            rec.config.dns.as_ref(),
+            &rec.hostname,
+            rec.config.host_network(),
+        )
+        .map_err(|e| io_step("write pod files", e))?;
+        if let Some(shm) = &rec.shm_path {
+            sys::mount_shm(shm).map_err(|e| io_step("mount shm", e))?;
+        }
+        rec.timings.prepare_us = elapsed_us(t0);
+
+        if let Some(ns) = &rec.netns_path {
+            let t = Instant::now();
+            netns::create(ns).await.map_err(|e| io_step("create netns", e))?;
+            rec.timings.netns_us = elapsed_us(t);
+        }
+
+        // CNI ADD needs the netns, not the pause: run both at once.
+        let rec_ro = rec.clone();
+        let network = async {
+            let Some(ns) = &rec_ro.netns_path else {
+                return Ok((Vec::new(), 0));
+            };
+            let t = Instant::now();
+            let md = &rec_ro.config.metadata;
+            let (ips, _) = self
+                .cni
+                .add(&Attachment {
+                    id: &rec_ro.id,
+                    netns: ns,
+                    pod_name: &md.name,
+                    pod_namespace: &md.namespace,
+                    pod_uid: &md.uid,
+                    port_mappings: &rec_ro.config.port_mappings,
+                    annotations: &rec_ro.config.annotations,
+                })
+                .await
+                .map_err(|e| cni_err("CNI ADD", e))?;
+            Ok::<_, Error>((ips, elapsed_us(t)))
+        };
+        let pause = async {
+            let t = Instant::now();
+            let pid = self.start_pause(&rec_ro).await?;
+            Ok::<_, Error>((pid, elapsed_us(t)))
+        };
+        let (net, pause) = tokio::join!(network, pause);
+        // Record what exists before judging, so teardown finds the pause.
+        if let Ok((pid, us)) = &pause {
+            rec.pause_pid = Some(*pid);
+            rec.pause_start_time = sys::proc_start_time(*pid);
+            rec.timings.pause_start_us = *us;
+        }
+        let (ips, cni_us) = net?;
+        pause?;
+        rec.ips = ips;
+        rec.timings.cni_add_us = cni_us;
+        Ok(())
+    }
+
+    async fn start_pause(&self, rec: &PodRecord) -> Result<u32> {
+        spec::check_sysctls(&rec.config).map_err(|m| Error::new(ErrorKind::InvalidArgument, "pause spec", m))?;
+        let cgroups_path = spec::cgroups_path(&rec.cgroup_parent, &rec.id);
+        let requested = oom::PAUSE_OOM_SCORE_ADJ;
+        let score = self.oom_score_adj(requested);
+        let spec_bytes = spec::build(&spec::SpecInput {
+            id: &rec.id,
+            config: &rec.config,
+            rootfs: &self.rootfs,
+            netns: rec.netns_path.as_deref(),
+            shm: rec.shm_path.as_deref(),
+            hostname: &rec.hostname,
+            cgroups_path: &cgroups_path,
+            oom_score_adj: score,
+        })
+        .map_err(|m| Error::new(ErrorKind::Internal, "pause spec", m))?;
+        let labels = HashMap::from([
+            (crate::LABEL_KIND.to_string(), "sandbox".to_string()),
+            (crate::LABEL_SANDBOX_ID.to_string(), rec.id.clone()),
+        ]);
+        self.ctrd
+            .create_container(&rec.id, &self.cfg.runtime, spec_bytes, labels)
+            .await
+            .map_err(|s| ctrd_err("create pause container", s))?;
+        self.ctrd
+            .start_task(&rec.id)
+            .await
+            .map_err(|s| ctrd_err("start pause task", s))
+    }
+
+    /// Is the pause of this record alive? (pid + start time, no RPC.)
+    pub(crate) fn pause_alive(rec: &PodRecord) -> bool {
+        match (rec.pause_pid, rec.pause_start_time) {
+            (Some(pid), Some(st)) => sys::proc_start_time(pid) == Some(st),
+            (Some(pid), None) => sys::proc_start_time(pid).is_some(),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn to_status(&self, rec: &PodRecord, state: PodState) -> PodStatus {
+        let dir = store::pod_dir(&self.cfg.state_dir, &rec.id);
+        PodStatus {
+            id: rec.id.clone(),
+            config: rec.config.clone(),
+            state,
+            created_at_ns: rec.created_at_ns,
+            netns_path: rec.netns_path.clone(),
+            ips: rec.ips.clone(),
+            pause_pid: if state == PodState::Ready { rec.pause_pid } else { None },
+            cgroup_parent: rec.cgroup_parent.clone(),
+            resolv_conf_path: dir.join("resolv.conf"),
+            hostname_path: dir.join("hostname"),
+            hosts_path: dir.join("hosts"),
+            shm_path: rec.shm_path.clone(),
+            hostname: rec.hostname.clone(),
+            timings: rec.timings,
+        }
+    }
+
+    fn state_of(rec: &PodRecord) -> PodState {
+        if rec.phase == Phase::Running && Self::pause_alive(rec) {
+            PodState::Ready
+        } else {
+            PodState::NotReady
+        }
     }
 
     /// Kill the pod's containers' tasks and the pause (SIGTERM, SIGKILL after
     /// `stop_grace`), CNI DEL. Idempotent; NotFound for an unknown id.
-    pub async fn stop(&self, _id: &str) -> Result<()> {
-        Err(todo_step("stop"))
+    pub async fn stop(&self, id: &str) -> Result<()> {
+        let lock = self.pod_lock(id);
+        let _held = lock.lock().await;
+        let mut rec = self.record(id).ok_or_else(|| Error::not_found(id))?;
+        self.stop_locked(&mut rec).await.map_err(|e| e.pod(id))
+    }
+
+    pub(crate) async fn stop_locked(&self, rec: &mut PodRecord) -> Result<()> {
+        let id = rec.id.clone();
+        self.kill_pod_containers(&id).await?;
+        self.stop_pause(&id).await?;
+        let netns = rec.netns_path.as_deref().filter(|p| netns::exists(p));
+        self.cni
+            .del(&id, netns)
+            .await
+            .map_err(|e| cni_err("CNI DEL", e))?;
+        if rec.phase != Phase::Stopped {
+            rec.phase = Phase::Stopped;
+            rec.pause_pid = None;
+            rec.pause_start_time = None;
+            self.save(rec)?;
+            tracing::info!(pod = %id, "pod stopped");
+        }
+        Ok(())
     }
 
     /// Stop if needed, then delete the pod's containerd containers, netns and
     /// files. Idempotent: removing an unknown id is Ok.
-    pub async fn remove(&self, _id: &str) -> Result<()> {
-        Err(todo_step("remove"))
+    pub async fn remove(&self, id: &str) -> Result<()> {
+        let lock = self.pod_lock(id);
+        let _held = lock.lock().await;
+        let Some(mut rec) = self.record(id) else {
+            return Ok(());
+        };
+        if rec.phase != Phase::Stopped && rec.phase != Phase::Removing {
+            self.stop_locked(&mut rec).await.map_err(|e| e.pod(id))?;
+        }
+        rec.phase = Phase::Removing;
+        self.save(&rec)?;
+        let errs = self.teardown(&rec).await;
+        if let Some(first) = errs.first() {
+            return Err(Error::new(ErrorKind::Internal, "remove", first.clone()).pod(id));
+        }
+        self.forget(id);
+        tracing::info!(pod = %id, "pod removed");
+        Ok(())
     }
 
     pub async fn status(&self, id: &str) -> Result<PodStatus> {
-        Err(Error::not_found(id))
+        let rec = self.record(id).ok_or_else(|| Error::not_found(id))?;
+        Ok(self.to_status(&rec, Self::state_of(&rec)))
     }
 
+    /// All pods, including ones still being created (NotReady).
     pub async fn list(&self) -> Result<Vec<PodStatus>> {
-        Err(todo_step("list"))
+        let recs: Vec<PodRecord> = self
+            .pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut out: Vec<PodStatus> = recs
+            .iter()
+            .map(|r| self.to_status(r, Self::state_of(r)))
+            .collect();
+        out.sort_by_key(|s| s.created_at_ns);
+        Ok(out)
     }
 
     /// Read the pod's netns back with rtnetlink (links, addresses, routes).
-    pub async fn netns_view(&self, _id: &str) -> Result<NetnsView> {
-        Err(todo_step("netns_view"))
+    pub async fn netns_view(&self, id: &str) -> Result<NetnsView> {
+        let rec = self.record(id).ok_or_else(|| Error::not_found(id))?;
+        let ns = rec.netns_path.ok_or_else(|| {
+            Error::new(ErrorKind::FailedPrecondition, "netns view", "pod uses the host network").pod(id)
+        })?;
+        netns::view(&ns)
+            .await
+            .map_err(|e| io_step("netns view", e).pod(id))
     }
 
-    /// Reconcile disk, containerd and netns mounts after a (re)start.
-    pub async fn recover(&self) -> Result<RecoverReport> {
-        Err(todo_step("recover"))
+    /// CNI CHECK of the pod's attachment (spec ≥ 0.4.0).
+    pub async fn check_network(&self, id: &str) -> Result<()> {
+        let rec = self.record(id).ok_or_else(|| Error::not_found(id))?;
+        let Some(ns) = rec.netns_path else {
+            return Ok(());
+        };
+        self.cni
+            .check(id, &ns)
+            .await
+            .map_err(|e| cni_err("CNI CHECK", e).pod(id))
     }
 
     /// CRI NetworkReady: false with reason `NetworkPluginNotReady` when no CNI config loads.
     pub fn network_status(&self) -> NetworkStatus {
-        NetworkStatus {
-            ready: false,
-            reason: "NetworkPluginNotReady".into(),
-            message: "not implemented yet".into(),
+        match self.cni.current() {
+            Ok(_) => NetworkStatus {
+                ready: true,
+                reason: String::new(),
+                message: String::new(),
+            },
+            Err(e) => NetworkStatus {
+                ready: false,
+                reason: "NetworkPluginNotReady".into(),
+                message: format!("Network plugin returns error: cni config load failed: {e}"),
+            },
         }
     }
 
     /// kubelet's UpdateRuntimeConfig: the pod CIDR, passed to CNI as the
-    /// `ipRanges` capability arg for new pods.
-    pub fn update_pod_cidr(&self, _cidr: &str) -> Result<()> {
-        Err(todo_step("update_pod_cidr"))
+    /// `ipRanges` capability arg for new pods (empty clears it).
+    pub fn update_pod_cidr(&self, cidr: &str) -> Result<()> {
+        let cidr = cidr.trim();
+        if cidr.is_empty() {
+            self.cni.set_pod_cidr(None);
+            return Ok(());
+        }
+        for part in cidr.split(',') {
+            valid_cidr(part.trim()).map_err(|m| Error::new(ErrorKind::InvalidArgument, "pod cidr", m))?;
+        }
+        // host-local takes one range per set; kubelet's dual-stack form is comma separated.
+        self.cni.set_pod_cidr(Some(cidr.split(',').next().unwrap_or(cidr).trim().to_string()));
+        tracing::info!(cidr, "pod CIDR updated");
+        Ok(())
+    }
+
+    pub(crate) fn state_dir(&self) -> &Path {
+        &self.cfg.state_dir
+    }
+}
+
+fn valid_cidr(s: &str) -> std::result::Result<(), String> {
+    let (ip, len) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?} is not a CIDR"))?;
+    let ip: std::net::IpAddr = ip.parse().map_err(|_| format!("{s:?}: bad address"))?;
+    let len: u8 = len.parse().map_err(|_| format!("{s:?}: bad prefix length"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    if len > max {
+        return Err(format!("{s:?}: prefix length over {max}"));
+    }
+    Ok(())
+}
+
+fn validate(c: &PodConfig) -> Result<()> {
+    let md = &c.metadata;
+    let bad = |m: &str| Err(Error::new(ErrorKind::InvalidArgument, "run", m.to_string()));
+    if md.name.is_empty() {
+        return bad("metadata.name is empty");
+    }
+    if md.namespace.is_empty() {
+        return bad("metadata.namespace is empty");
+    }
+    if md.uid.is_empty() {
+        return bad("metadata.uid is empty");
+    }
+    spec::check_sysctls(c).map_err(|m| Error::new(ErrorKind::InvalidArgument, "run", m))?;
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        assert!(valid_cidr("10.1.0.0/24").is_ok());
+        assert!(valid_cidr("fd00::/64").is_ok());
+        assert!(valid_cidr("10.1.0.0").is_err());
+        assert!(valid_cidr("10.1.0.0/33").is_err());
+    }
+
+    #[test]
+    fn hex_ids() {
+        assert_eq!(hex(&[0, 255, 16]), "00ff10");
     }
 }

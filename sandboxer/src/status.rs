@@ -42,6 +42,21 @@ pub struct PodStatus {
     pub shm_path: Option<PathBuf>,
     /// Effective hostname of the pod.
     pub hostname: String,
+    /// How long each phase of `run` took.
+    pub timings: RunTimings,
+}
+
+/// Phase timings of `run`, in microseconds. CNI ADD and pause start run side
+/// by side, so `total_us` is less than the sum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunTimings {
+    /// Record, pod files, /dev/shm.
+    pub prepare_us: u64,
+    pub netns_us: u64,
+    pub cni_add_us: u64,
+    pub pause_start_us: u64,
+    pub total_us: u64,
 }
 
 /// CRI's NetworkReady condition.

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic;
 use crate::pod::PodConfig;
+use crate::status::RunTimings;
 
 pub const RECORD_VERSION: u32 = 1;
 
@@ -25,17 +26,6 @@ pub enum Phase {
     Removing,
 }
 
-/// Phase timings of `run`, in microseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RunTimings {
-    pub prepare_us: u64,
-    pub netns_us: u64,
-    pub cni_add_us: u64,
-    pub pause_start_us: u64,
-    pub total_us: u64,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PodRecord {
     pub version: u32,
@@ -46,6 +36,9 @@ pub struct PodRecord {
     pub netns_path: Option<PathBuf>,
     pub ips: Vec<IpAddr>,
     pub pause_pid: Option<u32>,
+    /// Start time (clock ticks since boot) of the pause, to tell a live pause from a reused pid.
+    #[serde(default)]
+    pub pause_start_time: Option<u64>,
     pub cgroup_parent: String,
     pub hostname: String,
     pub shm_path: Option<PathBuf>,
@@ -110,6 +103,7 @@ mod tests {
             netns_path: Some("/run/crius/netns/abc".into()),
             ips: vec!["10.99.0.2".parse().expect("ip")],
             pause_pid: Some(7),
+            pause_start_time: Some(123),
             cgroup_parent: "/crius".into(),
             hostname: "p".into(),
             shm_path: None,

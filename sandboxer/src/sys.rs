@@ -150,6 +150,29 @@ fn unescape_mount_path(s: &str) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// Start time of a live (not zombie) process, in clock ticks since boot
+/// (field 22 of /proc/<pid>/stat). None when there is no such live process.
+pub fn proc_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parens: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    // `rest` starts at field 3; field 22 is 19 further.
+    fields.nth(18)?.parse().ok()
+}
+
+/// Random bytes from the kernel (pod ids).
+pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
+    use std::io::Read;
+    let mut buf = [0u8; N];
+    File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
 /// SIGKILL a whole process group (best effort: it may be gone already).
 pub fn kill_process_group(pgid: u32) {
     if let Ok(pgid) = i32::try_from(pgid) {
@@ -163,6 +186,14 @@ pub fn kill_process_group(pgid: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_start_time() {
+        let me = std::process::id();
+        assert!(proc_start_time(me).is_some());
+        assert_eq!(proc_start_time(me), proc_start_time(me));
+        assert!(proc_start_time(u32::MAX - 1).is_none());
+    }
 
     #[test]
     fn unescapes_mountinfo() {

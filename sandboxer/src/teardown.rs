@@ -1,0 +1,129 @@
+//! Taking a pod apart, step by step, each step idempotent: used by stop,
+//! remove, a failed run and recover.
+
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::sandboxer::{ctrd_err, Sandboxer};
+use crate::store::{self, PodRecord};
+use crate::{netns, sys};
+
+const SIGTERM: u32 = 15;
+const SIGKILL: u32 = 9;
+/// How long a SIGKILLed task may take to be reported gone.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+impl Sandboxer {
+    /// SIGKILL every task of the pod's containers (criusd labels them
+    /// `io.crius.sandbox-id=<id>`) and wait for them to exit. Their tasks and
+    /// containers stay: criusd reads their exit status.
+    pub(crate) async fn kill_pod_containers(&self, id: &str) -> Result<()> {
+        for c in self.pod_containers(id).await? {
+            self.ctrd
+                .kill(&c, SIGKILL, true)
+                .await
+                .map_err(|s| ctrd_err("kill pod container", s))?;
+            if !self.ctrd.wait(&c, KILL_WAIT).await.map_err(|s| ctrd_err("wait pod container", s))? {
+                return Err(Error::new(ErrorKind::Internal, "kill pod container", format!("container {c} did not exit after SIGKILL")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Ids of the pod's containers (not the pause).
+    async fn pod_containers(&self, id: &str) -> Result<Vec<String>> {
+        let list = self
+            .ctrd
+            .containers_with_label(crate::LABEL_SANDBOX_ID, id)
+            .await
+            .map_err(|s| ctrd_err("list pod containers", s))?;
+        Ok(list
+            .into_iter()
+            .filter(|c| c.id != id && c.labels.get(crate::LABEL_KIND).map(String::as_str) != Some("sandbox"))
+            .map(|c| c.id)
+            .collect())
+    }
+
+    /// SIGTERM the pause, SIGKILL after the grace period, then delete its task.
+    pub(crate) async fn stop_pause(&self, id: &str) -> Result<()> {
+        if let Some(task) = self.ctrd.task(id).await.map_err(|s| ctrd_err("pause state", s))? {
+            if task.running {
+                self.ctrd.kill(id, SIGTERM, false).await.map_err(|s| ctrd_err("SIGTERM pause", s))?;
+                let exited = self
+                    .ctrd
+                    .wait(id, self.cfg.stop_grace)
+                    .await
+                    .map_err(|s| ctrd_err("wait pause", s))?;
+                if !exited {
+                    tracing::info!(pod = %id, "pause ignored SIGTERM; SIGKILL");
+                    self.ctrd.kill(id, SIGKILL, true).await.map_err(|s| ctrd_err("SIGKILL pause", s))?;
+                    if !self.ctrd.wait(id, KILL_WAIT).await.map_err(|s| ctrd_err("wait pause", s))? {
+                        return Err(Error::new(ErrorKind::Internal, "stop pause", "pause did not exit after SIGKILL"));
+                    }
+                }
+            }
+            self.ctrd.delete_task(id).await.map_err(|s| ctrd_err("delete pause task", s))?;
+        }
+        Ok(())
+    }
+
+    /// Remove everything of the pod, continuing past failures; returns them.
+    pub(crate) async fn teardown(&self, rec: &PodRecord) -> Vec<String> {
+        let id = rec.id.as_str();
+        let mut errs = Vec::new();
+        let note = |errs: &mut Vec<String>, r: Result<()>| {
+            if let Err(e) = r {
+                errs.push(e.to_string());
+            }
+        };
+        // The pod's containers: kill, delete task, delete container.
+        match self.pod_containers(id).await {
+            Ok(list) => {
+                for c in list {
+                    let r = async {
+                        self.ctrd.kill(&c, SIGKILL, true).await.map_err(|s| ctrd_err("kill pod container", s))?;
+                        self.ctrd.wait(&c, KILL_WAIT).await.map_err(|s| ctrd_err("wait pod container", s))?;
+                        self.ctrd.delete_task(&c).await.map_err(|s| ctrd_err("delete pod container task", s))?;
+                        self.ctrd.delete_container(&c).await.map_err(|s| ctrd_err("delete pod container", s))
+                    }
+                    .await;
+                    note(&mut errs, r);
+                }
+            }
+            Err(e) => note(&mut errs, Err(e)),
+        }
+        note(&mut errs, self.stop_pause(id).await);
+        note(
+            &mut errs,
+            self.ctrd
+                .delete_container(id)
+                .await
+                .map_err(|s| ctrd_err("delete pause container", s)),
+        );
+        let ns_path = self.netns_path(id);
+        let live_ns = netns::exists(&ns_path).then_some(ns_path.as_path());
+        note(
+            &mut errs,
+            self.cni
+                .del(id, live_ns)
+                .await
+                .map_err(|e| crate::sandboxer::cni_err("CNI DEL", e)),
+        );
+        note(&mut errs, netns::remove(&ns_path).map_err(|e| crate::sandboxer::io_step("remove netns", e)));
+        let run_dir = self.sandbox_run_dir(id);
+        note(
+            &mut errs,
+            sys::unmount_all(&run_dir.join("shm"))
+                .and_then(|_| match std::fs::remove_dir_all(&run_dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                })
+                .map_err(|e| crate::sandboxer::io_step("remove shm", e)),
+        );
+        // The record goes last, and only when all else is gone, so a retry knows what to do.
+        if errs.is_empty() {
+            note(&mut errs, store::delete(self.state_dir(), id).map_err(|e| crate::sandboxer::io_step("delete pod record", e)));
+        }
+        errs
+    }
+}
