@@ -43,7 +43,11 @@ mod tests {
         super::write(&p, b"one").expect("write");
         super::write(&p, b"two").expect("write");
         assert_eq!(std::fs::read(&p).expect("read"), b"two");
-        assert_eq!(std::fs::read_dir(d.path()).expect("ls").count(), 1, "no tmp left");
+        assert_eq!(
+            std::fs::read_dir(d.path()).expect("ls").count(),
+            1,
+            "no tmp left"
+        );
         super::remove(&p).expect("rm");
         super::remove(&p).expect("rm again");
     }

@@ -224,7 +224,11 @@ impl Ctrd {
     }
 
     /// Containers carrying label `key=value`.
-    pub async fn containers_with_label(&self, key: &str, value: &str) -> Result<Vec<Container>, Status> {
+    pub async fn containers_with_label(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<Container>, Status> {
         let filter = format!("labels.\"{key}\"=={value}");
         let resp = self
             .containers()
@@ -245,6 +249,8 @@ fn is_live(status: i32) -> bool {
 
 /// Is this error containerd being unreachable (vs. a refusal)?
 pub fn is_unavailable(s: &Status) -> bool {
-    matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Unknown)
-        && (s.code() != Code::Unknown || s.message().contains("transport"))
+    matches!(
+        s.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Unknown
+    ) && (s.code() != Code::Unknown || s.message().contains("transport"))
 }

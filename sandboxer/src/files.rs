@@ -85,7 +85,10 @@ mod tests {
     fn writes_files() {
         let t = tempfile::tempdir().expect("tempdir");
         write_pod_files(t.path(), Some(&DnsConfig::default()), "web-1", false).expect("write");
-        assert_eq!(std::fs::read_to_string(t.path().join("hostname")).expect("read"), "web-1\n");
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("hostname")).expect("read"),
+            "web-1\n"
+        );
         assert!(std::fs::read_to_string(t.path().join("hosts"))
             .expect("read")
             .starts_with("127.0.0.1\tlocalhost"));

@@ -36,9 +36,10 @@ fn connect_here(rt: &tokio::runtime::Handle) -> io::Result<Handle> {
 pub async fn create(path: &Path) -> io::Result<()> {
     let rt = tokio::runtime::Handle::current();
     let p = path.to_path_buf();
-    let handle = tokio::task::spawn_blocking(move || sys::create_netns(&p, move || connect_here(&rt)))
-        .await
-        .map_err(io::Error::other)??;
+    let handle =
+        tokio::task::spawn_blocking(move || sys::create_netns(&p, move || connect_here(&rt)))
+            .await
+            .map_err(io::Error::other)??;
     let res = lo_up(&handle).await;
     if res.is_err() {
         let _ = sys::remove_netns(path);

@@ -15,11 +15,14 @@ impl Sandboxer {
     /// mid-remove are torn down; leftovers with no record are removed.
     pub async fn recover(&self) -> Result<RecoverReport> {
         let mut report = RecoverReport::default();
-        let ids = store::ids(self.state_dir()).map_err(|e| crate::sandboxer::io_step("read state dir", e))?;
+        let ids = store::ids(self.state_dir())
+            .map_err(|e| crate::sandboxer::io_step("read state dir", e))?;
         let tasks = match self.ctrd.tasks_by_id().await {
             Ok(t) => Some(t),
             Err(s) => {
-                report.errors.push(format!("containerd tasks: {}", s.message()));
+                report
+                    .errors
+                    .push(format!("containerd tasks: {}", s.message()));
                 None
             }
         };
@@ -116,9 +119,15 @@ impl Sandboxer {
         orphans.extend(names(self.cfg.run_dir.join("netns")));
         orphans.extend(names(self.cfg.run_dir.join("sandboxes")));
         orphans.extend(self.cni.cached_ids());
-        match self.ctrd.containers_with_label(crate::LABEL_KIND, "sandbox").await {
+        match self
+            .ctrd
+            .containers_with_label(crate::LABEL_KIND, "sandbox")
+            .await
+        {
             Ok(list) => orphans.extend(list.into_iter().map(|c| c.id)),
-            Err(s) => report.errors.push(format!("containerd containers: {}", s.message())),
+            Err(s) => report
+                .errors
+                .push(format!("containerd containers: {}", s.message())),
         }
         for id in orphans {
             if known.contains(id.as_str()) || id.starts_with('.') {

@@ -78,7 +78,8 @@ impl Sandboxer {
             cfg.run_dir.join("sandboxes"),
             cfg.cni_cache_dir.clone(),
         ] {
-            std::fs::create_dir_all(&d).map_err(|e| io_step("create dirs", format!("{}: {e}", d.display())))?;
+            std::fs::create_dir_all(&d)
+                .map_err(|e| io_step("create dirs", format!("{}: {e}", d.display())))?;
         }
         let rootfs_dir = cfg.run_dir.join("pause").join("rootfs");
         match &cfg.pause {
@@ -120,7 +121,9 @@ impl Sandboxer {
                 Ok(rec) => {
                     pods.insert(id, rec);
                 }
-                Err(e) => tracing::warn!(pod = %id, error = %e, "unreadable pod record; recover() cleans it up"),
+                Err(e) => {
+                    tracing::warn!(pod = %id, error = %e, "unreadable pod record; recover() cleans it up")
+                }
             }
         }
         Ok(Sandboxer {
@@ -151,12 +154,22 @@ impl Sandboxer {
     }
 
     pub(crate) fn forget(&self, id: &str) {
-        self.pods.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-        self.locks.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        self.locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     pub(crate) fn record(&self, id: &str) -> Option<PodRecord> {
-        self.pods.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+        self.pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// Save a record to disk, then to memory.
@@ -186,7 +199,11 @@ impl Sandboxer {
         let host_net = config.host_network();
         if !host_net {
             self.cni.current().map_err(|e| {
-                Error::new(ErrorKind::FailedPrecondition, "network", format!("network plugin not ready: {e}"))
+                Error::new(
+                    ErrorKind::FailedPrecondition,
+                    "network",
+                    format!("network plugin not ready: {e}"),
+                )
             })?;
         }
         let id = hex(&sys::random_bytes::<32>().map_err(|e| io_step("pod id", e))?);
@@ -302,7 +319,9 @@ impl Sandboxer {
 
         if let Some(ns) = &rec.netns_path {
             let t = Instant::now();
-            netns::create(ns).await.map_err(|e| io_step("create netns", e))?;
+            netns::create(ns)
+                .await
+                .map_err(|e| io_step("create netns", e))?;
             rec.timings.netns_us = elapsed_us(t);
         }
 
@@ -349,7 +368,8 @@ impl Sandboxer {
     }
 
     async fn start_pause(&self, rec: &PodRecord) -> Result<u32> {
-        spec::check_sysctls(&rec.config).map_err(|m| Error::new(ErrorKind::InvalidArgument, "pause spec", m))?;
+        spec::check_sysctls(&rec.config)
+            .map_err(|m| Error::new(ErrorKind::InvalidArgument, "pause spec", m))?;
         let cgroups_path = spec::cgroups_path(&rec.cgroup_parent, &rec.id);
         let requested = oom::PAUSE_OOM_SCORE_ADJ;
         let score = self.oom_score_adj(requested);
@@ -396,7 +416,11 @@ impl Sandboxer {
             created_at_ns: rec.created_at_ns,
             netns_path: rec.netns_path.clone(),
             ips: rec.ips.clone(),
-            pause_pid: if state == PodState::Ready { rec.pause_pid } else { None },
+            pause_pid: if state == PodState::Ready {
+                rec.pause_pid
+            } else {
+                None
+            },
             cgroup_parent: rec.cgroup_parent.clone(),
             resolv_conf_path: dir.join("resolv.conf"),
             hostname_path: dir.join("hostname"),
@@ -491,7 +515,12 @@ impl Sandboxer {
     pub async fn netns_view(&self, id: &str) -> Result<NetnsView> {
         let rec = self.record(id).ok_or_else(|| Error::not_found(id))?;
         let ns = rec.netns_path.ok_or_else(|| {
-            Error::new(ErrorKind::FailedPrecondition, "netns view", "pod uses the host network").pod(id)
+            Error::new(
+                ErrorKind::FailedPrecondition,
+                "netns view",
+                "pod uses the host network",
+            )
+            .pod(id)
         })?;
         netns::view(&ns)
             .await
@@ -535,10 +564,13 @@ impl Sandboxer {
             return Ok(());
         }
         for part in cidr.split(',') {
-            valid_cidr(part.trim()).map_err(|m| Error::new(ErrorKind::InvalidArgument, "pod cidr", m))?;
+            valid_cidr(part.trim())
+                .map_err(|m| Error::new(ErrorKind::InvalidArgument, "pod cidr", m))?;
         }
         // host-local takes one range per set; kubelet's dual-stack form is comma separated.
-        self.cni.set_pod_cidr(Some(cidr.split(',').next().unwrap_or(cidr).trim().to_string()));
+        self.cni.set_pod_cidr(Some(
+            cidr.split(',').next().unwrap_or(cidr).trim().to_string(),
+        ));
         tracing::info!(cidr, "pod CIDR updated");
         Ok(())
     }
@@ -553,7 +585,9 @@ fn valid_cidr(s: &str) -> std::result::Result<(), String> {
         .split_once('/')
         .ok_or_else(|| format!("{s:?} is not a CIDR"))?;
     let ip: std::net::IpAddr = ip.parse().map_err(|_| format!("{s:?}: bad address"))?;
-    let len: u8 = len.parse().map_err(|_| format!("{s:?}: bad prefix length"))?;
+    let len: u8 = len
+        .parse()
+        .map_err(|_| format!("{s:?}: bad prefix length"))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     if len > max {
         return Err(format!("{s:?}: prefix length over {max}"));

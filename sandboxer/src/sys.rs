@@ -85,7 +85,9 @@ pub fn remove_netns(path: &Path) -> io::Result<()> {
 
 /// Is `path` a live netns pin (an nsfs bind mount)?
 pub fn is_netns_mount(path: &Path) -> bool {
-    statfs(path).map(|s| s.filesystem_type() == NSFS_MAGIC).unwrap_or(false)
+    statfs(path)
+        .map(|s| s.filesystem_type() == NSFS_MAGIC)
+        .unwrap_or(false)
 }
 
 /// Mount a tmpfs for a pod's /dev/shm at `path` (created if missing).
@@ -105,7 +107,9 @@ pub fn mount_shm(path: &Path) -> io::Result<()> {
 }
 
 fn is_tmpfs(path: &Path) -> bool {
-    statfs(path).map(|s| s.filesystem_type() == TMPFS_MAGIC).unwrap_or(false)
+    statfs(path)
+        .map(|s| s.filesystem_type() == TMPFS_MAGIC)
+        .unwrap_or(false)
 }
 
 /// Unmount every mount stacked at `path` (idempotent).

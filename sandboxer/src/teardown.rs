@@ -23,8 +23,17 @@ impl Sandboxer {
                 .kill(&c, SIGKILL, true)
                 .await
                 .map_err(|s| ctrd_err("kill pod container", s))?;
-            if !self.ctrd.wait(&c, KILL_WAIT).await.map_err(|s| ctrd_err("wait pod container", s))? {
-                return Err(Error::new(ErrorKind::Internal, "kill pod container", format!("container {c} did not exit after SIGKILL")));
+            if !self
+                .ctrd
+                .wait(&c, KILL_WAIT)
+                .await
+                .map_err(|s| ctrd_err("wait pod container", s))?
+            {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    "kill pod container",
+                    format!("container {c} did not exit after SIGKILL"),
+                ));
             }
         }
         Ok(())
@@ -39,16 +48,26 @@ impl Sandboxer {
             .map_err(|s| ctrd_err("list pod containers", s))?;
         Ok(list
             .into_iter()
-            .filter(|c| c.id != id && c.labels.get(crate::LABEL_KIND).map(String::as_str) != Some("sandbox"))
+            .filter(|c| {
+                c.id != id && c.labels.get(crate::LABEL_KIND).map(String::as_str) != Some("sandbox")
+            })
             .map(|c| c.id)
             .collect())
     }
 
     /// SIGTERM the pause, SIGKILL after the grace period, then delete its task.
     pub(crate) async fn stop_pause(&self, id: &str) -> Result<()> {
-        if let Some(task) = self.ctrd.task(id).await.map_err(|s| ctrd_err("pause state", s))? {
+        if let Some(task) = self
+            .ctrd
+            .task(id)
+            .await
+            .map_err(|s| ctrd_err("pause state", s))?
+        {
             if task.running {
-                self.ctrd.kill(id, SIGTERM, false).await.map_err(|s| ctrd_err("SIGTERM pause", s))?;
+                self.ctrd
+                    .kill(id, SIGTERM, false)
+                    .await
+                    .map_err(|s| ctrd_err("SIGTERM pause", s))?;
                 let exited = self
                     .ctrd
                     .wait(id, self.cfg.stop_grace)
@@ -56,13 +75,28 @@ impl Sandboxer {
                     .map_err(|s| ctrd_err("wait pause", s))?;
                 if !exited {
                     tracing::info!(pod = %id, "pause ignored SIGTERM; SIGKILL");
-                    self.ctrd.kill(id, SIGKILL, true).await.map_err(|s| ctrd_err("SIGKILL pause", s))?;
-                    if !self.ctrd.wait(id, KILL_WAIT).await.map_err(|s| ctrd_err("wait pause", s))? {
-                        return Err(Error::new(ErrorKind::Internal, "stop pause", "pause did not exit after SIGKILL"));
+                    self.ctrd
+                        .kill(id, SIGKILL, true)
+                        .await
+                        .map_err(|s| ctrd_err("SIGKILL pause", s))?;
+                    if !self
+                        .ctrd
+                        .wait(id, KILL_WAIT)
+                        .await
+                        .map_err(|s| ctrd_err("wait pause", s))?
+                    {
+                        return Err(Error::new(
+                            ErrorKind::Internal,
+                            "stop pause",
+                            "pause did not exit after SIGKILL",
+                        ));
                     }
                 }
             }
-            self.ctrd.delete_task(id).await.map_err(|s| ctrd_err("delete pause task", s))?;
+            self.ctrd
+                .delete_task(id)
+                .await
+                .map_err(|s| ctrd_err("delete pause task", s))?;
         }
         Ok(())
     }
@@ -81,10 +115,22 @@ impl Sandboxer {
             Ok(list) => {
                 for c in list {
                     let r = async {
-                        self.ctrd.kill(&c, SIGKILL, true).await.map_err(|s| ctrd_err("kill pod container", s))?;
-                        self.ctrd.wait(&c, KILL_WAIT).await.map_err(|s| ctrd_err("wait pod container", s))?;
-                        self.ctrd.delete_task(&c).await.map_err(|s| ctrd_err("delete pod container task", s))?;
-                        self.ctrd.delete_container(&c).await.map_err(|s| ctrd_err("delete pod container", s))
+                        self.ctrd
+                            .kill(&c, SIGKILL, true)
+                            .await
+                            .map_err(|s| ctrd_err("kill pod container", s))?;
+                        self.ctrd
+                            .wait(&c, KILL_WAIT)
+                            .await
+                            .map_err(|s| ctrd_err("wait pod container", s))?;
+                        self.ctrd
+                            .delete_task(&c)
+                            .await
+                            .map_err(|s| ctrd_err("delete pod container task", s))?;
+                        self.ctrd
+                            .delete_container(&c)
+                            .await
+                            .map_err(|s| ctrd_err("delete pod container", s))
                     }
                     .await;
                     note(&mut errs, r);
@@ -109,7 +155,10 @@ impl Sandboxer {
                 .await
                 .map_err(|e| crate::sandboxer::cni_err("CNI DEL", e)),
         );
-        note(&mut errs, netns::remove(&ns_path).map_err(|e| crate::sandboxer::io_step("remove netns", e)));
+        note(
+            &mut errs,
+            netns::remove(&ns_path).map_err(|e| crate::sandboxer::io_step("remove netns", e)),
+        );
         let run_dir = self.sandbox_run_dir(id);
         note(
             &mut errs,
@@ -122,7 +171,11 @@ impl Sandboxer {
         );
         // The record goes last, and only when all else is gone, so a retry knows what to do.
         if errs.is_empty() {
-            note(&mut errs, store::delete(self.state_dir(), id).map_err(|e| crate::sandboxer::io_step("delete pod record", e)));
+            note(
+                &mut errs,
+                store::delete(self.state_dir(), id)
+                    .map_err(|e| crate::sandboxer::io_step("delete pod record", e)),
+            );
         }
         errs
     }

@@ -103,7 +103,11 @@ pub fn parse(file: &Path, bytes: &[u8], is_list: bool) -> Result<ConfList, ConfE
     let v: Value = serde_json::from_slice(bytes).map_err(|e| {
         invalid(
             file,
-            format!("invalid JSON at line {} column {}: {e}", e.line(), e.column()),
+            format!(
+                "invalid JSON at line {} column {}: {e}",
+                e.line(),
+                e.column()
+            ),
         )
     })?;
     let obj = v
@@ -161,7 +165,8 @@ pub fn parse(file: &Path, bytes: &[u8], is_list: bool) -> Result<ConfList, ConfE
 
 /// Rebuild a list from the JSON kept in the cache.
 pub fn from_cached(raw: &Value) -> Result<ConfList, ConfError> {
-    let bytes = serde_json::to_vec(raw).map_err(|e| invalid(Path::new("<cache>"), e.to_string()))?;
+    let bytes =
+        serde_json::to_vec(raw).map_err(|e| invalid(Path::new("<cache>"), e.to_string()))?;
     parse(Path::new("<cached config>"), &bytes, true)
 }
 
@@ -177,7 +182,10 @@ fn str_field(
             Err(invalid(file, format!("field `{prefix}{key}`: empty")))
         }
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(invalid(file, format!("field `{prefix}{key}`: must be a string"))),
+        Some(_) => Err(invalid(
+            file,
+            format!("field `{prefix}{key}`: must be a string"),
+        )),
     }
 }
 
@@ -204,15 +212,22 @@ mod tests {
 
     #[test]
     fn wraps_single_conf() {
-        let c = p(r#"{"cniVersion":"0.4.0","name":"n","type":"bridge"}"#, false).expect("valid");
+        let c = p(
+            r#"{"cniVersion":"0.4.0","name":"n","type":"bridge"}"#,
+            false,
+        )
+        .expect("valid");
         assert_eq!(c.plugins.len(), 1);
         assert_eq!(c.raw["plugins"][0]["type"], "bridge");
     }
 
     #[test]
     fn errors_name_file_and_field() {
-        let e = p(r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge"},{}]}"#, true)
-            .expect_err("bad");
+        let e = p(
+            r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge"},{}]}"#,
+            true,
+        )
+        .expect_err("bad");
         let s = e.to_string();
         assert!(s.contains("/x/10-net.conflist"), "{s}");
         assert!(s.contains("plugins[1].type"), "{s}");
@@ -220,8 +235,15 @@ mod tests {
         assert!(e.to_string().contains("`cniVersion`: missing"), "{e}");
         let e = p(r#"{"cniVersion":"1.0.0","name":"n"#, true).expect_err("bad");
         assert!(e.to_string().contains("invalid JSON at line 1"), "{e}");
-        let e = p(r#"{"cniVersion":1,"name":"n","plugins":[{"type":"x"}]}"#, true).expect_err("bad");
-        assert!(e.to_string().contains("`cniVersion`: must be a string"), "{e}");
+        let e = p(
+            r#"{"cniVersion":1,"name":"n","plugins":[{"type":"x"}]}"#,
+            true,
+        )
+        .expect_err("bad");
+        assert!(
+            e.to_string().contains("`cniVersion`: must be a string"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -78,7 +78,8 @@ pub async fn run(plugin: &str, inv: &Invocation<'_>, stdin: &Value) -> Result<Va
         msg,
     };
     let input = serde_json::to_vec(stdin).map_err(|e| io_err(e.to_string()))?;
-    let mut child = spawn(&bin, inv).map_err(|e| io_err(format!("spawn {}: {e}", bin.display())))?;
+    let mut child =
+        spawn(&bin, inv).map_err(|e| io_err(format!("spawn {}: {e}", bin.display())))?;
     let pgid = child.id();
     let mut pipe = child
         .stdin
@@ -101,7 +102,7 @@ pub async fn run(plugin: &str, inv: &Invocation<'_>, stdin: &Value) -> Result<Va
                 plugin: plugin.to_string(),
                 command: inv.command.to_string(),
                 secs: inv.timeout.as_secs_f64(),
-            })
+            });
         }
         Ok(r) => r.map_err(|e| io_err(e.to_string()))?,
     };

@@ -63,7 +63,12 @@ pub struct Cni {
 }
 
 impl Cni {
-    pub fn new(conf_dir: PathBuf, bin_dirs: Vec<PathBuf>, cache_dir: PathBuf, timeout: Duration) -> Self {
+    pub fn new(
+        conf_dir: PathBuf,
+        bin_dirs: Vec<PathBuf>,
+        cache_dir: PathBuf,
+        timeout: Duration,
+    ) -> Self {
         Cni {
             conf_dir,
             bin_dirs,
@@ -85,7 +90,9 @@ impl Cni {
         }
         let res = conflist::load_dir(&self.conf_dir).map(Arc::new);
         match &res {
-            Ok(c) => tracing::info!(file = %c.file.display(), network = %c.name, "CNI config loaded"),
+            Ok(c) => {
+                tracing::info!(file = %c.file.display(), network = %c.name, "CNI config loaded")
+            }
             Err(e) => tracing::warn!(error = %e, "CNI config not usable"),
         }
         *loaded = Some((sig, res.clone()));
@@ -96,7 +103,13 @@ impl Cni {
         *self.pod_cidr.lock().unwrap_or_else(|p| p.into_inner()) = cidr;
     }
 
-    fn inv<'a>(&'a self, command: &'a str, id: &'a str, netns: &'a str, args: &'a str) -> Invocation<'a> {
+    fn inv<'a>(
+        &'a self,
+        command: &'a str,
+        id: &'a str,
+        netns: &'a str,
+        args: &'a str,
+    ) -> Invocation<'a> {
         Invocation {
             command,
             container_id: id,
@@ -161,19 +174,27 @@ impl Cni {
         else {
             return Ok(());
         };
-        let netns = netns.map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let netns = netns
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
         self.del_with(&entry, &netns, entry.result.as_ref()).await
     }
 
-    async fn del_with(&self, entry: &cache::Entry, netns: &str, prev: Option<&Value>) -> Result<(), CniError> {
+    async fn del_with(
+        &self,
+        entry: &cache::Entry,
+        netns: &str,
+        prev: Option<&Value>,
+    ) -> Result<(), CniError> {
         let conf = conflist::from_cached(&entry.config)?;
         let inv = self.inv("DEL", &entry.container_id, netns, &entry.cni_args);
         for plugin in conf.plugins.iter().rev() {
             let stdin = plugin_config(&conf, plugin, prev, &entry.capability_args);
             exec::run(ConfList::plugin_type(plugin), &inv, &stdin).await?;
         }
-        cache::remove(&self.cache_dir, &entry.container_id, IFNAME)
-            .map_err(|e| CniError::Cache(cache::path(&self.cache_dir, &entry.container_id, IFNAME), e))
+        cache::remove(&self.cache_dir, &entry.container_id, IFNAME).map_err(|e| {
+            CniError::Cache(cache::path(&self.cache_dir, &entry.container_id, IFNAME), e)
+        })
     }
 
     /// CHECK the pod's attachment (spec ≥ 0.4.0, unless the list disables it).
@@ -212,8 +233,9 @@ impl Cni {
     }
 
     fn write_cache(&self, e: &cache::Entry) -> Result<(), CniError> {
-        cache::write(&self.cache_dir, e)
-            .map_err(|err| CniError::Cache(cache::path(&self.cache_dir, &e.container_id, IFNAME), err))
+        cache::write(&self.cache_dir, e).map_err(|err| {
+            CniError::Cache(cache::path(&self.cache_dir, &e.container_id, IFNAME), err)
+        })
     }
 
     fn capability_args(&self, a: &Attachment<'_>) -> Result<Value, CniError> {
@@ -240,7 +262,12 @@ impl Cni {
         if let Some(bw) = bandwidth::from_annotations(a.annotations).map_err(CniError::Args)? {
             caps.insert("bandwidth".into(), bw);
         }
-        if let Some(cidr) = self.pod_cidr.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(cidr) = self
+            .pod_cidr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
             caps.insert("ipRanges".into(), json!([[{ "subnet": cidr }]]));
         }
         Ok(Value::Object(caps))
@@ -249,7 +276,12 @@ impl Cni {
 
 /// One plugin's stdin: its own object plus the list's name and cniVersion, the
 /// previous result, and the capability args it declares.
-fn plugin_config(conf: &ConfList, plugin: &Map<String, Value>, prev: Option<&Value>, caps: &Value) -> Value {
+fn plugin_config(
+    conf: &ConfList,
+    plugin: &Map<String, Value>,
+    prev: Option<&Value>,
+    caps: &Value,
+) -> Value {
     let mut obj = plugin.clone();
     obj.insert("name".into(), json!(conf.name));
     obj.insert("cniVersion".into(), json!(conf.cni_version));
@@ -272,7 +304,11 @@ fn plugin_config(conf: &ConfList, plugin: &Map<String, Value>, prev: Option<&Val
 
 fn version_lt(v: &str, min: (u32, u32, u32)) -> bool {
     let mut it = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let got = (it.next().unwrap_or(0), it.next().unwrap_or(0), it.next().unwrap_or(0));
+    let got = (
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+    );
     got < min
 }
 

@@ -22,7 +22,9 @@ pub fn pod_ips(result: &Value, ifname: &str) -> Vec<IpAddr> {
                 .get(idx as usize)
                 .map(|i| {
                     i.get("name").and_then(Value::as_str) == Some(ifname)
-                        && i.get("sandbox").and_then(Value::as_str).is_some_and(|s| !s.is_empty())
+                        && i.get("sandbox")
+                            .and_then(Value::as_str)
+                            .is_some_and(|s| !s.is_empty())
                 })
                 .unwrap_or(false)
         };
@@ -70,12 +72,21 @@ mod tests {
             ]
         });
         let ips = pod_ips(&r, "eth0");
-        assert_eq!(ips, vec!["10.99.0.5".parse::<IpAddr>().unwrap(), "fd00::5".parse().unwrap()]);
+        assert_eq!(
+            ips,
+            vec![
+                "10.99.0.5".parse::<IpAddr>().unwrap(),
+                "fd00::5".parse().unwrap()
+            ]
+        );
     }
 
     #[test]
     fn legacy_result() {
         let r = serde_json::json!({"cniVersion": "0.2.0", "ip4": {"ip": "10.1.2.3/16"}});
-        assert_eq!(pod_ips(&r, "eth0"), vec!["10.1.2.3".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            pod_ips(&r, "eth0"),
+            vec!["10.1.2.3".parse::<IpAddr>().unwrap()]
+        );
     }
 }

@@ -21,7 +21,8 @@ pub fn elf_is_dynamic(bytes: &[u8]) -> Result<bool, String> {
         return Err("not a 64-bit little-endian ELF".into());
     }
     let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
-    let phoff = u64::from_le_bytes(bytes[0x20..0x28].try_into().map_err(|_| "short header")?) as usize;
+    let phoff =
+        u64::from_le_bytes(bytes[0x20..0x28].try_into().map_err(|_| "short header")?) as usize;
     let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
     for i in 0..phnum {
         let o = phoff + i * phentsize;
@@ -76,7 +77,8 @@ mod tests {
         assert_eq!(elf_is_dynamic(&exe), Ok(true));
         assert!(elf_is_dynamic(b"#!/bin/sh\n").is_err());
         let d = tempfile::tempdir().expect("tempdir");
-        let err = install(&std::env::current_exe().expect("exe"), &d.path().join("r")).expect_err("dynamic");
+        let err = install(&std::env::current_exe().expect("exe"), &d.path().join("r"))
+            .expect_err("dynamic");
         assert!(err.contains("dynamically linked"), "{err}");
     }
 }

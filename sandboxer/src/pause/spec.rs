@@ -70,6 +70,20 @@ pub fn check_sysctls(config: &PodConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// Deny all devices but the standard character ones. runc adds these itself;
+/// spelled out so a runtime without runc's defaults (the shim's fast path)
+/// gets the same rules.
+fn devices() -> Value {
+    let mut d = vec![json!({"allow": false, "access": "rwm"})];
+    for (major, minor) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 2)] {
+        d.push(
+            json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "rwm"}),
+        );
+    }
+    d.push(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
+    Value::Array(d)
+}
+
 /// Build and validate (through oci-spec's types) the pause spec as JSON bytes.
 pub fn build(i: &SpecInput<'_>) -> Result<Vec<u8>, String> {
     let c = i.config;
@@ -98,11 +112,15 @@ pub fn build(i: &SpecInput<'_>) -> Result<Vec<u8>, String> {
                "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}),
     ];
     if ns.ipc != NamespaceMode::Node {
-        mounts.push(json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-                           "options": ["nosuid", "noexec", "nodev"]}));
+        mounts.push(
+            json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+                           "options": ["nosuid", "noexec", "nodev"]}),
+        );
     }
-    mounts.push(json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
-                       "options": ["nosuid", "noexec", "nodev", "ro"]}));
+    mounts.push(
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                       "options": ["nosuid", "noexec", "nodev", "ro"]}),
+    );
 
     let md = &c.metadata;
     let mut annotations = serde_json::Map::new();
@@ -130,7 +148,7 @@ pub fn build(i: &SpecInput<'_>) -> Result<Vec<u8>, String> {
         "namespaces": namespaces,
         "cgroupsPath": i.cgroups_path,
         "sysctl": c.linux.sysctls,
-        "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+        "resources": {"devices": devices()},
     });
     if !c.linux.privileged {
         linux["maskedPaths"] = json!(MASKED);
@@ -189,7 +207,9 @@ mod tests {
         c.metadata.name = "web".into();
         c.metadata.namespace = "default".into();
         c.metadata.uid = "u1".into();
-        c.linux.sysctls.insert("net.ipv4.ip_forward".into(), "1".into());
+        c.linux
+            .sysctls
+            .insert("net.ipv4.ip_forward".into(), "1".into());
         c
     }
 
@@ -213,7 +233,10 @@ mod tests {
         assert_eq!(v["hostname"], "web");
         assert_eq!(v["linux"]["cgroupsPath"], "/crius/abc");
         assert_eq!(v["linux"]["sysctl"]["net.ipv4.ip_forward"], "1");
-        assert_eq!(v["annotations"]["io.kubernetes.cri.container-type"], "sandbox");
+        assert_eq!(
+            v["annotations"]["io.kubernetes.cri.container-type"],
+            "sandbox"
+        );
         assert_eq!(v["annotations"]["io.crius.sandbox-id"], "abc");
         let types: Vec<_> = v["linux"]["namespaces"]
             .as_array()
