@@ -1,0 +1,138 @@
+//! Crash safety: the process holding the sandboxer is killed with SIGKILL while it creates pods;
+//! a new sandboxer's `recover()` keeps the finished pods (Ready), tears the half-made one down,
+//! and after removing the rest nothing is left: no netns, veth, IP lease, pause or shim.
+
+mod sandboxer_common;
+
+use crius_sandboxer::{PodState, Sandboxer, SandboxerConfig};
+use crius_test::env_or_skip;
+use sandboxer_common::{finish, pod, rt, start};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const CHILD_ENV: &str = "CRIUS_SB_CRASH_CHILD_CONFIG";
+
+/// Not a test of its own: the child the crash test runs (and kills). Creates pods until killed.
+#[test]
+#[ignore]
+fn sandboxer_crash_child() {
+    let Ok(cfg) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let cfg: SandboxerConfig = serde_json::from_str(&cfg).expect("child config");
+    rt().block_on(async {
+        let sb = Sandboxer::new(cfg).await.expect("sandboxer");
+        for i in 0.. {
+            let p = sb.run(pod(&format!("crash{i}"))).await.expect("run");
+            println!("ready {}", p.id);
+        }
+    });
+}
+
+#[test]
+fn sandboxer_kill9_mid_run_then_recover_leaves_nothing() {
+    let mut env = env_or_skip!("sandboxer_kill9_mid_run_then_recover_leaves_nothing");
+    let Some((cfg, net)) = start(&mut env) else {
+        return;
+    };
+    let exe = std::env::current_exe().expect("test binary");
+    // Kill at a few different moments, each time into the same state: recovery must cope with
+    // whatever step the crash hit, and with the leftovers of earlier rounds.
+    for (round, delay_ms) in [350u64, 520, 610, 777].into_iter().enumerate() {
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "sandboxer_crash_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, serde_json::to_string(&cfg).expect("config json"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().expect("SIGKILL child");
+        child.wait().expect("reap child");
+        // A CNI plugin the child had running finishes on its own; give it a moment.
+        std::thread::sleep(Duration::from_millis(500));
+
+        let cfg = cfg.clone();
+        rt().block_on(async {
+            let sb = Sandboxer::new(cfg).await.expect("sandboxer");
+            let report = sb.recover().await.expect("recover");
+            eprintln!("round {round}: {report:?}");
+            assert!(report.errors.is_empty(), "{report:?}");
+            let pods = sb.list().await.expect("list");
+            assert_eq!(
+                pods.len(),
+                report.ready.len(),
+                "only finished pods remain: {report:?}"
+            );
+            for p in &pods {
+                assert_eq!(p.state, PodState::Ready, "{p:?}");
+            }
+            // A second recover finds nothing more to do.
+            let again = sb.recover().await.expect("recover again");
+            assert!(
+                again.cleaned.is_empty() && again.orphans_removed.is_empty(),
+                "{again:?}"
+            );
+            for p in pods {
+                sb.remove(&p.id).await.expect("remove");
+            }
+        });
+        let leases: Vec<_> = std::fs::read_dir(&net.lease_dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.contains('.') && !n.starts_with("last_reserved_ip"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            leases.is_empty(),
+            "round {round}: IP leases left: {leases:?}"
+        );
+    }
+    finish(env);
+}
+
+#[test]
+fn sandboxer_recover_marks_pod_with_dead_pause_not_ready() {
+    let mut env = env_or_skip!("sandboxer_recover_marks_pod_with_dead_pause_not_ready");
+    let Some((cfg, _net)) = start(&mut env) else {
+        return;
+    };
+    rt().block_on(async {
+        let sb = Sandboxer::new(cfg.clone()).await.expect("sandboxer");
+        let p = sb.run(pod("victim")).await.expect("run");
+        let pid = p.pause_pid.expect("pause pid");
+        drop(sb);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill pause");
+        let mut gone = false;
+        for _ in 0..100 {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(gone, "pause {pid} still there");
+        let sb = Sandboxer::new(cfg).await.expect("sandboxer again");
+        let report = sb.recover().await.expect("recover");
+        assert_eq!(report.not_ready, vec![p.id.clone()], "{report:?}");
+        assert_eq!(
+            sb.status(&p.id).await.expect("status").state,
+            PodState::NotReady
+        );
+        sb.stop(&p.id).await.expect("stop");
+        sb.remove(&p.id).await.expect("remove");
+    });
+    finish(env);
+}
