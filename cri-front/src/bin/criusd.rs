@@ -1,4 +1,170 @@
-fn main() {
-    eprintln!("criusd: not built yet");
-    std::process::exit(1);
+//! `criusd`: the crius CRI v1 server. See the crate docs for its face.
+//!
+//! Config from `--config` (default `/etc/crius/config.toml`, optional unless named
+//! explicitly); each flag below overrides one field of it.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use crius_cri_front::config::{Config, DEFAULT_CONFIG_PATH};
+use crius_cri_front::daemon::Daemon;
+use crius_cri_front::{container, server};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "criusd",
+    version,
+    about = "crius CRI v1 server over containerd"
+)]
+struct Args {
+    /// TOML config file.
+    #[arg(long, env = "CRIUSD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Unix socket to serve CRI on.
+    #[arg(long)]
+    listen: Option<PathBuf>,
+    /// containerd gRPC socket.
+    #[arg(long)]
+    containerd_address: Option<PathBuf>,
+    /// containerd namespace.
+    #[arg(long)]
+    containerd_namespace: Option<String>,
+    /// containerd root dir (for ImageFsInfo).
+    #[arg(long)]
+    containerd_root: Option<PathBuf>,
+    /// Persistent state dir.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Volatile state dir.
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// CNI config dir.
+    #[arg(long)]
+    cni_conf_dir: Option<PathBuf>,
+    /// CNI plugin dirs (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',')]
+    cni_bin_dir: Vec<PathBuf>,
+    /// Registry hosts dir (containerd hosts.toml format).
+    #[arg(long)]
+    registry_config_dir: Option<PathBuf>,
+    /// Static pause binary for pod sandboxes.
+    #[arg(long, conflicts_with = "pause_image")]
+    pause_binary: Option<PathBuf>,
+    /// Pause image instead of the binary.
+    #[arg(long)]
+    pause_image: Option<String>,
+    /// containerd runtime for the default handler (e.g. io.containerd.runc.v2).
+    #[arg(long)]
+    default_runtime: Option<String>,
+    /// Log filter (tracing syntax).
+    #[arg(long)]
+    log_level: Option<String>,
+    /// Print the effective config as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+fn effective_config(a: &Args) -> Result<Config, String> {
+    let path = a
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    let mut c = Config::load(&path, a.config.is_some()).map_err(|e| e.to_string())?;
+    if let Some(v) = &a.listen {
+        c.listen = v.clone();
+    }
+    if let Some(v) = &a.containerd_address {
+        c.containerd_address = v.clone();
+    }
+    if let Some(v) = &a.containerd_namespace {
+        c.containerd_namespace = v.clone();
+    }
+    if let Some(v) = &a.containerd_root {
+        c.containerd_root = v.clone();
+    }
+    if let Some(v) = &a.state_dir {
+        c.state_dir = v.clone();
+    }
+    if let Some(v) = &a.run_dir {
+        c.run_dir = v.clone();
+    }
+    if let Some(v) = &a.cni_conf_dir {
+        c.cni_conf_dir = v.clone();
+    }
+    if !a.cni_bin_dir.is_empty() {
+        c.cni_bin_dirs = a.cni_bin_dir.clone();
+    }
+    if let Some(v) = &a.registry_config_dir {
+        c.registry_config_dir = v.clone();
+    }
+    if let Some(v) = &a.pause_binary {
+        c.pause = crius_sandboxer::PauseSource::Binary(v.clone());
+    }
+    if let Some(v) = &a.pause_image {
+        c.pause = crius_sandboxer::PauseSource::Image(v.clone());
+    }
+    if let Some(v) = &a.default_runtime {
+        c.runtime_handlers.insert(String::new(), v.clone());
+    }
+    if let Some(v) = &a.log_level {
+        c.log_level = v.clone();
+    }
+    c.validate().map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let cfg = match effective_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("criusd: {e}");
+            std::process::exit(2);
+        }
+    };
+    if args.print_config {
+        match toml::to_string_pretty(&cfg) {
+            Ok(s) => print!("{s}"),
+            Err(e) => eprintln!("criusd: {e}"),
+        }
+        return;
+    }
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cfg.log_level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // TLS to registries: ring, chosen once for the process (reqwest is built without a provider).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    if let Err(e) = run(cfg).await {
+        tracing::error!(error = %e, "criusd failed");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cfg: Config) -> crius_cri_front::error::Result<()> {
+    tracing::info!(listen = %cfg.listen.display(), containerd = %cfg.containerd_address.display(),
+        namespace = %cfg.containerd_namespace, "criusd starting");
+    let listen = cfg.listen.clone();
+    let d = Daemon::new(cfg).await?;
+    match d.sandboxer.recover().await {
+        Ok(r) => tracing::info!(ready = r.ready.len(), not_ready = r.not_ready.len(),
+            cleaned = ?r.cleaned, orphans = ?r.orphans_removed, errors = ?r.errors, "pods recovered"),
+        Err(e) => tracing::warn!(error = %e, "pod recovery failed; serving anyway"),
+    }
+    match d.recover_containers().await {
+        Ok(r) => {
+            tracing::info!(kept = r.kept, dropped = ?r.dropped, orphans = ?r.orphans, "containers recovered")
+        }
+        Err(e) => tracing::warn!(error = %e, "container recovery failed; serving anyway"),
+    }
+    tokio::spawn(container::events::watch(d.clone()));
+    let listener = server::bind(&listen)?;
+    tracing::info!(endpoint = %format!("unix://{}", listen.display()), "serving CRI");
+    server::serve(d, listener).await?;
+    let _ = std::fs::remove_file(&listen);
+    tracing::info!("criusd stopped");
+    Ok(())
 }

@@ -1,0 +1,169 @@
+//! `crius-logger`: the per-container log driver.
+//!
+//! Why a separate binary: criusd hands the task's stdio to containerd as a
+//! `binary://` URI, so the *shim* starts this program and keeps it (and the pipes)
+//! for the container's whole life. criusd can then crash, restart or upgrade without
+//! a byte of output lost or a container blocked on a full pipe — which a fifo read
+//! by criusd (containerd's CRI plugin design) cannot promise.
+//!
+//! Protocol (containerd's logging binaries): stdout on fd 3, stderr on fd 4, a ready
+//! pipe on fd 5 (closed once the log file is open), `CONTAINER_ID` and
+//! `CONTAINER_NAMESPACE` in the environment, and the URI's query as argument pairs
+//! (`path <log file>`, `pidfile <file>`, `max-line <bytes>`; `--key=value` works too).
+//! SIGUSR1 reopens the log file (CRI ReopenContainerLog after rotation).
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crius_cri_front::logfmt::{self, Framer};
+use crius_cri_front::sys;
+use nix::sys::signal::Signal;
+
+fn parse_args(args: &[String]) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].trim_start_matches('-');
+        if let Some((k, v)) = a.split_once('=') {
+            out.insert(k.to_string(), v.to_string());
+            i += 1;
+        } else if i + 1 < args.len() {
+            out.insert(a.to_string(), args[i + 1].clone());
+            i += 2;
+        } else {
+            out.insert(a.to_string(), String::new());
+            i += 1;
+        }
+    }
+    out
+}
+
+fn open_log(path: &Path) -> std::io::Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+fn pump(mut input: File, stream: &'static str, out: Arc<Mutex<File>>, max_line: usize) {
+    let mut framer = Framer::new(max_line);
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                eprintln!("crius-logger: read {stream}: {e}");
+                break;
+            }
+        };
+        let recs = framer.feed(&buf[..n]);
+        write_records(&out, stream, recs);
+    }
+    write_records(&out, stream, framer.finish().into_iter().collect());
+}
+
+fn write_records(out: &Arc<Mutex<File>>, stream: &str, recs: Vec<(logfmt::Tag, Vec<u8>)>) {
+    if recs.is_empty() {
+        return;
+    }
+    let ts = logfmt::now_rfc3339_nano();
+    let mut bytes = Vec::new();
+    for (tag, content) in recs {
+        bytes.extend(logfmt::record(&ts, stream, tag, &content));
+    }
+    // One write per batch under the lock: stdout and stderr records never interleave mid-line.
+    let mut f = match out.lock() {
+        Ok(f) => f,
+        Err(p) => p.into_inner(),
+    };
+    if let Err(e) = f.write_all(&bytes) {
+        eprintln!("crius-logger: write: {e}");
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = parse_args(&args);
+    let id = std::env::var("CONTAINER_ID").unwrap_or_default();
+    let Some(path) = opts
+        .get("path")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+    else {
+        eprintln!("crius-logger {id}: no `path` argument");
+        std::process::exit(2);
+    };
+    let max_line = opts
+        .get("max-line")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16 * 1024);
+    // Block SIGUSR1 before any thread exists, so only the sigwait thread sees it.
+    let sigset = match sys::block_signals(&[Signal::SIGUSR1]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("crius-logger {id}: block SIGUSR1: {e}");
+            std::process::exit(1);
+        }
+    };
+    let file = match open_log(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("crius-logger {id}: open {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    };
+    let out = Arc::new(Mutex::new(file));
+    let pidfile = opts
+        .get("pidfile")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from);
+    if let Some(p) = &pidfile {
+        if let Some(d) = p.parent() {
+            let _ = std::fs::create_dir_all(d);
+        }
+        if let Err(e) = std::fs::write(p, std::process::id().to_string()) {
+            eprintln!("crius-logger {id}: pidfile {}: {e}", p.display());
+        }
+    }
+    // Ready: the shim waits for EOF on this pipe before starting the container.
+    drop(sys::take_fd(5));
+
+    {
+        let out = out.clone();
+        let path = path.clone();
+        std::thread::spawn(move || loop {
+            if sigset.wait().is_err() {
+                return;
+            }
+            match open_log(&path) {
+                Ok(f) => match out.lock() {
+                    Ok(mut g) => *g = f,
+                    Err(p) => *p.into_inner() = f,
+                },
+                Err(e) => eprintln!("crius-logger: reopen {}: {e}", path.display()),
+            }
+        });
+    }
+
+    let mut threads = Vec::new();
+    for (fd, stream) in [(3, "stdout"), (4, "stderr")] {
+        if let Some(f) = sys::take_fd(fd) {
+            let out = out.clone();
+            threads.push(std::thread::spawn(move || pump(f, stream, out, max_line)));
+        }
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    if let Ok(f) = out.lock() {
+        let _ = f.sync_data();
+    }
+    if let Some(p) = pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+}

@@ -1,0 +1,182 @@
+//! criusd's configuration: a TOML file (default `/etc/crius/config.toml`), every
+//! field optional, flags override single fields (see `bin/criusd.rs`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crius_sandboxer::{OomScorePolicy, PauseSource, SandboxerConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Default config file path.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/crius/config.toml";
+
+/// The whole file. Unknown keys are an error, so a typo never silently does nothing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Unix socket kubelet talks to (created with mode 0600).
+    pub listen: PathBuf,
+    /// containerd's gRPC socket.
+    pub containerd_address: PathBuf,
+    /// containerd namespace holding everything criusd makes.
+    pub containerd_namespace: String,
+    /// containerd snapshotter for image layers and container rootfs.
+    pub snapshotter: String,
+    /// containerd's root dir (ImageFsInfo reports `<root>/io.containerd.snapshotter.v1.<snapshotter>`).
+    pub containerd_root: PathBuf,
+    /// Persistent state: containers' records under `<state_dir>/containers`, pods under `<state_dir>/sandboxes`.
+    pub state_dir: PathBuf,
+    /// Volatile state: exec fifos, netns mounts, temporary mounts.
+    pub run_dir: PathBuf,
+    pub cni_conf_dir: PathBuf,
+    pub cni_bin_dirs: Vec<PathBuf>,
+    /// CRI runtime handler → containerd runtime name; "" is the default handler.
+    pub runtime_handlers: BTreeMap<String, String>,
+    /// `certs.d`-style dir of containerd `hosts.toml` files.
+    pub registry_config_dir: PathBuf,
+    /// Pause binary (static) or image for pod sandboxes.
+    pub pause: PauseSource,
+    /// `tracing` filter (e.g. `info`, `crius_cri_front=debug`); RUST_LOG wins when set.
+    pub log_level: String,
+    /// How `oom_score_adj` below criusd's own is treated (needs CAP_SYS_RESOURCE).
+    pub oom_score: OomScorePolicy,
+    /// The log driver the shim starts per container (`binary://` log URI). Empty: next to criusd.
+    pub logger_binary: PathBuf,
+    /// Longest CRI log line before it is split into `P` records.
+    pub max_log_line_bytes: usize,
+    /// ExecSync output kept per stream; more is dropped (and said so in the log).
+    pub exec_sync_max_output_bytes: usize,
+    /// cgroup driver reported by RuntimeConfig: only `cgroupfs` is implemented.
+    pub cgroup_driver: String,
+    /// Grace period for pod stop (SIGTERM → SIGKILL), seconds.
+    pub pod_stop_grace_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut handlers = BTreeMap::new();
+        handlers.insert(String::new(), "io.containerd.crius.v2".to_string());
+        Config {
+            listen: PathBuf::from("/run/crius/crius.sock"),
+            containerd_address: PathBuf::from("/run/containerd/containerd.sock"),
+            containerd_namespace: "crius".into(),
+            snapshotter: "overlayfs".into(),
+            containerd_root: PathBuf::from("/var/lib/containerd"),
+            state_dir: PathBuf::from("/var/lib/crius"),
+            run_dir: PathBuf::from("/run/crius"),
+            cni_conf_dir: PathBuf::from("/etc/cni/net.d"),
+            cni_bin_dirs: vec![PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")],
+            runtime_handlers: handlers,
+            registry_config_dir: PathBuf::from("/etc/crius/certs.d"),
+            pause: PauseSource::default(),
+            log_level: "info".into(),
+            oom_score: OomScorePolicy::Auto,
+            logger_binary: PathBuf::new(),
+            max_log_line_bytes: 16 * 1024,
+            exec_sync_max_output_bytes: 16 * 1024 * 1024,
+            cgroup_driver: "cgroupfs".into(),
+            pod_stop_grace_secs: 10,
+        }
+    }
+}
+
+impl Config {
+    /// Read `path`; a missing file is fine only when `required` is false (defaults then).
+    pub fn load(path: &Path, required: bool) -> Result<Config> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                Ok(Config::default())
+            }
+            Err(e) => Err(Error::Config(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// Check what cannot be checked by types alone.
+    pub fn validate(&self) -> Result<()> {
+        if self.containerd_namespace.is_empty() {
+            return Err(Error::Config("containerd_namespace is empty".into()));
+        }
+        if !self.runtime_handlers.contains_key("") {
+            return Err(Error::Config(
+                "runtime_handlers has no default entry (key \"\")".into(),
+            ));
+        }
+        if self.cgroup_driver != "cgroupfs" {
+            return Err(Error::Config(format!(
+                "cgroup_driver {:?}: only \"cgroupfs\" is implemented",
+                self.cgroup_driver
+            )));
+        }
+        Ok(())
+    }
+
+    /// containerd runtime for a CRI runtime handler.
+    pub fn runtime_for(&self, handler: &str) -> Option<&str> {
+        self.runtime_handlers.get(handler).map(String::as_str)
+    }
+
+    /// Directory of per-container records.
+    pub fn containers_dir(&self) -> PathBuf {
+        self.state_dir.join("containers")
+    }
+
+    /// The log driver binary: configured, or `crius-logger` next to this executable.
+    pub fn logger_path(&self) -> PathBuf {
+        if !self.logger_binary.as_os_str().is_empty() {
+            return self.logger_binary.clone();
+        }
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("crius-logger")))
+            .unwrap_or_else(|| PathBuf::from("/usr/local/bin/crius-logger"))
+    }
+
+    /// The sandboxer's view of this config.
+    pub fn sandboxer_config(&self) -> SandboxerConfig {
+        SandboxerConfig {
+            state_dir: self.state_dir.join("sandboxes"),
+            run_dir: self.run_dir.clone(),
+            cni_conf_dir: self.cni_conf_dir.clone(),
+            cni_bin_dirs: self.cni_bin_dirs.clone(),
+            cni_cache_dir: self.state_dir.join("cni/results"),
+            containerd_address: self.containerd_address.clone(),
+            containerd_namespace: self.containerd_namespace.clone(),
+            runtime: self
+                .runtime_for("")
+                .unwrap_or("io.containerd.crius.v2")
+                .to_string(),
+            pause: self.pause.clone(),
+            oom_score: self.oom_score,
+            stop_grace: Duration::from_secs(self.pod_stop_grace_secs),
+            ..SandboxerConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_partial_files_merge() {
+        Config::default().validate().expect("defaults valid");
+        let c: Config = toml::from_str(
+            "listen = \"/tmp/x.sock\"\n[runtime_handlers]\n\"\" = \"io.containerd.runc.v2\"\n",
+        )
+        .expect("parse");
+        assert_eq!(c.listen, PathBuf::from("/tmp/x.sock"));
+        assert_eq!(c.runtime_for(""), Some("io.containerd.runc.v2"));
+        assert_eq!(c.containerd_namespace, "crius");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<Config>("lisen = \"/x\"").is_err());
+    }
+}

@@ -1,0 +1,648 @@
+//! CreateContainer: validate, resolve image and user, build the OCI spec, then the
+//! containerd container and its rootfs snapshot. A failure removes what was made.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use containerd_client::services::v1::container::Runtime;
+use containerd_client::services::v1::snapshots::{
+    PrepareSnapshotRequest, RemoveSnapshotRequest, ViewSnapshotRequest,
+};
+use containerd_client::services::v1::{Container, CreateContainerRequest, DeleteContainerRequest};
+use crius_proto::runtime as cri;
+use crius_sandboxer::{
+    PodState, PodStatus, ANN_CRIUS_CONTAINER_TYPE, ANN_CRIUS_SANDBOX_ID, ANN_CRI_CONTAINER_TYPE,
+    ANN_CRI_SANDBOX_ID, LABEL_KIND, LABEL_SANDBOX_ID,
+};
+
+use super::merge;
+use super::record::{ContainerRecord, MountRecord, Phase};
+use super::spec::{self, BindMount, DeviceSpec, Ns, SpecInput};
+use super::user::{self, UserRequest};
+use crate::daemon::Daemon;
+use crate::error::{CtrdContext, Error, Result};
+use crate::image::ResolvedImage;
+
+/// containerd label with the CRI container name (for `ctr c ls` readers).
+pub const LABEL_CONTAINER_NAME: &str = "io.crius.container.name";
+/// containerd's type URL for an OCI runtime spec.
+pub const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+
+pub fn now_ns() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64
+}
+
+/// A fresh 64-hex id, like containerd's CRI plugin makes.
+pub fn new_id() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+impl Daemon {
+    pub async fn create_container(
+        &self,
+        pod_id: &str,
+        config: cri::ContainerConfig,
+    ) -> Result<String> {
+        let meta = config
+            .metadata
+            .clone()
+            .filter(|m| !m.name.is_empty())
+            .ok_or_else(|| Error::InvalidArgument("container metadata.name is missing".into()))?;
+        let image = config
+            .image
+            .as_ref()
+            .map(|i| i.image.clone())
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| Error::InvalidArgument("container image is missing".into()))?;
+        if pod_id.is_empty() {
+            return Err(Error::InvalidArgument("pod_sandbox_id is empty".into()));
+        }
+        let pod = self.sandboxer.status(pod_id).await?;
+        if pod.state != PodState::Ready {
+            return Err(Error::FailedPrecondition(format!(
+                "pod sandbox {pod_id} is not ready"
+            )));
+        }
+        let pod_id = pod.id.clone();
+        let runtime = self
+            .cfg
+            .runtime_for(&pod.config.runtime_handler)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "unknown runtime handler {:?}",
+                    pod.config.runtime_handler
+                ))
+            })?
+            .to_string();
+        let img = self.images.resolve(&image).await?;
+
+        let _guard = self.create_lock.lock().await;
+        if let Some(holder) = self
+            .store
+            .all()
+            .await
+            .into_iter()
+            .find(|r| r.pod_id == pod_id && r.name == meta.name && r.attempt == meta.attempt)
+        {
+            return Err(Error::AlreadyExists(format!(
+                "container name {:?} (attempt {}) in pod {pod_id} is already in use by container {}",
+                meta.name, meta.attempt, holder.id
+            )));
+        }
+        let id = new_id();
+        tracing::info!(pod = %pod_id, container = %id, name = %meta.name, image = %image, "CreateContainer");
+
+        let built = self.build_spec(&id, &pod, &config, &img).await?;
+        let log_path = log_path(&pod, &config.log_path);
+        let mut rec = ContainerRecord {
+            id: id.clone(),
+            pod_id: pod_id.clone(),
+            name: meta.name.clone(),
+            attempt: meta.attempt,
+            image: image.clone(),
+            image_id: img.view.id.clone(),
+            image_name: img.view.names.first().cloned().unwrap_or_default(),
+            labels: config.labels.clone().into_iter().collect(),
+            annotations: config.annotations.clone().into_iter().collect(),
+            log_path: log_path
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            mounts: config
+                .mounts
+                .iter()
+                .map(|m| MountRecord {
+                    container_path: m.container_path.clone(),
+                    host_path: m.host_path.clone(),
+                    readonly: m.readonly,
+                    propagation: m.propagation,
+                })
+                .collect(),
+            runtime: runtime.clone(),
+            phase: Phase::Created,
+            created_at_ns: now_ns(),
+            started_at_ns: 0,
+            finished_at_ns: 0,
+            exit_code: 0,
+            reason: String::new(),
+            message: String::new(),
+            oom_killed: false,
+            uid: built.uid,
+            gid: built.gid,
+            additional_gids: built.additional_gids.clone(),
+            stop_signal: stop_signal(&config, &img),
+            cgroups_path: built.cgroups_path.clone(),
+        };
+
+        let spec_json = serde_json::to_vec(&built.spec)
+            .map_err(|e| Error::Internal(format!("encode spec: {e}")))?;
+        let made = self
+            .create_in_containerd(
+                &rec,
+                &runtime,
+                &meta.name,
+                spec_json,
+                img.top_chain.as_deref(),
+            )
+            .await;
+        if let Err(e) = made {
+            self.undo_create(&id).await;
+            return Err(e);
+        }
+        if let Err(e) = self.store.put(&rec).await {
+            self.undo_create(&id).await;
+            let _ = self.store.remove(&id).await;
+            return Err(e);
+        }
+        rec.phase = Phase::Created;
+        self.emit(&rec, cri::ContainerEventType::ContainerCreatedEvent)
+            .await;
+        Ok(id)
+    }
+
+    async fn create_in_containerd(
+        &self,
+        rec: &ContainerRecord,
+        runtime: &str,
+        name: &str,
+        spec_json: Vec<u8>,
+        parent: Option<&str>,
+    ) -> Result<()> {
+        let mut labels = HashMap::new();
+        labels.insert(LABEL_SANDBOX_ID.to_string(), rec.pod_id.clone());
+        labels.insert(LABEL_KIND.to_string(), "container".to_string());
+        labels.insert(LABEL_CONTAINER_NAME.to_string(), name.to_string());
+        // The container record first: it references the snapshot key, so the GC never
+        // takes the snapshot between its Prepare and here.
+        self.ctrd
+            .containers()
+            .create(self.ctrd.req(CreateContainerRequest {
+                container: Some(Container {
+                    id: rec.id.clone(),
+                    labels,
+                    image: rec.image_name.clone(),
+                    runtime: Some(Runtime {
+                        name: runtime.to_string(),
+                        options: None,
+                    }),
+                    spec: Some(prost_types::Any {
+                        type_url: SPEC_TYPE_URL.to_string(),
+                        value: spec_json,
+                    }),
+                    snapshotter: self.cfg.snapshotter.clone(),
+                    snapshot_key: rec.id.clone(),
+                    ..Default::default()
+                }),
+            }))
+            .await
+            .step(&format!("container create {}", rec.id))?;
+        self.ctrd
+            .snapshots()
+            .prepare(self.ctrd.req(PrepareSnapshotRequest {
+                snapshotter: self.cfg.snapshotter.clone(),
+                key: rec.id.clone(),
+                parent: parent.unwrap_or_default().to_string(),
+                labels: HashMap::new(),
+            }))
+            .await
+            .step(&format!("snapshot prepare {}", rec.id))?;
+        Ok(())
+    }
+
+    /// Remove a half-made container (containerd record, snapshot), logging what fails.
+    pub(crate) async fn undo_create(&self, id: &str) {
+        if let Err(s) = self
+            .ctrd
+            .containers()
+            .delete(self.ctrd.req(DeleteContainerRequest { id: id.to_string() }))
+            .await
+        {
+            if s.code() != containerd_client::tonic::Code::NotFound {
+                tracing::warn!(container = id, error = %s.message(), "cleanup: container delete failed");
+            }
+        }
+        self.remove_snapshot(id).await;
+    }
+
+    pub(crate) async fn remove_snapshot(&self, key: &str) {
+        if let Err(s) = self
+            .ctrd
+            .snapshots()
+            .remove(self.ctrd.req(RemoveSnapshotRequest {
+                snapshotter: self.cfg.snapshotter.clone(),
+                key: key.to_string(),
+            }))
+            .await
+        {
+            if s.code() != containerd_client::tonic::Code::NotFound {
+                tracing::warn!(snapshot = key, error = %s.message(), "snapshot remove failed");
+            }
+        }
+    }
+
+    async fn build_spec(
+        &self,
+        id: &str,
+        pod: &PodStatus,
+        config: &cri::ContainerConfig,
+        img: &ResolvedImage,
+    ) -> Result<Built> {
+        let run = img.config.run();
+        let linux = config.linux.clone().unwrap_or_default();
+        let sc = linux.security_context.clone().unwrap_or_default();
+        let res = linux.resources.clone().unwrap_or_default();
+
+        let ureq = UserRequest {
+            run_as_user: sc.run_as_user.as_ref().map(|v| v.value),
+            run_as_username: sc.run_as_username.clone(),
+            run_as_group: sc.run_as_group.as_ref().map(|v| v.value),
+            image_user: run.user.clone().unwrap_or_default(),
+            supplemental_groups: sc.supplemental_groups.clone(),
+        };
+        let (passwd, group) = match (&img.top_chain, user::needs_files(&ureq)) {
+            (Some(top), true) => self.image_files(id, top).await?,
+            _ => (String::new(), String::new()),
+        };
+        let who = user::resolve(&ureq, &passwd, &group)?;
+
+        let envs: Vec<(String, String)> = config
+            .envs
+            .iter()
+            .map(|kv| {
+                (
+                    kv.key.clone(),
+                    String::from_utf8_lossy(&kv.value).into_owned(),
+                )
+            })
+            .collect();
+        let pause = pod.pause_pid;
+        let proc_ns = |kind: &str| -> Result<Ns> {
+            let pid = pause.ok_or_else(|| {
+                Error::FailedPrecondition(format!("pod sandbox {} has no running pause", pod.id))
+            })?;
+            Ok(Ns::Join(PathBuf::from(format!("/proc/{pid}/ns/{kind}"))))
+        };
+        let nso = sc.namespace_options.clone().unwrap_or_default();
+        let host_net = pod.netns_path.is_none();
+        let net = match &pod.netns_path {
+            Some(p) => Ns::Join(p.clone()),
+            None => Ns::Host,
+        };
+        let node = cri::NamespaceMode::Node as i32;
+        let ipc = if nso.ipc == node {
+            Ns::Host
+        } else {
+            proc_ns("ipc")?
+        };
+        let uts = if host_net { Ns::Host } else { proc_ns("uts")? };
+        let pid = match cri::NamespaceMode::try_from(nso.pid) {
+            Ok(cri::NamespaceMode::Pod) => proc_ns("pid")?,
+            Ok(cri::NamespaceMode::Container) => Ns::New,
+            Ok(cri::NamespaceMode::Node) => Ns::Host,
+            _ => {
+                return Err(Error::Unimplemented(
+                    "pid namespace mode TARGET is not implemented".into(),
+                ))
+            }
+        };
+        let shm_path = if ipc == Ns::Host {
+            Some("/dev/shm".to_string())
+        } else {
+            pod.shm_path.as_ref().map(|p| p.display().to_string())
+        };
+
+        let mut mounts = Vec::new();
+        for m in &config.mounts {
+            mounts.push(bind_mount(m)?);
+        }
+        let mut devices = Vec::new();
+        for d in &config.devices {
+            devices.push(device(d)?);
+        }
+        let seccomp = if sc.privileged { None } else { seccomp(&sc)? };
+        let apparmor = apparmor(&sc);
+        let mut annotations: BTreeMap<String, String> =
+            config.annotations.clone().into_iter().collect();
+        let meta = config.metadata.clone().unwrap_or_default();
+        for (k, v) in [
+            (ANN_CRI_CONTAINER_TYPE, "container".to_string()),
+            (ANN_CRI_SANDBOX_ID, pod.id.clone()),
+            (ANN_CRIUS_CONTAINER_TYPE, "container".to_string()),
+            (ANN_CRIUS_SANDBOX_ID, pod.id.clone()),
+            ("io.kubernetes.cri.container-name", meta.name.clone()),
+            (
+                "io.kubernetes.cri.image-name",
+                img.view.names.first().cloned().unwrap_or_default(),
+            ),
+            (
+                "io.kubernetes.cri.sandbox-name",
+                pod.config.metadata.name.clone(),
+            ),
+            (
+                "io.kubernetes.cri.sandbox-namespace",
+                pod.config.metadata.namespace.clone(),
+            ),
+            (
+                "io.kubernetes.cri.sandbox-uid",
+                pod.config.metadata.uid.clone(),
+            ),
+        ] {
+            annotations.insert(k.to_string(), v);
+        }
+        let masked = if sc.masked_paths.is_empty() {
+            oci_spec::runtime::get_default_maskedpaths()
+        } else {
+            sc.masked_paths.clone()
+        };
+        let readonly_paths = if sc.readonly_paths.is_empty() {
+            oci_spec::runtime::get_default_readonly_paths()
+        } else {
+            sc.readonly_paths.clone()
+        };
+        let oom = (res.oom_score_adj != 0)
+            .then(|| self.oom_score(id, res.oom_score_adj.clamp(-1000, 1000) as i32));
+        if res.memory_limit_in_bytes < 0 || res.cpu_shares < 0 || res.cpu_quota < -1 {
+            return Err(Error::InvalidArgument("negative resource values".into()));
+        }
+        let parent = if pod.cgroup_parent.is_empty() {
+            "/crius".to_string()
+        } else {
+            pod.cgroup_parent.trim_end_matches('/').to_string()
+        };
+        let input = SpecInput {
+            args: merge::argv(&run, &config.command, &config.args)?,
+            env: merge::env(&run, &envs, &pod.hostname),
+            cwd: merge::cwd(&run, &config.working_dir),
+            tty: config.tty,
+            uid: who.uid,
+            gid: who.gid,
+            additional_gids: who.additional_gids.clone(),
+            privileged: sc.privileged,
+            readonly_rootfs: sc.readonly_rootfs,
+            no_new_privs: sc.no_new_privs,
+            cap_add: sc
+                .capabilities
+                .as_ref()
+                .map(|c| c.add_capabilities.clone())
+                .unwrap_or_default(),
+            cap_drop: sc
+                .capabilities
+                .as_ref()
+                .map(|c| c.drop_capabilities.clone())
+                .unwrap_or_default(),
+            oom_score_adj: oom,
+            net: Some(net),
+            ipc: Some(ipc),
+            uts: Some(uts),
+            pid: Some(pid),
+            cgroups_path: format!("{parent}/{id}"),
+            cpu_shares: res.cpu_shares,
+            cpu_quota: res.cpu_quota,
+            cpu_period: res.cpu_period,
+            cpuset_cpus: res.cpuset_cpus.clone(),
+            cpuset_mems: res.cpuset_mems.clone(),
+            memory_limit: res.memory_limit_in_bytes,
+            hugepages: res
+                .hugepage_limits
+                .iter()
+                .map(|h| (h.page_size.clone(), h.limit))
+                .collect(),
+            hosts_path: Some(pod.hosts_path.display().to_string()),
+            resolv_path: Some(pod.resolv_conf_path.display().to_string()),
+            hostname_path: Some(pod.hostname_path.display().to_string()),
+            shm_path,
+            mounts,
+            devices,
+            masked_paths: masked,
+            readonly_paths,
+            seccomp,
+            apparmor_profile: apparmor,
+            annotations,
+        };
+        Ok(Built {
+            spec: spec::build(&input)?,
+            cgroups_path: input.cgroups_path.clone(),
+            uid: who.uid,
+            gid: who.gid,
+            additional_gids: who.additional_gids,
+        })
+    }
+
+    /// The image's /etc/passwd and /etc/group, read through a read-only view snapshot.
+    async fn image_files(&self, id: &str, top: &str) -> Result<(String, String)> {
+        let key = format!("crius-view-{id}");
+        let mounts = self
+            .ctrd
+            .snapshots()
+            .view(self.ctrd.req(ViewSnapshotRequest {
+                snapshotter: self.cfg.snapshotter.clone(),
+                key: key.clone(),
+                parent: top.to_string(),
+                labels: HashMap::new(),
+            }))
+            .await
+            .step("snapshot view for /etc/passwd")?
+            .into_inner()
+            .mounts;
+        let dir = self.cfg.run_dir.join("tmpmounts").join(id);
+        let res = tokio::task::spawn_blocking({
+            let dir = dir.clone();
+            move || read_user_files(&dir, &mounts)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("read image user files: {e}")));
+        self.remove_snapshot(&key).await;
+        res?
+    }
+}
+
+struct Built {
+    spec: oci_spec::runtime::Spec,
+    cgroups_path: String,
+    uid: u32,
+    gid: u32,
+    additional_gids: Vec<u32>,
+}
+
+fn read_user_files(
+    dir: &Path,
+    mounts: &[containerd_client::types::Mount],
+) -> Result<(String, String)> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    let m = mounts
+        .first()
+        .ok_or_else(|| Error::Internal("view snapshot has no mounts".into()))?;
+    crate::sys::mount(&m.r#type, &m.source, &m.options, dir)
+        .map_err(|e| Error::Internal(format!("mount image view at {}: {e}", dir.display())))?;
+    let read = |rel: &str| -> String {
+        let p = dir.join(rel);
+        // A symlink could point out of the image onto the host's files: treat it as absent.
+        match std::fs::symlink_metadata(&p) {
+            Ok(md) if md.is_file() => std::fs::read_to_string(&p).unwrap_or_default(),
+            _ => String::new(),
+        }
+    };
+    let out = (read("etc/passwd"), read("etc/group"));
+    if let Err(e) = crate::sys::umount(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "umount image view failed");
+    }
+    let _ = std::fs::remove_dir(dir);
+    Ok(out)
+}
+
+fn log_path(pod: &PodStatus, rel: &str) -> Option<PathBuf> {
+    if rel.is_empty() {
+        return None;
+    }
+    match &pod.config.log_directory {
+        Some(d) => Some(d.join(rel)),
+        None if Path::new(rel).is_absolute() => Some(PathBuf::from(rel)),
+        None => None,
+    }
+}
+
+fn stop_signal(config: &cri::ContainerConfig, img: &ResolvedImage) -> String {
+    if config.stop_signal != 0 {
+        if let Ok(s) = cri::Signal::try_from(config.stop_signal) {
+            return s.as_str_name().to_string();
+        }
+    }
+    img.config
+        .run()
+        .stop_signal
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "SIGTERM".into())
+}
+
+fn bind_mount(m: &cri::Mount) -> Result<BindMount> {
+    if m.container_path.is_empty() || !m.container_path.starts_with('/') {
+        return Err(Error::InvalidArgument(format!(
+            "mount container_path {:?} must be absolute",
+            m.container_path
+        )));
+    }
+    if m.image.is_some() {
+        return Err(Error::Unimplemented(
+            "image volume mounts are not implemented".into(),
+        ));
+    }
+    if m.recursive_read_only {
+        return Err(Error::Unimplemented(
+            "recursive read-only mounts are not implemented (runc 1.1)".into(),
+        ));
+    }
+    if !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
+        return Err(Error::Unimplemented(
+            "id-mapped mounts are not implemented".into(),
+        ));
+    }
+    let src = Path::new(&m.host_path);
+    if !src.exists() {
+        // kubelet usually creates host paths; containerd creates a missing one as a dir.
+        std::fs::create_dir_all(src)
+            .map_err(|e| Error::io(format!("create mount source {}", src.display()), e))?;
+    }
+    let propagation = match cri::MountPropagation::try_from(m.propagation) {
+        Ok(cri::MountPropagation::PropagationHostToContainer) => "rslave",
+        Ok(cri::MountPropagation::PropagationBidirectional) => "rshared",
+        _ => "rprivate",
+    };
+    Ok(BindMount {
+        container_path: m.container_path.clone(),
+        host_path: m.host_path.clone(),
+        readonly: m.readonly,
+        propagation,
+    })
+}
+
+fn device(d: &cri::Device) -> Result<DeviceSpec> {
+    let md = std::fs::metadata(&d.host_path)
+        .map_err(|e| Error::InvalidArgument(format!("device {}: {e}", d.host_path)))?;
+    let ft = md.file_type();
+    let kind = if ft.is_char_device() {
+        'c'
+    } else if ft.is_block_device() {
+        'b'
+    } else {
+        return Err(Error::InvalidArgument(format!(
+            "device {} is not a device node",
+            d.host_path
+        )));
+    };
+    let rdev = md.rdev();
+    Ok(DeviceSpec {
+        container_path: if d.container_path.is_empty() {
+            d.host_path.clone()
+        } else {
+            d.container_path.clone()
+        },
+        kind,
+        major: nix::sys::stat::major(rdev) as i64,
+        minor: nix::sys::stat::minor(rdev) as i64,
+        file_mode: md.mode() & 0o777,
+        permissions: d.permissions.clone(),
+    })
+}
+
+// Older kubelets still send the deprecated profile path.
+#[allow(deprecated)]
+fn seccomp(sc: &cri::LinuxContainerSecurityContext) -> Result<Option<serde_json::Value>> {
+    let (kind, path) = match &sc.seccomp {
+        Some(p) => (p.profile_type, p.localhost_ref.clone()),
+        None => match sc.seccomp_profile_path.as_str() {
+            "" | "unconfined" => (
+                cri::security_profile::ProfileType::Unconfined as i32,
+                String::new(),
+            ),
+            "runtime/default" | "docker/default" => (
+                cri::security_profile::ProfileType::RuntimeDefault as i32,
+                String::new(),
+            ),
+            p => match p.strip_prefix("localhost/") {
+                Some(path) => (
+                    cri::security_profile::ProfileType::Localhost as i32,
+                    path.to_string(),
+                ),
+                None => return Err(Error::InvalidArgument(format!("seccomp profile {p:?}"))),
+            },
+        },
+    };
+    use cri::security_profile::ProfileType as T;
+    match T::try_from(kind) {
+        Ok(T::Unconfined) => Ok(None),
+        Ok(T::RuntimeDefault) => Ok(Some(spec::runtime_default_seccomp())),
+        Ok(T::Localhost) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Error::InvalidArgument(format!("seccomp profile {path}: {e}")))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| Error::InvalidArgument(format!("seccomp profile {path}: {e}")))?;
+            Ok(Some(v))
+        }
+        Err(_) => Err(Error::InvalidArgument(format!(
+            "seccomp profile type {kind}"
+        ))),
+    }
+}
+
+/// AppArmor only where the kernel has it; elsewhere profiles are ignored (as containerd does).
+fn apparmor(sc: &cri::LinuxContainerSecurityContext) -> Option<String> {
+    let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .map(|s| s.trim() == "Y")
+        .unwrap_or(false);
+    if !enabled || sc.privileged {
+        return None;
+    }
+    use cri::security_profile::ProfileType as T;
+    match &sc.apparmor {
+        Some(p) if p.profile_type == T::Localhost as i32 => Some(p.localhost_ref.clone()),
+        Some(p) if p.profile_type == T::RuntimeDefault as i32 => {
+            tracing::warn!("AppArmor RuntimeDefault requested but crius ships no AppArmor profile; running unconfined");
+            None
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,119 @@
+//! CRI container events (GetContainerEvents) and the watcher that turns containerd's
+//! task exit/OOM events into recorded exits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use containerd_client::events::{TaskExit, TaskOom};
+use containerd_client::services::v1::SubscribeRequest;
+use crius_proto::runtime as cri;
+use prost::Message;
+
+use super::create::now_ns;
+use super::lifecycle::ts_ns;
+use super::record::ContainerRecord;
+use super::status::to_cri_status;
+use crate::daemon::Daemon;
+
+impl Daemon {
+    /// Publish one event, with the pod's status and the container's, as kubelet's evented PLEG wants.
+    pub(crate) async fn emit(&self, rec: &ContainerRecord, kind: cri::ContainerEventType) {
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        let pod = self
+            .sandboxer
+            .status(&rec.pod_id)
+            .await
+            .ok()
+            .map(|p| crate::pod::to_cri_status(&p));
+        let mut statuses = vec![];
+        if kind != cri::ContainerEventType::ContainerDeletedEvent {
+            statuses.push(to_cri_status(rec));
+        }
+        let _ = self.events.send(cri::ContainerEventResponse {
+            container_id: rec.id.clone(),
+            container_event_type: kind as i32,
+            created_at: now_ns(),
+            pod_sandbox_status: pod,
+            containers_statuses: statuses,
+        });
+    }
+}
+
+/// Follow containerd's task events for criusd's namespace until the process ends.
+/// On every (re)subscription the records are reconciled, so exits that happened
+/// while criusd or the subscription was down are still recorded.
+pub async fn watch(d: Arc<Daemon>) {
+    let ns = d.ctrd.namespace().to_string();
+    loop {
+        let filters = vec![
+            format!("namespace=={ns},topic==\"/tasks/exit\""),
+            format!("namespace=={ns},topic==\"/tasks/oom\""),
+        ];
+        match d
+            .ctrd
+            .events()
+            .subscribe(d.ctrd.req(SubscribeRequest { filters }))
+            .await
+        {
+            Ok(resp) => {
+                if let Err(e) = d.all_refreshed().await {
+                    tracing::warn!(error = %e, "reconciling containers after subscribe failed");
+                }
+                let mut stream = resp.into_inner();
+                loop {
+                    match stream.message().await {
+                        Ok(Some(env)) => handle(&d, env).await,
+                        Ok(None) => break,
+                        Err(s) => {
+                            tracing::warn!(error = %s.message(), "containerd event stream broke");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(s) => {
+                tracing::debug!(error = %s.message(), "containerd events subscribe failed; retrying")
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn handle(d: &Daemon, env: containerd_client::types::Envelope) {
+    let Some(any) = env.event else { return };
+    match env.topic.as_str() {
+        "/tasks/exit" => {
+            if let Ok(e) = TaskExit::decode(any.value.as_slice()) {
+                // Exec exits carry the exec id; only the init process ends the container.
+                if e.id == e.container_id && d.store.get(&e.container_id).await.is_some() {
+                    d.record_exit(
+                        &e.container_id,
+                        e.exit_status as i32,
+                        ts_ns(e.exited_at.as_ref()),
+                    )
+                    .await;
+                }
+            }
+        }
+        "/tasks/oom" => {
+            if let Ok(e) = TaskOom::decode(any.value.as_slice()) {
+                if d.store.get(&e.container_id).await.is_some() {
+                    tracing::info!(container = %e.container_id, "container OOM event");
+                    let _ = d
+                        .store
+                        .update(&e.container_id, |r| {
+                            r.oom_killed = true;
+                            if r.phase == super::record::Phase::Exited && r.reason != "OOMKilled" {
+                                r.reason = "OOMKilled".into();
+                            }
+                            true
+                        })
+                        .await;
+                }
+            }
+        }
+        _ => {}
+    }
+}

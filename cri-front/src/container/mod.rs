@@ -1,0 +1,13 @@
+//! Containers: records, spec building, lifecycle, exec, events.
+
+pub mod create;
+pub mod events;
+pub mod exec;
+pub mod lifecycle;
+pub mod merge;
+pub mod record;
+pub mod recover;
+pub mod spec;
+pub mod stats;
+pub mod status;
+pub mod user;

@@ -1,0 +1,288 @@
+//! A container's record on disk (`<state_dir>/containers/<id>/container.json`),
+//! written atomically. It holds what CRI reports and containerd does not keep:
+//! CRI metadata, log path, timestamps and the exit once seen, so a restarted
+//! criusd answers exactly as before.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::RwLock;
+
+use crate::error::{Error, IoContext, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Created,
+    Running,
+    Exited,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MountRecord {
+    pub container_path: String,
+    pub host_path: String,
+    pub readonly: bool,
+    pub propagation: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub pod_id: String,
+    pub name: String,
+    pub attempt: u32,
+    /// The image as kubelet named it.
+    pub image: String,
+    /// Image id (config digest).
+    pub image_id: String,
+    /// The image record name used (repo tag or digest name).
+    pub image_name: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// Full path of the CRI log file; empty when kubelet gave none.
+    pub log_path: String,
+    pub mounts: Vec<MountRecord>,
+    pub runtime: String,
+    pub phase: Phase,
+    pub created_at_ns: i64,
+    pub started_at_ns: i64,
+    pub finished_at_ns: i64,
+    pub exit_code: i32,
+    pub reason: String,
+    pub message: String,
+    /// containerd reported an OOM kill for this container's task.
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// Resolved uid/gid/groups the process runs as.
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
+    #[serde(default)]
+    pub additional_gids: Vec<u32>,
+    /// Signal StopContainer sends first (image StopSignal or CRI's), name like SIGTERM.
+    #[serde(default)]
+    pub stop_signal: String,
+    /// cgroupfs path of the container (stats, updates).
+    #[serde(default)]
+    pub cgroups_path: String,
+}
+
+impl ContainerRecord {
+    /// Record an exit once (later reports of the same exit are ignored).
+    pub fn set_exited(&mut self, code: i32, at_ns: i64) -> bool {
+        if self.phase == Phase::Exited {
+            return false;
+        }
+        self.phase = Phase::Exited;
+        self.exit_code = code;
+        self.finished_at_ns = at_ns;
+        self.reason = if self.oom_killed {
+            "OOMKilled".into()
+        } else if code == 0 {
+            "Completed".into()
+        } else {
+            "Error".into()
+        };
+        true
+    }
+}
+
+/// All container records, in memory and on disk.
+#[derive(Clone)]
+pub struct Store {
+    dir: PathBuf,
+    map: Arc<RwLock<HashMap<String, ContainerRecord>>>,
+}
+
+impl Store {
+    /// Load every record under `dir` (created if missing). Unreadable ones are logged and skipped.
+    pub async fn open(dir: &Path) -> Result<Store> {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .ctx(|| format!("create {}", dir.display()))?;
+        let mut map = HashMap::new();
+        let mut rd = tokio::fs::read_dir(dir)
+            .await
+            .ctx(|| format!("read {}", dir.display()))?;
+        while let Some(e) = rd
+            .next_entry()
+            .await
+            .ctx(|| format!("read {}", dir.display()))?
+        {
+            let p = e.path().join("container.json");
+            match tokio::fs::read(&p).await {
+                Ok(b) => match serde_json::from_slice::<ContainerRecord>(&b) {
+                    Ok(r) => {
+                        map.insert(r.id.clone(), r);
+                    }
+                    Err(err) => {
+                        tracing::warn!(path = %p.display(), error = %err, "skipping unreadable container record")
+                    }
+                },
+                Err(err) => {
+                    tracing::warn!(path = %p.display(), error = %err, "skipping container dir without record")
+                }
+            }
+        }
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            map: Arc::new(RwLock::new(map)),
+        })
+    }
+
+    pub fn dir_of(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    pub async fn get(&self, id: &str) -> Option<ContainerRecord> {
+        self.map.read().await.get(id).cloned()
+    }
+
+    /// Look a container up by id or unique id prefix (as crictl allows).
+    pub async fn find(&self, id: &str) -> Result<ContainerRecord> {
+        if id.is_empty() {
+            return Err(Error::InvalidArgument("container id is empty".into()));
+        }
+        let map = self.map.read().await;
+        if let Some(r) = map.get(id) {
+            return Ok(r.clone());
+        }
+        let mut hits = map.values().filter(|r| r.id.starts_with(id));
+        match (hits.next(), hits.next()) {
+            (Some(r), None) => Ok(r.clone()),
+            (Some(_), Some(_)) => Err(Error::InvalidArgument(format!(
+                "container id prefix {id:?} is ambiguous"
+            ))),
+            _ => Err(Error::NotFound(format!("container {id:?} not found"))),
+        }
+    }
+
+    pub async fn all(&self) -> Vec<ContainerRecord> {
+        self.map.read().await.values().cloned().collect()
+    }
+
+    /// Write (atomically) and keep in memory.
+    pub async fn put(&self, r: &ContainerRecord) -> Result<()> {
+        let dir = self.dir_of(&r.id);
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .ctx(|| format!("create {}", dir.display()))?;
+        let bytes = serde_json::to_vec_pretty(r)
+            .map_err(|e| Error::Internal(format!("encode record {}: {e}", r.id)))?;
+        let tmp = dir.join("container.json.tmp");
+        let dst = dir.join("container.json");
+        tokio::fs::write(&tmp, bytes)
+            .await
+            .ctx(|| format!("write {}", tmp.display()))?;
+        tokio::fs::rename(&tmp, &dst)
+            .await
+            .ctx(|| format!("rename {}", dst.display()))?;
+        self.map.write().await.insert(r.id.clone(), r.clone());
+        Ok(())
+    }
+
+    /// Change a record under the write lock and persist it; returns the new record.
+    pub async fn update<F>(&self, id: &str, f: F) -> Result<ContainerRecord>
+    where
+        F: FnOnce(&mut ContainerRecord) -> bool,
+    {
+        let rec = {
+            let mut map = self.map.write().await;
+            let r = map
+                .get_mut(id)
+                .ok_or_else(|| Error::NotFound(format!("container {id:?} not found")))?;
+            if !f(r) {
+                return Ok(r.clone());
+            }
+            r.clone()
+        };
+        self.put(&rec).await?;
+        Ok(rec)
+    }
+
+    pub async fn remove(&self, id: &str) -> Result<()> {
+        self.map.write().await.remove(id);
+        let dir = self.dir_of(id);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(format!("remove {}", dir.display()), e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn sample(id: &str) -> ContainerRecord {
+        ContainerRecord {
+            id: id.into(),
+            pod_id: "pod".into(),
+            name: "c".into(),
+            attempt: 0,
+            image: "busybox".into(),
+            image_id: "sha256:x".into(),
+            image_name: "docker.io/library/busybox:latest".into(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            log_path: String::new(),
+            mounts: vec![],
+            runtime: "io.containerd.crius.v2".into(),
+            phase: Phase::Created,
+            created_at_ns: 1,
+            started_at_ns: 0,
+            finished_at_ns: 0,
+            exit_code: 0,
+            reason: String::new(),
+            message: String::new(),
+            oom_killed: false,
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+            stop_signal: String::new(),
+            cgroups_path: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn persists_and_finds_by_prefix() {
+        let d = tempfile::tempdir().expect("tmp");
+        let s = Store::open(d.path()).await.expect("open");
+        s.put(&sample("abc123")).await.expect("put");
+        s.put(&sample("abd456")).await.expect("put");
+        let s2 = Store::open(d.path()).await.expect("reopen");
+        assert_eq!(s2.find("abc").await.expect("find").id, "abc123");
+        assert!(matches!(
+            s2.find("ab").await,
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(s2.find("zz").await, Err(Error::NotFound(_))));
+        s2.remove("abc123").await.expect("rm");
+        assert!(Store::open(d.path())
+            .await
+            .expect("o")
+            .get("abc123")
+            .await
+            .is_none());
+    }
+
+    #[test]
+    fn exit_reasons() {
+        let mut r = sample("a");
+        assert!(r.set_exited(0, 5));
+        assert_eq!(r.reason, "Completed");
+        assert!(!r.set_exited(1, 6));
+        let mut r = sample("b");
+        r.oom_killed = true;
+        r.set_exited(137, 1);
+        assert_eq!(r.reason, "OOMKilled");
+        let mut r = sample("c");
+        r.set_exited(3, 1);
+        assert_eq!(r.reason, "Error");
+    }
+}

@@ -1,0 +1,58 @@
+//! Start-up reconciliation of container records with containerd.
+
+use std::collections::HashSet;
+
+use containerd_client::services::v1::ListContainersRequest;
+use crius_sandboxer::{LABEL_KIND, LABEL_SANDBOX_ID};
+
+use crate::daemon::Daemon;
+use crate::error::{CtrdContext, Result};
+
+/// What recovery found.
+#[derive(Debug, Default)]
+pub struct ContainerRecovery {
+    pub kept: usize,
+    /// Records whose containerd container is gone: forgotten.
+    pub dropped: Vec<String>,
+    /// containerd containers without a record (crash mid-Create): removed.
+    pub orphans: Vec<String>,
+}
+
+impl Daemon {
+    pub async fn recover_containers(&self) -> Result<ContainerRecovery> {
+        let listed = self
+            .ctrd
+            .containers()
+            .list(self.ctrd.req(ListContainersRequest {
+                filters: vec![format!("labels.\"{LABEL_KIND}\"==container")],
+            }))
+            .await
+            .step("container list")?
+            .into_inner()
+            .containers;
+        let in_ctrd: HashSet<String> = listed.iter().map(|c| c.id.clone()).collect();
+        let mut rep = ContainerRecovery::default();
+        for r in self.store.all().await {
+            if in_ctrd.contains(&r.id) {
+                rep.kept += 1;
+            } else {
+                tracing::warn!(container = %r.id, pod = %r.pod_id, "recover: containerd has no such container; dropping its record");
+                self.remove_snapshot(&r.id).await;
+                self.store.remove(&r.id).await?;
+                rep.dropped.push(r.id);
+            }
+        }
+        for c in listed {
+            if self.store.get(&c.id).await.is_none() {
+                let pod = c.labels.get(LABEL_SANDBOX_ID).cloned().unwrap_or_default();
+                tracing::warn!(container = %c.id, pod = %pod, "recover: container without a record (crash during create); removing it");
+                self.delete_task(&c.id).await;
+                self.undo_create(&c.id).await;
+                rep.orphans.push(c.id);
+            }
+        }
+        // Exits that happened while criusd was down.
+        self.all_refreshed().await?;
+        Ok(rep)
+    }
+}

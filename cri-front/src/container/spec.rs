@@ -1,0 +1,472 @@
+//! The OCI runtime spec of a CRI container, from already-resolved inputs (no I/O
+//! here, so it is unit-tested). Written as JSON and checked by decoding it into
+//! `oci_spec::runtime::Spec`, which is what criusd hands to containerd.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use oci_spec::runtime::Spec;
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+
+/// How the container gets one namespace.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ns {
+    /// A fresh one.
+    New,
+    /// Join the one at this path (`/proc/<pid>/ns/<kind>` or a netns bind mount).
+    Join(PathBuf),
+    /// The host's (no namespace entry).
+    Host,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BindMount {
+    pub container_path: String,
+    pub host_path: String,
+    pub readonly: bool,
+    /// `rprivate`, `rslave` or `rshared`.
+    pub propagation: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceSpec {
+    pub container_path: String,
+    /// `c` or `b`.
+    pub kind: char,
+    pub major: i64,
+    pub minor: i64,
+    pub file_mode: u32,
+    pub permissions: String,
+}
+
+/// Everything the spec is made of.
+#[derive(Debug, Clone, Default)]
+pub struct SpecInput {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub tty: bool,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub privileged: bool,
+    pub readonly_rootfs: bool,
+    pub no_new_privs: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub oom_score_adj: Option<i32>,
+    pub net: Option<Ns>,
+    pub ipc: Option<Ns>,
+    pub uts: Option<Ns>,
+    pub pid: Option<Ns>,
+    pub cgroups_path: String,
+    pub cpu_shares: i64,
+    pub cpu_quota: i64,
+    pub cpu_period: i64,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+    pub memory_limit: i64,
+    pub hugepages: Vec<(String, u64)>,
+    /// Pod files bound in: /etc/hosts, /etc/resolv.conf, /etc/hostname (host paths).
+    pub hosts_path: Option<String>,
+    pub resolv_path: Option<String>,
+    pub hostname_path: Option<String>,
+    /// The pod's /dev/shm tmpfs; None: a private one.
+    pub shm_path: Option<String>,
+    pub mounts: Vec<BindMount>,
+    pub devices: Vec<DeviceSpec>,
+    pub masked_paths: Vec<String>,
+    pub readonly_paths: Vec<String>,
+    /// An OCI `linux.seccomp` object, already decided.
+    pub seccomp: Option<Value>,
+    pub apparmor_profile: Option<String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Docker's / containerd's default capability set.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Every capability Linux 6.x knows (privileged containers get them all).
+pub const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+fn cap_name(c: &str) -> String {
+    let c = c.trim().to_ascii_uppercase();
+    if c.starts_with("CAP_") || c == "ALL" {
+        c
+    } else {
+        format!("CAP_{c}")
+    }
+}
+
+/// Default set, then drops, then adds (`ALL` allowed in both), as containerd does.
+pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result<Vec<String>> {
+    if privileged {
+        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+    }
+    let add: Vec<String> = add.iter().map(|c| cap_name(c)).collect();
+    let drop: Vec<String> = drop.iter().map(|c| cap_name(c)).collect();
+    for c in add.iter().chain(&drop) {
+        if c != "ALL" && !ALL_CAPS.contains(&c.as_str()) {
+            return Err(Error::InvalidArgument(format!("unknown capability {c:?}")));
+        }
+    }
+    let mut caps: Vec<String> = if drop.iter().any(|c| c == "ALL") {
+        Vec::new()
+    } else {
+        DEFAULT_CAPS
+            .iter()
+            .map(|s| s.to_string())
+            .filter(|c| !drop.contains(c))
+            .collect()
+    };
+    if add.iter().any(|c| c == "ALL") {
+        caps = ALL_CAPS.iter().map(|s| s.to_string()).collect();
+    } else {
+        for c in add {
+            if !caps.contains(&c) {
+                caps.push(c);
+            }
+        }
+    }
+    Ok(caps)
+}
+
+fn ns_entry(kind: &str, ns: &Option<Ns>) -> Option<Value> {
+    match ns {
+        Some(Ns::New) => Some(json!({ "type": kind })),
+        Some(Ns::Join(p)) => Some(json!({ "type": kind, "path": p })),
+        Some(Ns::Host) | None => None,
+    }
+}
+
+fn bind(dst: &str, src: &str, ro: bool, prop: &str) -> Value {
+    json!({
+        "destination": dst, "type": "bind", "source": src,
+        "options": ["rbind", prop, if ro { "ro" } else { "rw" }],
+    })
+}
+
+/// Build and validate the spec.
+pub fn build(i: &SpecInput) -> Result<Spec> {
+    let caps = capabilities(i.privileged, &i.cap_add, &i.cap_drop)?;
+    let user_set: Vec<&str> = i.mounts.iter().map(|m| m.container_path.as_str()).collect();
+    let taken = |p: &str| user_set.iter().any(|u| u.trim_end_matches('/') == p);
+
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if i.privileged { "rw" } else { "ro" }]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if i.privileged { "rw" } else { "ro" }]}),
+    ];
+    if !taken("/dev/shm") {
+        mounts.push(match &i.shm_path {
+            Some(p) => bind("/dev/shm", p, false, "rprivate"),
+            None => json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        });
+    }
+    for (dst, src) in [
+        ("/etc/hosts", &i.hosts_path),
+        ("/etc/resolv.conf", &i.resolv_path),
+        ("/etc/hostname", &i.hostname_path),
+    ] {
+        if let Some(src) = src {
+            if !taken(dst) {
+                mounts.push(bind(dst, src, i.readonly_rootfs, "rprivate"));
+            }
+        }
+    }
+    // Shorter destinations first, so a parent mount never hides a child mount.
+    let mut user = i.mounts.clone();
+    user.sort_by_key(|m| m.container_path.matches('/').count());
+    for m in &user {
+        mounts.push(bind(
+            &m.container_path,
+            &m.host_path,
+            m.readonly,
+            m.propagation,
+        ));
+    }
+
+    let namespaces: Vec<Value> = [
+        ns_entry("pid", &i.pid),
+        ns_entry("network", &i.net),
+        ns_entry("ipc", &i.ipc),
+        ns_entry("uts", &i.uts),
+        Some(json!({"type": "mount"})),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+
+    let mut devices_cgroup = vec![json!({"allow": i.privileged, "access": "rwm"})];
+    let mut devices = Vec::new();
+    for d in &i.devices {
+        devices.push(json!({
+            "path": d.container_path, "type": d.kind.to_string(), "major": d.major, "minor": d.minor,
+            "fileMode": d.file_mode, "uid": 0, "gid": 0,
+        }));
+        devices_cgroup.push(json!({
+            "allow": true, "type": d.kind.to_string(), "major": d.major, "minor": d.minor,
+            "access": if d.permissions.is_empty() { "rwm" } else { d.permissions.as_str() },
+        }));
+    }
+    let mut resources = json!({ "devices": devices_cgroup });
+    let mut cpu = serde_json::Map::new();
+    if i.cpu_shares > 0 {
+        cpu.insert("shares".into(), json!(i.cpu_shares));
+    }
+    if i.cpu_quota > 0 {
+        cpu.insert("quota".into(), json!(i.cpu_quota));
+    }
+    if i.cpu_period > 0 {
+        cpu.insert("period".into(), json!(i.cpu_period));
+    }
+    if !i.cpuset_cpus.is_empty() {
+        cpu.insert("cpus".into(), json!(i.cpuset_cpus));
+    }
+    if !i.cpuset_mems.is_empty() {
+        cpu.insert("mems".into(), json!(i.cpuset_mems));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
+    }
+    if i.memory_limit > 0 {
+        resources["memory"] = json!({ "limit": i.memory_limit });
+    }
+    if !i.hugepages.is_empty() {
+        resources["hugepageLimits"] = i
+            .hugepages
+            .iter()
+            .map(|(s, l)| json!({"pageSize": s, "limit": l}))
+            .collect();
+    }
+
+    let mut process = json!({
+        "terminal": i.tty,
+        "user": { "uid": i.uid, "gid": i.gid, "additionalGids": i.additional_gids },
+        "args": i.args,
+        "env": i.env,
+        "cwd": i.cwd,
+        "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
+        "noNewPrivileges": i.no_new_privs,
+    });
+    if let Some(s) = i.oom_score_adj {
+        process["oomScoreAdj"] = json!(s);
+    }
+    if let Some(a) = &i.apparmor_profile {
+        process["apparmorProfile"] = json!(a);
+    }
+    let (masked, ro_paths) = if i.privileged {
+        (Vec::new(), Vec::new())
+    } else {
+        (i.masked_paths.clone(), i.readonly_paths.clone())
+    };
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "resources": resources,
+        "devices": devices,
+        "maskedPaths": masked,
+        "readonlyPaths": ro_paths,
+    });
+    if !i.cgroups_path.is_empty() {
+        linux["cgroupsPath"] = json!(i.cgroups_path);
+    }
+    if let Some(s) = &i.seccomp {
+        linux["seccomp"] = s.clone();
+    }
+    let v = json!({
+        "ociVersion": "1.1.0",
+        "process": process,
+        "root": { "path": "rootfs", "readonly": i.readonly_rootfs },
+        "mounts": mounts,
+        "linux": linux,
+        "annotations": i.annotations,
+    });
+    serde_json::from_value(v).map_err(|e| Error::InvalidArgument(format!("container spec: {e}")))
+}
+
+/// crius's RuntimeDefault seccomp profile: allow everything except syscalls that
+/// reach kernel-wide state (modules, clocks, reboot, keyrings, mounts, namespaces,
+/// tracing other processes). A deny list, so a syscall this list does not know still works.
+pub fn runtime_default_seccomp() -> Value {
+    let deny = [
+        "acct",
+        "add_key",
+        "bpf",
+        "clock_adjtime",
+        "clock_settime",
+        "delete_module",
+        "finit_module",
+        "init_module",
+        "ioperm",
+        "iopl",
+        "kcmp",
+        "kexec_file_load",
+        "kexec_load",
+        "keyctl",
+        "lookup_dcookie",
+        "mount",
+        "move_pages",
+        "name_to_handle_at",
+        "open_by_handle_at",
+        "perf_event_open",
+        "pivot_root",
+        "process_vm_readv",
+        "process_vm_writev",
+        "ptrace",
+        "quotactl",
+        "reboot",
+        "request_key",
+        "setns",
+        "settimeofday",
+        "swapon",
+        "swapoff",
+        "syslog",
+        "umount2",
+        "unshare",
+        "userfaultfd",
+        "ustat",
+        "sysfs",
+        "uselib",
+        "vhangup",
+    ];
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{ "names": deny.to_vec(), "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> SpecInput {
+        SpecInput {
+            args: vec!["sh".into()],
+            env: vec!["PATH=/bin".into()],
+            cwd: "/".into(),
+            net: Some(Ns::Join("/run/crius/netns/p".into())),
+            ipc: Some(Ns::Join("/proc/42/ns/ipc".into())),
+            uts: Some(Ns::Join("/proc/42/ns/uts".into())),
+            pid: Some(Ns::New),
+            hosts_path: Some("/var/lib/crius/sandboxes/p/hosts".into()),
+            resolv_path: Some("/var/lib/crius/sandboxes/p/resolv.conf".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn caps_rules() {
+        let c = capabilities(false, &["NET_ADMIN".into()], &["MKNOD".into()]).expect("caps");
+        assert!(c.contains(&"CAP_NET_ADMIN".to_string()));
+        assert!(!c.contains(&"CAP_MKNOD".to_string()));
+        assert!(capabilities(false, &[], &["ALL".into()])
+            .expect("c")
+            .is_empty());
+        assert_eq!(
+            capabilities(true, &[], &[]).expect("c").len(),
+            ALL_CAPS.len()
+        );
+        assert!(capabilities(false, &["NOPE".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn spec_has_namespaces_mounts_and_validates() {
+        let mut i = base();
+        i.mounts.push(BindMount {
+            container_path: "/etc/hosts".into(),
+            host_path: "/kubelet/hosts".into(),
+            readonly: false,
+            propagation: "rprivate",
+        });
+        i.oom_score_adj = Some(500);
+        i.memory_limit = 64 << 20;
+        let spec = build(&i).expect("spec");
+        let v = serde_json::to_value(&spec).expect("json");
+        let ns = v["linux"]["namespaces"].as_array().expect("ns");
+        assert!(ns
+            .iter()
+            .any(|n| n["type"] == "network" && n["path"] == "/run/crius/netns/p"));
+        assert!(ns
+            .iter()
+            .any(|n| n["type"] == "pid" && n.get("path").is_none()));
+        let mounts = v["mounts"].as_array().expect("mounts");
+        let hosts: Vec<_> = mounts
+            .iter()
+            .filter(|m| m["destination"] == "/etc/hosts")
+            .collect();
+        assert_eq!(hosts.len(), 1, "kubelet's /etc/hosts wins over the pod's");
+        assert_eq!(hosts[0]["source"], "/kubelet/hosts");
+        assert_eq!(v["process"]["oomScoreAdj"], 500);
+        assert_eq!(v["linux"]["resources"]["memory"]["limit"], 64 << 20);
+    }
+
+    #[test]
+    fn seccomp_default_decodes() {
+        let mut i = base();
+        i.seccomp = Some(runtime_default_seccomp());
+        build(&i).expect("spec with seccomp");
+    }
+}

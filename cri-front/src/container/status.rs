@@ -1,0 +1,211 @@
+//! ContainerStatus / ListContainers: records refreshed from containerd's tasks, and
+//! their CRI forms.
+
+use std::collections::HashMap;
+
+use containerd_client::services::v1::ListTasksRequest;
+use containerd_client::types::v1::Status as TaskStatus;
+use crius_proto::runtime as cri;
+
+use super::lifecycle::{ts_ns, TaskState};
+use super::record::{ContainerRecord, Phase};
+use crate::daemon::Daemon;
+use crate::error::{CtrdContext, Result};
+
+impl Daemon {
+    /// A record with its exit filled in if the task has ended since we last looked.
+    pub async fn refreshed(&self, rec: ContainerRecord) -> Result<ContainerRecord> {
+        if rec.phase != Phase::Running {
+            return Ok(rec);
+        }
+        match self.task_state(&rec.id).await? {
+            TaskState::Running => Ok(rec),
+            TaskState::Exited { code, at_ns } => {
+                self.record_exit(&rec.id, code, at_ns).await;
+                Ok(self.store.get(&rec.id).await.unwrap_or(rec))
+            }
+            TaskState::Missing => {
+                // The shim and its state are gone (host reboot, shim killed): say so.
+                self.record_exit(&rec.id, 255, super::create::now_ns())
+                    .await;
+                let _ = self
+                    .store
+                    .update(&rec.id, |r| {
+                        r.message = "task is gone: its shim exited or was killed".into();
+                        true
+                    })
+                    .await;
+                Ok(self.store.get(&rec.id).await.unwrap_or(rec))
+            }
+        }
+    }
+
+    /// All records, running ones checked against one Tasks.List.
+    pub async fn all_refreshed(&self) -> Result<Vec<ContainerRecord>> {
+        let all = self.store.all().await;
+        if !all.iter().any(|r| r.phase == Phase::Running) {
+            return Ok(all);
+        }
+        let tasks = self
+            .ctrd
+            .tasks()
+            .list(self.ctrd.req(ListTasksRequest {
+                filter: String::new(),
+            }))
+            .await
+            .step("task list")?
+            .into_inner()
+            .tasks;
+        let by_id: HashMap<_, _> = tasks.into_iter().map(|t| (t.id.clone(), t)).collect();
+        let mut out = Vec::with_capacity(all.len());
+        for r in all {
+            if r.phase == Phase::Running {
+                match by_id.get(&r.id) {
+                    Some(t) if t.status != TaskStatus::Stopped as i32 => out.push(r),
+                    Some(t) => {
+                        self.record_exit(&r.id, t.exit_status as i32, ts_ns(t.exited_at.as_ref()))
+                            .await;
+                        out.push(self.store.get(&r.id).await.unwrap_or(r));
+                    }
+                    None => out.push(self.refreshed(r).await?),
+                }
+            } else {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub fn state(r: &ContainerRecord) -> cri::ContainerState {
+    match r.phase {
+        Phase::Created => cri::ContainerState::ContainerCreated,
+        Phase::Running => cri::ContainerState::ContainerRunning,
+        Phase::Exited => cri::ContainerState::ContainerExited,
+    }
+}
+
+fn image_spec(r: &ContainerRecord) -> cri::ImageSpec {
+    cri::ImageSpec {
+        image: r.image.clone(),
+        ..Default::default()
+    }
+}
+
+pub fn to_cri(r: &ContainerRecord) -> cri::Container {
+    cri::Container {
+        id: r.id.clone(),
+        pod_sandbox_id: r.pod_id.clone(),
+        metadata: Some(cri::ContainerMetadata {
+            name: r.name.clone(),
+            attempt: r.attempt,
+        }),
+        image: Some(image_spec(r)),
+        image_ref: r.image_id.clone(),
+        state: state(r) as i32,
+        created_at: r.created_at_ns,
+        labels: r.labels.clone().into_iter().collect(),
+        annotations: r.annotations.clone().into_iter().collect(),
+        image_id: r.image_id.clone(),
+    }
+}
+
+pub fn to_cri_status(r: &ContainerRecord) -> cri::ContainerStatus {
+    cri::ContainerStatus {
+        id: r.id.clone(),
+        metadata: Some(cri::ContainerMetadata {
+            name: r.name.clone(),
+            attempt: r.attempt,
+        }),
+        state: state(r) as i32,
+        created_at: r.created_at_ns,
+        started_at: r.started_at_ns,
+        finished_at: r.finished_at_ns,
+        exit_code: r.exit_code,
+        image: Some(image_spec(r)),
+        image_ref: r.image_id.clone(),
+        reason: r.reason.clone(),
+        message: r.message.clone(),
+        labels: r.labels.clone().into_iter().collect(),
+        annotations: r.annotations.clone().into_iter().collect(),
+        mounts: r
+            .mounts
+            .iter()
+            .map(|m| cri::Mount {
+                container_path: m.container_path.clone(),
+                host_path: m.host_path.clone(),
+                readonly: m.readonly,
+                propagation: m.propagation,
+                ..Default::default()
+            })
+            .collect(),
+        log_path: r.log_path.clone(),
+        resources: None,
+        image_id: r.image_id.clone(),
+        user: Some(cri::ContainerUser {
+            linux: Some(cri::LinuxContainerUser {
+                uid: r.uid as i64,
+                gid: r.gid as i64,
+                supplemental_groups: r.additional_gids.iter().map(|g| *g as i64).collect(),
+            }),
+        }),
+        stop_signal: 0,
+    }
+}
+
+/// CRI ListContainers filter: id prefix, state, pod id prefix, labels (all must match).
+pub fn matches(r: &ContainerRecord, f: &cri::ContainerFilter) -> bool {
+    if !f.id.is_empty() && !r.id.starts_with(&f.id) {
+        return false;
+    }
+    if let Some(s) = &f.state {
+        if state(r) as i32 != s.state {
+            return false;
+        }
+    }
+    if !f.pod_sandbox_id.is_empty() && !r.pod_id.starts_with(&f.pod_sandbox_id) {
+        return false;
+    }
+    f.label_selector
+        .iter()
+        .all(|(k, v)| r.labels.get(k) == Some(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::record::ContainerRecord;
+
+    fn rec(id: &str, pod: &str, phase: Phase, label: (&str, &str)) -> ContainerRecord {
+        let mut r: ContainerRecord = serde_json::from_value(serde_json::json!({
+            "id": id, "pod_id": pod, "name": "n", "attempt": 0, "image": "i", "image_id": "sha256:x",
+            "image_name": "x", "labels": {}, "annotations": {}, "log_path": "", "mounts": [],
+            "runtime": "r", "phase": "created", "created_at_ns": 1, "started_at_ns": 0,
+            "finished_at_ns": 0, "exit_code": 0, "reason": "", "message": ""
+        }))
+        .expect("record");
+        r.phase = phase;
+        r.labels.insert(label.0.into(), label.1.into());
+        r
+    }
+
+    #[test]
+    fn filters() {
+        let a = rec("abc1", "pod1", Phase::Running, ("app", "web"));
+        let f = |id: &str, pod: &str, st: Option<i32>, l: &[(&str, &str)]| cri::ContainerFilter {
+            id: id.into(),
+            pod_sandbox_id: pod.into(),
+            state: st.map(|state| cri::ContainerStateValue { state }),
+            label_selector: l
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        assert!(matches(&a, &f("", "", None, &[])));
+        assert!(matches(&a, &f("ab", "pod", Some(1), &[("app", "web")])));
+        assert!(!matches(&a, &f("x", "", None, &[])));
+        assert!(!matches(&a, &f("", "", Some(2), &[])));
+        assert!(!matches(&a, &f("", "pod2", None, &[])));
+        assert!(!matches(&a, &f("", "", None, &[("app", "db")])));
+    }
+}

@@ -1,0 +1,278 @@
+//! Images: pull into containerd, and answer CRI's image questions from containerd's
+//! image records (see [`records`]).
+
+pub mod content;
+pub mod hosts;
+pub mod manifest;
+pub mod pull;
+pub mod records;
+pub mod reference;
+pub mod service;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use base64::Engine;
+use containerd_client::services::v1::snapshots::{ListSnapshotsRequest, UsageRequest};
+use crius_proto::runtime as cri;
+use oci_client::secrets::RegistryAuth;
+
+use crate::ctrd::Ctrd;
+use crate::error::{CtrdContext, Error, Result};
+use manifest::{chain_ids, ImageConfigFile, Manifest};
+use records::Record;
+use reference::{is_digest_name, ImageName};
+
+/// criusd's image side.
+#[derive(Clone)]
+pub struct Images {
+    pub ctrd: Ctrd,
+    pub snapshotter: String,
+    pub registry_config_dir: PathBuf,
+    /// Reported as ImageFsInfo's mountpoint.
+    pub snapshotter_root: PathBuf,
+}
+
+/// One image as CRI sees it: all records sharing an id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageView {
+    pub id: String,
+    pub names: Vec<String>,
+    pub size: u64,
+    pub user: String,
+}
+
+/// An image ready to run: its view, run config and top snapshot.
+#[derive(Debug, Clone)]
+pub struct ResolvedImage {
+    pub view: ImageView,
+    pub config: ImageConfigFile,
+    /// Chain id of the top layer: the parent of a container's rootfs snapshot.
+    pub top_chain: Option<String>,
+}
+
+impl Images {
+    pub async fn pull(&self, image: &str, auth: Option<&cri::AuthConfig>) -> Result<String> {
+        let r = match reference::parse(image)? {
+            ImageName::Ref(r) => r,
+            ImageName::Id(id) => {
+                return Err(Error::InvalidArgument(format!(
+                    "cannot pull by image id {id}; give a reference"
+                )))
+            }
+        };
+        let auth = registry_auth(auth)?;
+        let puller = pull::Puller {
+            ctrd: &self.ctrd,
+            snapshotter: &self.snapshotter,
+            registry_config_dir: &self.registry_config_dir,
+        };
+        Ok(puller.pull(&r, &auth).await?.id)
+    }
+
+    /// Group records by image id.
+    pub async fn list(&self) -> Result<Vec<ImageView>> {
+        let mut by_id: BTreeMap<String, ImageView> = BTreeMap::new();
+        for r in records::list(&self.ctrd).await? {
+            let v = by_id.entry(r.id.clone()).or_insert_with(|| ImageView {
+                id: r.id.clone(),
+                names: Vec::new(),
+                size: r.size,
+                user: r.user.clone(),
+            });
+            v.names.push(r.name);
+        }
+        Ok(by_id.into_values().collect())
+    }
+
+    /// Find an image by reference or id; None when absent.
+    pub async fn find(&self, image: &str) -> Result<Option<ImageView>> {
+        let id = match reference::parse(image)? {
+            ImageName::Id(id) => id,
+            ImageName::Ref(r) => match records::get(&self.ctrd, &reference::record_name(&r)).await?
+            {
+                Some(Record { id, .. }) => id,
+                None => return Ok(None),
+            },
+        };
+        Ok(self.list().await?.into_iter().find(|v| v.id == id))
+    }
+
+    /// Everything CreateContainer needs from an image.
+    pub async fn resolve(&self, image: &str) -> Result<ResolvedImage> {
+        let view = self
+            .find(image)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("image {image:?} not found; pull it first")))?;
+        let bytes = content::read(&self.ctrd, &view.id).await?;
+        let config = ImageConfigFile::parse(&bytes)?;
+        let top_chain = chain_ids(&config.rootfs.diff_ids).pop();
+        Ok(ResolvedImage {
+            view,
+            config,
+            top_chain,
+        })
+    }
+
+    /// Remove every record of the image (all its tags and digests). Absent is fine.
+    pub async fn remove(&self, image: &str) -> Result<()> {
+        let Some(view) = self.find(image).await? else {
+            return Ok(());
+        };
+        let n = view.names.len();
+        for (i, name) in view.names.iter().enumerate() {
+            // Let the GC run once, after the last record is gone.
+            records::delete(&self.ctrd, name, i + 1 == n).await?;
+        }
+        tracing::info!(image = %image, id = %view.id, "image removed");
+        Ok(())
+    }
+
+    /// Bytes and inodes used by the snapshotter's committed and active snapshots.
+    pub async fn fs_usage(&self) -> Result<(u64, u64)> {
+        let mut stream = self
+            .ctrd
+            .snapshots()
+            .list(self.ctrd.req(ListSnapshotsRequest {
+                snapshotter: self.snapshotter.clone(),
+                filters: vec![],
+            }))
+            .await
+            .step("snapshot list")?
+            .into_inner();
+        let mut keys = Vec::new();
+        while let Some(m) = stream.message().await.step("snapshot list")? {
+            keys.extend(m.info.into_iter().map(|i| i.name));
+        }
+        let (mut bytes, mut inodes) = (0u64, 0u64);
+        for key in keys {
+            let u = self
+                .ctrd
+                .snapshots()
+                .usage(self.ctrd.req(UsageRequest {
+                    snapshotter: self.snapshotter.clone(),
+                    key,
+                }))
+                .await;
+            // A snapshot removed while we walk is not an error.
+            if let Ok(u) = u {
+                let u = u.into_inner();
+                bytes += u.size.max(0) as u64;
+                inodes += u.inodes.max(0) as u64;
+            }
+        }
+        Ok((bytes, inodes))
+    }
+
+    /// The manifest an image record points at (for verbose status).
+    pub async fn manifest_of(&self, name: &str) -> Result<Option<Manifest>> {
+        let Some(rec) = records::get(&self.ctrd, name).await? else {
+            return Ok(None);
+        };
+        let Some(t) = rec.target else { return Ok(None) };
+        Ok(Some(Manifest::parse(
+            &content::read(&self.ctrd, &t.digest).await?,
+        )?))
+    }
+}
+
+impl ImageView {
+    pub fn to_cri(&self) -> cri::Image {
+        let (digests, tags): (Vec<_>, Vec<_>) =
+            self.names.iter().cloned().partition(|n| is_digest_name(n));
+        let (uid, username) = user_fields(&self.user);
+        cri::Image {
+            id: self.id.clone(),
+            repo_tags: tags,
+            repo_digests: digests,
+            size: self.size,
+            uid: uid.map(|value| cri::Int64Value { value }),
+            username,
+            spec: Some(cri::ImageSpec {
+                image: self.id.clone(),
+                ..Default::default()
+            }),
+            pinned: false,
+        }
+    }
+}
+
+/// CRI's uid/username from an image config `User` (`name`, `uid`, `uid:gid`, `name:group`).
+pub fn user_fields(user: &str) -> (Option<i64>, String) {
+    let u = user.split(':').next().unwrap_or("");
+    if u.is_empty() {
+        return (None, String::new());
+    }
+    match u.parse::<i64>() {
+        Ok(n) => (Some(n), String::new()),
+        Err(_) => (None, u.to_string()),
+    }
+}
+
+fn registry_auth(a: Option<&cri::AuthConfig>) -> Result<RegistryAuth> {
+    let Some(a) = a else {
+        return Ok(RegistryAuth::Anonymous);
+    };
+    if !a.username.is_empty() || !a.password.is_empty() {
+        return Ok(RegistryAuth::Basic(a.username.clone(), a.password.clone()));
+    }
+    if !a.auth.is_empty() {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(a.auth.trim())
+            .map_err(|e| Error::InvalidArgument(format!("auth: not base64: {e}")))?;
+        let s =
+            String::from_utf8(raw).map_err(|_| Error::InvalidArgument("auth: not UTF-8".into()))?;
+        let (u, p) = s
+            .split_once(':')
+            .ok_or_else(|| Error::InvalidArgument("auth: expected base64(user:password)".into()))?;
+        return Ok(RegistryAuth::Basic(u.to_string(), p.to_string()));
+    }
+    if !a.registry_token.is_empty() {
+        return Ok(RegistryAuth::Bearer(a.registry_token.clone()));
+    }
+    if !a.identity_token.is_empty() {
+        return Err(Error::Unimplemented(
+            "auth with identity_token (OAuth refresh token) is not implemented".into(),
+        ));
+    }
+    Ok(RegistryAuth::Anonymous)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_field_forms() {
+        assert_eq!(user_fields(""), (None, String::new()));
+        assert_eq!(user_fields("1000"), (Some(1000), String::new()));
+        assert_eq!(user_fields("1000:50"), (Some(1000), String::new()));
+        assert_eq!(user_fields("nobody:nogroup"), (None, "nobody".to_string()));
+    }
+
+    #[test]
+    fn auth_forms() {
+        let a = cri::AuthConfig {
+            auth: base64::engine::general_purpose::STANDARD.encode("u:p"),
+            ..Default::default()
+        };
+        assert!(
+            matches!(registry_auth(Some(&a)), Ok(RegistryAuth::Basic(u, p)) if u == "u" && p == "p")
+        );
+        assert!(matches!(registry_auth(None), Ok(RegistryAuth::Anonymous)));
+    }
+
+    #[test]
+    fn cri_view_splits_tags_and_digests() {
+        let v = ImageView {
+            id: "sha256:c".into(),
+            names: vec!["r/x:latest".into(), "r/x@sha256:m".into()],
+            size: 5,
+            user: "1000".into(),
+        };
+        let c = v.to_cri();
+        assert_eq!(c.repo_tags, vec!["r/x:latest"]);
+        assert_eq!(c.repo_digests, vec!["r/x@sha256:m"]);
+        assert_eq!(c.uid.map(|u| u.value), Some(1000));
+    }
+}

@@ -1,0 +1,527 @@
+//! PullImage: the distribution protocol with `oci-client` (containerd 1.6 has no
+//! Transfer service), blobs streamed into containerd's content store, layers
+//! unpacked by containerd's Diff.Apply onto overlayfs snapshots named by chain id,
+//! then image records. Everything happens under a lease so containerd's GC never
+//! collects a half-pulled image.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use containerd_client::services::v1::snapshots::{
+    CommitSnapshotRequest, PrepareSnapshotRequest, RemoveSnapshotRequest, StatSnapshotRequest,
+};
+use containerd_client::services::v1::{
+    ApplyRequest, CreateRequest as LeaseCreate, DeleteRequest as LeaseDelete,
+};
+use containerd_client::tonic::Code;
+use containerd_client::types::Descriptor as CtrdDescriptor;
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::manifest::OciDescriptor;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+
+use super::content;
+use super::hosts::{hosts_for, RegistryHost};
+use super::manifest::{chain_ids, Descriptor, ImageConfigFile, Manifest};
+use super::records::{self, LABEL_ID, LABEL_SIZE, LABEL_USER};
+use super::reference::{digest_name, record_name};
+use crate::ctrd::Ctrd;
+use crate::error::{CtrdContext, Error, Result};
+
+const ACCEPTED: &[&str] = &[
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+
+/// What a pull needs from criusd.
+pub struct Puller<'a> {
+    pub ctrd: &'a Ctrd,
+    pub snapshotter: &'a str,
+    pub registry_config_dir: &'a Path,
+}
+
+/// Result of a pull: the image id (config digest) and the record names written.
+#[derive(Debug)]
+pub struct Pulled {
+    pub id: String,
+    pub names: Vec<String>,
+}
+
+impl Puller<'_> {
+    /// Pull `r` and return the image id. Mirrors from hosts.toml are tried first, each
+    /// failure logged, then the upstream; the last error is returned.
+    pub async fn pull(&self, r: &Reference, auth: &RegistryAuth) -> Result<Pulled> {
+        let hosts = hosts_for(self.registry_config_dir, r.registry())?;
+        let mut last = None;
+        for host in &hosts {
+            match self.pull_from(r, host, auth).await {
+                Ok(p) => return Ok(p),
+                Err(e) => {
+                    tracing::warn!(image = %r, host = %host.host, mirror = host.mirror, error = %e, "pull attempt failed");
+                    // A bad reference or a broken image will not get better on the next host.
+                    if matches!(e, Error::InvalidArgument(_)) {
+                        return Err(e);
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Unavailable(format!("no registry host for {r}"))))
+    }
+
+    async fn pull_from(
+        &self,
+        r: &Reference,
+        host: &RegistryHost,
+        auth: &RegistryAuth,
+    ) -> Result<Pulled> {
+        let started = Instant::now();
+        let client = client_for(host)?;
+        let mut via = r.clone();
+        if host.host != r.registry() {
+            via.set_mirror_registry(host.host.clone());
+        }
+        let (top_bytes, top_digest) = client
+            .pull_manifest_raw(&via, auth, ACCEPTED)
+            .await
+            .map_err(|e| registry_error(r, host, e))?;
+        let top = Manifest::parse(&top_bytes)?;
+        let (manifest_bytes, manifest_digest, manifest_type) = if top.is_index() {
+            let d = top.pick_platform().ok_or_else(|| {
+                Error::NotFound(format!(
+                    "{r}: no manifest for linux/{} in the index",
+                    super::manifest::go_arch()
+                ))
+            })?;
+            let by_digest = via.clone_with_digest(d.digest.clone());
+            let (b, dg) = client
+                .pull_manifest_raw(&by_digest, auth, ACCEPTED)
+                .await
+                .map_err(|e| registry_error(r, host, e))?;
+            (b, dg, d.media_type.clone())
+        } else {
+            let mt = top
+                .media_type
+                .clone()
+                .unwrap_or_else(|| ACCEPTED[0].to_string());
+            (top_bytes.clone(), top_digest.clone(), mt)
+        };
+        let manifest = Manifest::parse(&manifest_bytes)?;
+        let config_desc = manifest
+            .config
+            .clone()
+            .ok_or_else(|| Error::InvalidArgument(format!("{r}: manifest has no config")))?;
+        let mut config_bytes: Vec<u8> = Vec::new();
+        client
+            .pull_blob(&via, &oci_desc(&config_desc), &mut config_bytes)
+            .await
+            .map_err(|e| registry_error(r, host, e))?;
+        let config = ImageConfigFile::parse(&config_bytes)?;
+        let diff_ids = &config.rootfs.diff_ids;
+        if diff_ids.len() != manifest.layers.len() {
+            return Err(Error::InvalidArgument(format!(
+                "{r}: manifest has {} layers but config has {} diff ids",
+                manifest.layers.len(),
+                diff_ids.len()
+            )));
+        }
+        let chain = chain_ids(diff_ids);
+        tracing::info!(image = %r, host = %host.host, manifest = %manifest_digest, layers = manifest.layers.len(), "pull: manifest resolved");
+
+        let lease = self.lease_create().await?;
+        let res = self
+            .store_and_unpack(
+                r,
+                &client,
+                &via,
+                &lease,
+                &manifest,
+                &manifest_bytes,
+                &manifest_digest,
+                &manifest_type,
+                &config_desc,
+                config_bytes,
+                &config,
+                &chain,
+                started,
+            )
+            .await;
+        self.lease_delete(&lease).await;
+        let (id, target, size) = res?;
+
+        let mut labels = HashMap::new();
+        labels.insert(LABEL_ID.to_string(), id.clone());
+        labels.insert(LABEL_SIZE.to_string(), size.to_string());
+        labels.insert(
+            LABEL_USER.to_string(),
+            config.run().user.unwrap_or_default(),
+        );
+        let mut names = vec![record_name(r)];
+        let dn = digest_name(r, &top_digest);
+        if !names.contains(&dn) {
+            names.push(dn);
+        }
+        for n in &names {
+            records::put(self.ctrd, None, n, target.clone(), labels.clone()).await?;
+        }
+        tracing::info!(image = %r, id = %id, size, elapsed_ms = started.elapsed().as_millis() as u64, "pull: done");
+        Ok(Pulled { id, names })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn store_and_unpack(
+        &self,
+        r: &Reference,
+        client: &Client,
+        via: &Reference,
+        lease: &str,
+        manifest: &Manifest,
+        manifest_bytes: &[u8],
+        manifest_digest: &str,
+        manifest_type: &str,
+        config_desc: &Descriptor,
+        config_bytes: Vec<u8>,
+        config: &ImageConfigFile,
+        chain: &[String],
+        started: Instant,
+    ) -> Result<(String, CtrdDescriptor, u64)> {
+        let n = manifest.layers.len();
+        let mut total: u64 = manifest_bytes.len() as u64 + config_desc.size.max(0) as u64;
+        for (i, layer) in manifest.layers.iter().enumerate() {
+            total += layer.size.max(0) as u64;
+            let mut labels = HashMap::new();
+            labels.insert(
+                "containerd.io/uncompressed".to_string(),
+                config.rootfs.diff_ids[i].clone(),
+            );
+            if content::exists(self.ctrd, &layer.digest).await? {
+                tracing::info!(image = %r, layer = %layer.digest, "pull: layer {}/{n} already present", i + 1);
+                continue;
+            }
+            let t = Instant::now();
+            let stream = client
+                .pull_blob_stream(via, &oci_desc(layer))
+                .await
+                .map_err(|e| {
+                    Error::Unavailable(format!("{r}: fetch layer {}: {e}", layer.digest))
+                })?;
+            let written = content::write(
+                self.ctrd,
+                Some(lease),
+                &layer.digest,
+                layer.size,
+                labels,
+                stream,
+            )
+            .await?;
+            tracing::info!(image = %r, layer = %layer.digest, bytes = written, ms = t.elapsed().as_millis() as u64,
+                "pull: layer {}/{n} fetched", i + 1);
+        }
+        // The config keeps the unpacked snapshot alive; the manifest keeps config and layers.
+        let mut cfg_labels = HashMap::new();
+        if let Some(top) = chain.last() {
+            cfg_labels.insert(
+                format!("containerd.io/gc.ref.snapshot.{}", self.snapshotter),
+                top.clone(),
+            );
+        }
+        self.put_small(lease, &config_desc.digest, config_bytes, cfg_labels)
+            .await?;
+        let mut m_labels = HashMap::new();
+        m_labels.insert(
+            "containerd.io/gc.ref.content.config".to_string(),
+            config_desc.digest.clone(),
+        );
+        for (i, l) in manifest.layers.iter().enumerate() {
+            m_labels.insert(
+                format!("containerd.io/gc.ref.content.l.{i}"),
+                l.digest.clone(),
+            );
+        }
+        self.put_small(lease, manifest_digest, manifest_bytes.to_vec(), m_labels)
+            .await?;
+
+        self.unpack(r, lease, &manifest.layers, &config.rootfs.diff_ids, chain)
+            .await?;
+        tracing::info!(image = %r, ms = started.elapsed().as_millis() as u64, "pull: unpacked");
+        let target = CtrdDescriptor {
+            media_type: manifest_type.to_string(),
+            digest: manifest_digest.to_string(),
+            size: manifest_bytes.len() as i64,
+            annotations: HashMap::new(),
+        };
+        Ok((config_desc.digest.clone(), target, total))
+    }
+
+    /// Write a small blob (or just label it when present).
+    async fn put_small(
+        &self,
+        lease: &str,
+        digest: &str,
+        bytes: Vec<u8>,
+        labels: HashMap<String, String>,
+    ) -> Result<()> {
+        if content::exists(self.ctrd, digest).await? {
+            return content::set_labels(self.ctrd, digest, labels).await;
+        }
+        let size = bytes.len() as i64;
+        let data = futures::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))]);
+        content::write(self.ctrd, Some(lease), digest, size, labels, data).await?;
+        Ok(())
+    }
+
+    /// Apply each layer onto its parent's snapshot, committing it under its chain id.
+    async fn unpack(
+        &self,
+        r: &Reference,
+        lease: &str,
+        layers: &[Descriptor],
+        diff_ids: &[String],
+        chain: &[String],
+    ) -> Result<()> {
+        for (i, layer) in layers.iter().enumerate() {
+            if self.snapshot_exists(&chain[i]).await? {
+                continue;
+            }
+            let parent = if i == 0 {
+                String::new()
+            } else {
+                chain[i - 1].clone()
+            };
+            let key = format!(
+                "crius-extract-{}-{}",
+                uuid::Uuid::new_v4().simple(),
+                chain[i]
+            );
+            let res = self
+                .apply_one(lease, &key, &parent, layer, &diff_ids[i], &chain[i])
+                .await;
+            if let Err(e) = res {
+                self.remove_snapshot(&key).await;
+                return Err(e);
+            }
+            tracing::info!(image = %r, layer = %layer.digest, chain = %chain[i], "pull: layer {}/{} unpacked", i + 1, layers.len());
+        }
+        Ok(())
+    }
+
+    async fn apply_one(
+        &self,
+        lease: &str,
+        key: &str,
+        parent: &str,
+        layer: &Descriptor,
+        diff_id: &str,
+        chain_id: &str,
+    ) -> Result<()> {
+        let ctrd = self.ctrd;
+        let mounts = ctrd
+            .snapshots()
+            .prepare(ctrd.req_lease(
+                PrepareSnapshotRequest {
+                    snapshotter: self.snapshotter.to_string(),
+                    key: key.to_string(),
+                    parent: parent.to_string(),
+                    labels: HashMap::new(),
+                },
+                Some(lease),
+            ))
+            .await
+            .step(&format!("snapshot prepare {key}"))?
+            .into_inner()
+            .mounts;
+        let applied = ctrd
+            .diff()
+            .apply(ctrd.req_lease(
+                ApplyRequest {
+                    diff: Some(CtrdDescriptor {
+                        media_type: layer.media_type.clone(),
+                        digest: layer.digest.clone(),
+                        size: layer.size,
+                        annotations: HashMap::new(),
+                    }),
+                    mounts,
+                    payloads: HashMap::new(),
+                    sync_fs: false,
+                },
+                Some(lease),
+            ))
+            .await
+            .step(&format!("diff apply {}", layer.digest))?
+            .into_inner()
+            .applied;
+        let got = applied.map(|d| d.digest).unwrap_or_default();
+        if got != diff_id {
+            return Err(Error::InvalidArgument(format!(
+                "layer {}: uncompressed digest {got} does not match the config's {diff_id}",
+                layer.digest
+            )));
+        }
+        match ctrd
+            .snapshots()
+            .commit(ctrd.req_lease(
+                CommitSnapshotRequest {
+                    snapshotter: self.snapshotter.to_string(),
+                    name: chain_id.to_string(),
+                    key: key.to_string(),
+                    labels: HashMap::new(),
+                },
+                Some(lease),
+            ))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(s) if s.code() == Code::AlreadyExists => {
+                // A concurrent pull of an image sharing the layer won the race.
+                self.remove_snapshot(key).await;
+                Ok(())
+            }
+            Err(s) => Err(Error::containerd(format!("snapshot commit {chain_id}"), s)),
+        }
+    }
+
+    async fn snapshot_exists(&self, key: &str) -> Result<bool> {
+        match self
+            .ctrd
+            .snapshots()
+            .stat(self.ctrd.req(StatSnapshotRequest {
+                snapshotter: self.snapshotter.to_string(),
+                key: key.to_string(),
+            }))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(s) if s.code() == Code::NotFound => Ok(false),
+            Err(s) => Err(Error::containerd(format!("snapshot stat {key}"), s)),
+        }
+    }
+
+    async fn remove_snapshot(&self, key: &str) {
+        let res = self
+            .ctrd
+            .snapshots()
+            .remove(self.ctrd.req(RemoveSnapshotRequest {
+                snapshotter: self.snapshotter.to_string(),
+                key: key.to_string(),
+            }))
+            .await;
+        if let Err(s) = res {
+            if s.code() != Code::NotFound {
+                tracing::warn!(snapshot = key, error = %s.message(), "removing extract snapshot failed");
+            }
+        }
+    }
+
+    async fn lease_create(&self) -> Result<String> {
+        let id = format!("crius-pull-{}", uuid::Uuid::new_v4().simple());
+        // If criusd dies mid-pull, the lease expires and GC takes the partial content.
+        let expire = time::OffsetDateTime::now_utc() + Duration::from_secs(3600);
+        let mut labels = HashMap::new();
+        if let Ok(s) = expire.format(&time::format_description::well_known::Rfc3339) {
+            labels.insert("containerd.io/gc.expire".to_string(), s);
+        }
+        self.ctrd
+            .leases()
+            .create(self.ctrd.req(LeaseCreate {
+                id: id.clone(),
+                labels,
+            }))
+            .await
+            .step("lease create")?;
+        Ok(id)
+    }
+
+    async fn lease_delete(&self, id: &str) {
+        if let Err(s) = self
+            .ctrd
+            .leases()
+            .delete(self.ctrd.req(LeaseDelete {
+                id: id.to_string(),
+                sync: false,
+            }))
+            .await
+        {
+            tracing::warn!(lease = id, error = %s.message(), "lease delete failed");
+        }
+    }
+}
+
+fn oci_desc(d: &Descriptor) -> OciDescriptor {
+    OciDescriptor {
+        media_type: d.media_type.clone(),
+        digest: d.digest.clone(),
+        size: d.size,
+        ..Default::default()
+    }
+}
+
+fn client_for(host: &RegistryHost) -> Result<Client> {
+    let mut extra = Vec::new();
+    for ca in &host.ca {
+        let data =
+            std::fs::read(ca).map_err(|e| Error::io(format!("read CA {}", ca.display()), e))?;
+        extra.push(Certificate {
+            encoding: CertificateEncoding::Pem,
+            data,
+        });
+    }
+    let cfg = ClientConfig {
+        protocol: if host.plain_http {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        },
+        accept_invalid_certificates: host.skip_verify,
+        extra_root_certificates: extra,
+        connect_timeout: Some(Duration::from_secs(10)),
+        read_timeout: Some(Duration::from_secs(120)),
+        ..Default::default()
+    };
+    Ok(Client::new(cfg))
+}
+
+/// Map a registry error: unreachable → UNAVAILABLE with the cause; unknown → NOT_FOUND.
+fn registry_error(
+    r: &Reference,
+    host: &RegistryHost,
+    e: oci_client::errors::OciDistributionError,
+) -> Error {
+    use oci_client::errors::OciDistributionError as E;
+    let chain = error_chain(&e);
+    match &e {
+        E::ImageManifestNotFoundError(_) => {
+            Error::NotFound(format!("{r}: not found on {}: {chain}", host.host))
+        }
+        E::ServerError { code: 404, .. } => {
+            Error::NotFound(format!("{r}: not found on {}: {chain}", host.host))
+        }
+        E::RegistryError { envelope, .. }
+            if envelope.errors.iter().any(|x| {
+                matches!(
+                    format!("{:?}", x.code).as_str(),
+                    "ManifestUnknown" | "NameUnknown"
+                )
+            }) =>
+        {
+            Error::NotFound(format!("{r}: not found on {}: {chain}", host.host))
+        }
+        _ => Error::Unavailable(format!("{r}: registry {} unavailable: {chain}", host.host)),
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,4 @@
+//! CRI RuntimeService.
+
+pub mod service;
+pub mod update;

@@ -1,0 +1,153 @@
+//! UpdateContainerResources: new cgroup limits through containerd's Tasks.Update
+//! (a running task) or the stored spec (a created container).
+
+use containerd_client::services::v1::{
+    GetContainerRequest, UpdateContainerRequest, UpdateTaskRequest,
+};
+use crius_proto::runtime as cri;
+use serde_json::{json, Value};
+
+use crate::container::record::Phase;
+use crate::daemon::Daemon;
+use crate::error::{CtrdContext, Error, Result};
+
+pub const RESOURCES_TYPE_URL: &str =
+    "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
+
+/// OCI `linux.resources` for CRI's resources (zero values left out).
+pub fn resources_json(r: &cri::LinuxContainerResources) -> Result<Value> {
+    if r.cpu_shares < 0 || r.memory_limit_in_bytes < 0 || r.cpu_period < 0 || r.cpu_quota < -1 {
+        return Err(Error::InvalidArgument("negative resource values".into()));
+    }
+    let mut cpu = serde_json::Map::new();
+    if r.cpu_shares > 0 {
+        cpu.insert("shares".into(), json!(r.cpu_shares));
+    }
+    if r.cpu_quota != 0 {
+        cpu.insert("quota".into(), json!(r.cpu_quota));
+    }
+    if r.cpu_period > 0 {
+        cpu.insert("period".into(), json!(r.cpu_period));
+    }
+    if !r.cpuset_cpus.is_empty() {
+        cpu.insert("cpus".into(), json!(r.cpuset_cpus));
+    }
+    if !r.cpuset_mems.is_empty() {
+        cpu.insert("mems".into(), json!(r.cpuset_mems));
+    }
+    let mut v = json!({});
+    if !cpu.is_empty() {
+        v["cpu"] = Value::Object(cpu);
+    }
+    if r.memory_limit_in_bytes > 0 {
+        v["memory"] = json!({ "limit": r.memory_limit_in_bytes });
+    }
+    if !r.hugepage_limits.is_empty() {
+        v["hugepageLimits"] = r
+            .hugepage_limits
+            .iter()
+            .map(|h| json!({"pageSize": h.page_size, "limit": h.limit}))
+            .collect();
+    }
+    if !r.unified.is_empty() {
+        v["unified"] = json!(r.unified);
+    }
+    Ok(v)
+}
+
+impl Daemon {
+    pub async fn update_resources(&self, id: &str, r: &cri::LinuxContainerResources) -> Result<()> {
+        let rec = self.store.find(id).await?;
+        let rec = self.refreshed(rec).await?;
+        let res = resources_json(r)?;
+        match rec.phase {
+            Phase::Running => {
+                let value = serde_json::to_vec(&res)
+                    .map_err(|e| Error::Internal(format!("encode resources: {e}")))?;
+                self.ctrd
+                    .tasks()
+                    .update(self.ctrd.req(UpdateTaskRequest {
+                        container_id: rec.id.clone(),
+                        resources: Some(prost_types::Any {
+                            type_url: RESOURCES_TYPE_URL.into(),
+                            value,
+                        }),
+                        annotations: Default::default(),
+                    }))
+                    .await
+                    .step(&format!("task update {}", rec.id))?;
+            }
+            Phase::Created => {
+                let mut c = self
+                    .ctrd
+                    .containers()
+                    .get(self.ctrd.req(GetContainerRequest { id: rec.id.clone() }))
+                    .await
+                    .step(&format!("container get {}", rec.id))?
+                    .into_inner()
+                    .container
+                    .ok_or_else(|| {
+                        Error::NotFound(format!("container {} not in containerd", rec.id))
+                    })?;
+                let any = c.spec.take().unwrap_or_default();
+                let mut spec: Value = serde_json::from_slice(&any.value)
+                    .map_err(|e| Error::Internal(format!("container {} spec: {e}", rec.id)))?;
+                // Merge so the device rules already in the spec stay.
+                if let (Some(dst), Some(src)) = (
+                    spec.pointer_mut("/linux/resources")
+                        .and_then(Value::as_object_mut),
+                    res.as_object(),
+                ) {
+                    for (k, v) in src {
+                        dst.insert(k.clone(), v.clone());
+                    }
+                }
+                c.spec = Some(prost_types::Any {
+                    type_url: any.type_url,
+                    value: serde_json::to_vec(&spec)
+                        .map_err(|e| Error::Internal(format!("encode spec: {e}")))?,
+                });
+                self.ctrd
+                    .containers()
+                    .update(self.ctrd.req(UpdateContainerRequest {
+                        container: Some(c),
+                        update_mask: Some(prost_types::FieldMask {
+                            paths: vec!["spec".into()],
+                        }),
+                    }))
+                    .await
+                    .step(&format!("container update {}", rec.id))?;
+            }
+            Phase::Exited => {
+                return Err(Error::FailedPrecondition(format!(
+                    "container {} has exited",
+                    rec.id
+                )))
+            }
+        }
+        tracing::info!(container = %rec.id, resources = %res, "UpdateContainerResources");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_mapping() {
+        let r = cri::LinuxContainerResources {
+            cpu_shares: 512,
+            memory_limit_in_bytes: 1 << 26,
+            ..Default::default()
+        };
+        let v = resources_json(&r).expect("json");
+        assert_eq!(v["cpu"]["shares"], 512);
+        assert_eq!(v["memory"]["limit"], 1 << 26);
+        let bad = cri::LinuxContainerResources {
+            memory_limit_in_bytes: -5,
+            ..Default::default()
+        };
+        assert!(resources_json(&bad).is_err());
+    }
+}

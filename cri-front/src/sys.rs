@@ -1,0 +1,93 @@
+//! The few raw system calls criusd and crius-logger make, all in one place.
+
+use std::fs::File;
+use std::os::fd::{FromRawFd, RawFd};
+use std::path::Path;
+
+use nix::mount::{MntFlags, MsFlags};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::stat::Mode;
+
+/// Take ownership of an inherited fd, if it is open.
+pub fn take_fd(fd: RawFd) -> Option<File> {
+    // F_GETFD only asks whether the fd exists; it changes nothing.
+    if nix::fcntl::fcntl(
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+        nix::fcntl::FcntlArg::F_GETFD,
+    )
+    .is_err()
+    {
+        return None;
+    }
+    // SAFETY: the fd is open (checked above) and nothing else in this process owns it:
+    // it was inherited from the parent for exactly this use.
+    Some(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Block `signals` for this thread and every thread spawned after (so one thread can sigwait).
+pub fn block_signals(signals: &[Signal]) -> nix::Result<SigSet> {
+    let mut set = SigSet::empty();
+    for s in signals {
+        set.add(*s);
+    }
+    set.thread_block()?;
+    Ok(set)
+}
+
+/// Make a fifo (exec stdio).
+pub fn mkfifo(path: &Path) -> nix::Result<()> {
+    nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600))
+}
+
+/// Send a signal to a process.
+pub fn kill(pid: i32, sig: Signal) -> nix::Result<()> {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)
+}
+
+/// Mount one containerd mount (overlay or bind, as snapshotters hand out) at `target`.
+pub fn mount(kind: &str, source: &str, options: &[String], target: &Path) -> nix::Result<()> {
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    for o in options {
+        match o.as_str() {
+            "ro" => flags |= MsFlags::MS_RDONLY,
+            "rw" => {}
+            "bind" => flags |= MsFlags::MS_BIND,
+            "rbind" => flags |= MsFlags::MS_BIND | MsFlags::MS_REC,
+            other => data.push(other),
+        }
+    }
+    let data = data.join(",");
+    let fstype = if flags.contains(MsFlags::MS_BIND) {
+        None
+    } else {
+        Some(kind)
+    };
+    nix::mount::mount(
+        Some(source),
+        target,
+        fstype,
+        flags - MsFlags::MS_RDONLY,
+        if data.is_empty() {
+            None
+        } else {
+            Some(data.as_str())
+        },
+    )?;
+    if flags.contains(MsFlags::MS_BIND) && flags.contains(MsFlags::MS_RDONLY) {
+        // A bind mount takes MS_RDONLY only on a remount.
+        nix::mount::mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )?;
+    }
+    Ok(())
+}
+
+/// Detach a mount.
+pub fn umount(target: &Path) -> nix::Result<()> {
+    nix::mount::umount2(target, MntFlags::MNT_DETACH)
+}
