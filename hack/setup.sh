@@ -17,6 +17,9 @@ PACKAGES=(
 
 missing=()
 for p in "${PACKAGES[@]}"; do
+    # A containerd or runc the machine already has (Docker's containerd.io, a hand-installed one) is
+    # used as it is: replacing the package under a running containerd would break it.
+    if { [ "$p" = containerd ] || [ "$p" = runc ]; } && command -v "$p" >/dev/null; then continue; fi
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
