@@ -15,6 +15,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // serde on every message, field names as in the proto (snake_case): the JSON that crictl's
+        // config files (PodSandboxConfig, ContainerConfig) and `-o json` use, so criusctl reads and
+        // writes the same files. Missing fields take their protobuf defaults.
+        .type_attribute(".", "#[derive(serde::Serialize, serde::Deserialize)]")
+        .message_attribute(".", "#[serde(default)]")
         .compile_protos(&[proto], &["proto"])?;
     Ok(())
 }

@@ -36,6 +36,21 @@ mod tests {
     use prost::Message;
 
     #[test]
+    fn reads_crictl_style_json() {
+        // The shape of crictl's pod config files: snake_case names, absent fields default.
+        let json = r#"{"metadata":{"name":"nginx","namespace":"default","uid":"u1","attempt":1},
+                       "log_directory":"/tmp/logs","linux":{}}"#;
+        let cfg: PodSandboxConfig = serde_json::from_str(json).expect("parse");
+        assert_eq!(
+            cfg.metadata.as_ref().map(|m| m.name.as_str()),
+            Some("nginx")
+        );
+        assert_eq!(cfg.log_directory, "/tmp/logs");
+        assert!(cfg.linux.is_some());
+        assert!(cfg.dns_config.is_none());
+    }
+
+    #[test]
     fn pod_sandbox_config_round_trips() {
         let cfg = PodSandboxConfig {
             metadata: Some(PodSandboxMetadata {
