@@ -1,0 +1,225 @@
+//! Shared set-up of the criusd integration tests: the test's containerd and CNI
+//! network, criusd as a real process with every path in the test dir, CRI clients.
+#![allow(dead_code)]
+
+use crius_proto::runtime as cri;
+use crius_test::cri::CriClient;
+use crius_test::{paths, registry, CniNetwork, ContainerdOptions, TestEnv};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The container runtime under test (`CRIUS_TEST_RUNTIME`, default the crius shim).
+pub fn runtime() -> String {
+    std::env::var("CRIUS_TEST_RUNTIME").unwrap_or_else(|_| "io.containerd.crius.v2".into())
+}
+
+/// A running criusd of the test's.
+pub struct Criusd {
+    pub pid: u32,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    pub dir: PathBuf,
+    pub net: CniNetwork,
+}
+
+impl Criusd {
+    pub fn log_tail(&self) -> String {
+        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+/// Start containerd, a CNI network and criusd. None (after a SKIP line) when binaries are missing.
+pub fn start(env: &mut TestEnv) -> Option<Criusd> {
+    for bin in [paths::criusd_bin(), paths::pause_bin(), paths::bin_dir().join("crius-logger")] {
+        if !bin.exists() {
+            eprintln!("SKIP: {}: {} missing (hack/build.sh builds it)", env.name(), bin.display());
+            return None;
+        }
+    }
+    registry::ensure().expect("local registry");
+    let net = env.cni().expect("CNI network");
+    let (socket, certs_d, root) = {
+        let c = env
+            .containerd(ContainerdOptions::default())
+            .expect("containerd");
+        (c.socket(), c.certs_d(), c.dir().join("root"))
+    };
+    let dir = env.dir().join("criusd");
+    std::fs::create_dir_all(&dir).expect("criusd dir");
+    let config = dir.join("config.toml");
+    let text = format!(
+        r#"listen = "{sock}"
+containerd_address = "{ctrd}"
+containerd_root = "{root}"
+state_dir = "{dir}/lib"
+run_dir = "{dir}/run"
+cni_conf_dir = "{cni}"
+cni_bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
+registry_config_dir = "{certs}"
+log_level = "info,crius_cri_front=debug"
+pod_stop_grace_secs = 3
+
+[pause]
+binary = "{pause}"
+
+[runtime_handlers]
+"" = "{rt}"
+"#,
+        sock = dir.join("crius.sock").display(),
+        ctrd = socket.display(),
+        root = root.display(),
+        dir = dir.display(),
+        cni = net.conf_dir.display(),
+        certs = certs_d.display(),
+        pause = paths::pause_bin().display(),
+        rt = runtime(),
+    );
+    std::fs::write(&config, text).expect("write criusd config");
+    let mut d = Criusd {
+        pid: 0,
+        socket: dir.join("crius.sock"),
+        config,
+        log: dir.join("criusd.log"),
+        dir,
+        net,
+    };
+    spawn(env, &mut d);
+    Some(d)
+}
+
+/// (Re)start the criusd process of `d`.
+pub fn spawn(env: &mut TestEnv, d: &mut Criusd) {
+    let _ = std::fs::remove_file(&d.socket);
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(&d.log)
+        .expect("criusd log");
+    let pid = env
+        .spawn_service(
+            "criusd",
+            Command::new(paths::criusd_bin())
+                .arg("--config")
+                .arg(&d.config)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log fd"))
+                .stderr(log),
+        )
+        .expect("spawn criusd");
+    d.pid = pid;
+}
+
+pub async fn client(d: &Criusd) -> CriClient {
+    crius_test::cri::connect(&d.socket)
+        .await
+        .unwrap_or_else(|e| panic!("connect to criusd: {e:#}\n{}", d.log_tail()))
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+pub fn pod_config(env: &TestEnv, name: &str, log_dir: &Path) -> cri::PodSandboxConfig {
+    cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata {
+            name: name.into(),
+            uid: format!("uid-{name}-{}", env.id()),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: name.into(),
+        log_directory: log_dir.display().to_string(),
+        dns_config: Some(cri::DnsConfig {
+            servers: vec!["10.96.0.10".into()],
+            searches: vec!["default.svc.cluster.local".into()],
+            options: vec!["ndots:5".into()],
+        }),
+        labels: [("app".to_string(), name.to_string())].into_iter().collect(),
+        linux: Some(cri::LinuxPodSandboxConfig {
+            // Marked with the test id: the leak check knows these cgroups as the test's.
+            cgroup_parent: format!("/crius-{}/pod-{name}", env.id()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn container_config(name: &str, image: &str, cmd: &[&str]) -> cri::ContainerConfig {
+    cri::ContainerConfig {
+        metadata: Some(cri::ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(cri::ImageSpec {
+            image: image.into(),
+            ..Default::default()
+        }),
+        command: cmd.iter().map(|s| s.to_string()).collect(),
+        log_path: format!("{name}/0.log"),
+        labels: [("ctr".to_string(), name.to_string())].into_iter().collect(),
+        ..Default::default()
+    }
+}
+
+/// Poll `f` until it returns Some, up to `secs`.
+pub async fn eventually<T, F, Fut>(secs: u64, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn pull(c: &mut CriClient, image: &str) -> String {
+    c.image
+        .pull_image(cri::PullImageRequest {
+            image: Some(cri::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("pull {image}: {e}"))
+        .into_inner()
+        .image_ref
+}
+
+pub async fn container_state(c: &mut CriClient, id: &str) -> cri::ContainerStatus {
+    c.runtime
+        .container_status(cri::ContainerStatusRequest {
+            container_id: id.into(),
+            verbose: false,
+        })
+        .await
+        .expect("container status")
+        .into_inner()
+        .status
+        .expect("status")
+}
+
+/// The test's leak check, printing criusd's log on failure.
+pub fn finish(env: TestEnv, d: &Criusd) {
+    let tail = d.log_tail();
+    if let Err(e) = env.finish() {
+        panic!("{e:#}\n--- criusd log tail ---\n{tail}");
+    }
+}

@@ -1,0 +1,136 @@
+//! criusd's ImageService against a real containerd and the local registry: pull, list,
+//! status (size, user, tags/digests), remove, fs info, and the bad-input codes.
+
+mod criusd_common;
+
+use crius_proto::runtime as cri;
+use crius_proto::tonic::Code;
+use crius_test::{env_or_skip, registry};
+use criusd_common::{client, finish, pull, rt, start};
+
+fn spec(image: &str) -> Option<cri::ImageSpec> {
+    Some(cri::ImageSpec {
+        image: image.into(),
+        ..Default::default()
+    })
+}
+
+#[test]
+fn criusd_pulls_lists_and_removes_images() {
+    let mut env = env_or_skip!("criusd_pulls_lists_and_removes_images");
+    let Some(d) = start(&mut env) else { return };
+    rt().block_on(async {
+        let mut c = client(&d).await;
+        let id = pull(&mut c, registry::BUSYBOX).await;
+        assert!(id.starts_with("sha256:"), "{id}");
+        // A second pull finds everything in place.
+        assert_eq!(pull(&mut c, registry::BUSYBOX).await, id);
+        let cfg_id = pull(&mut c, registry::CONFIG_TEST).await;
+
+        let st = c
+            .image
+            .image_status(cri::ImageStatusRequest {
+                image: spec(registry::BUSYBOX),
+                verbose: false,
+            })
+            .await
+            .expect("status")
+            .into_inner()
+            .image
+            .expect("present");
+        assert_eq!(st.id, id);
+        assert!(st.size > 100_000, "size {}", st.size);
+        assert_eq!(st.repo_tags, vec![registry::BUSYBOX.to_string()]);
+        assert!(st.repo_digests[0].starts_with("127.0.0.1:5000/crius/busybox@sha256:"));
+        // By id too.
+        let by_id = c
+            .image
+            .image_status(cri::ImageStatusRequest { image: spec(&id), verbose: false })
+            .await
+            .expect("status by id")
+            .into_inner()
+            .image
+            .expect("present by id");
+        assert_eq!(by_id.id, id);
+
+        let cfg_st = c
+            .image
+            .image_status(cri::ImageStatusRequest { image: spec(&cfg_id), verbose: false })
+            .await
+            .expect("status")
+            .into_inner()
+            .image
+            .expect("present");
+        assert!(
+            cfg_st.uid.is_some() || !cfg_st.username.is_empty(),
+            "config-test sets User: {cfg_st:?}"
+        );
+
+        let list = c
+            .image
+            .list_images(cri::ListImagesRequest { filter: None })
+            .await
+            .expect("list")
+            .into_inner()
+            .images;
+        assert_eq!(list.len(), 2, "{list:?}");
+
+        let fs = c
+            .image
+            .image_fs_info(cri::ImageFsInfoRequest {})
+            .await
+            .expect("fs info")
+            .into_inner();
+        let used = fs.image_filesystems[0].used_bytes.as_ref().map(|u| u.value).unwrap_or(0);
+        assert!(used > 0, "{fs:?}");
+
+        // Bad input.
+        for bad in ["", "UPPER/case:x", "busybox:"] {
+            let e = c
+                .image
+                .pull_image(cri::PullImageRequest { image: spec(bad), ..Default::default() })
+                .await
+                .expect_err("invalid ref");
+            assert_eq!(e.code(), Code::InvalidArgument, "{bad:?}: {e}");
+        }
+        let e = c
+            .image
+            .pull_image(cri::PullImageRequest {
+                image: spec("127.0.0.1:1/nothing/here:latest"),
+                ..Default::default()
+            })
+            .await
+            .expect_err("registry down");
+        assert_eq!(e.code(), Code::Unavailable, "{e}");
+        assert!(e.message().contains("127.0.0.1:1"), "{e}");
+
+        // Remove: by tag removes every name of the image; twice is fine.
+        for _ in 0..2 {
+            c.image
+                .remove_image(cri::RemoveImageRequest { image: spec(registry::BUSYBOX) })
+                .await
+                .expect("remove");
+        }
+        let gone = c
+            .image
+            .image_status(cri::ImageStatusRequest { image: spec(&id), verbose: false })
+            .await
+            .expect("status")
+            .into_inner()
+            .image;
+        assert!(gone.is_none(), "{gone:?}");
+        c.image
+            .remove_image(cri::RemoveImageRequest { image: spec(&cfg_id) })
+            .await
+            .expect("remove by id");
+        let list = c
+            .image
+            .list_images(cri::ListImagesRequest { filter: None })
+            .await
+            .expect("list")
+            .into_inner()
+            .images;
+        assert!(list.is_empty(), "{list:?}");
+    });
+    finish(env, &d);
+}
