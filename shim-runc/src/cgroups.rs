@@ -46,10 +46,14 @@ fn parse_mode(mountinfo: &str) -> Mode {
             "cgroup" => {
                 let ctrls = opts
                     .split(',')
-                                        .filter(|o| {
+                    .filter(|o| {
                         !matches!(
                             *o,
-                            "rw" | "ro" | "xattr" | "noprefix" | "clone_children" | "cpuset_v2_mode"
+                            "rw" | "ro"
+                                | "xattr"
+                                | "noprefix"
+                                | "clone_children"
+                                | "cpuset_v2_mode"
                         ) && !o.contains('=')
                     })
                     .map(str::to_string)
@@ -98,7 +102,15 @@ pub fn setup(path: &str, res: &Resources) -> Result<Vec<PathBuf>> {
                 }
                 if has(&ctrls, "devices") {
                     for (allow, rule) in &res.devices {
-                        write(&dir, if *allow { "devices.allow" } else { "devices.deny" }, rule)?;
+                        write(
+                            &dir,
+                            if *allow {
+                                "devices.allow"
+                            } else {
+                                "devices.deny"
+                            },
+                            rule,
+                        )?;
                     }
                 }
                 if has(&ctrls, "cpu") {
@@ -119,7 +131,11 @@ pub fn setup(path: &str, res: &Resources) -> Result<Vec<PathBuf>> {
                 }
                 if has(&ctrls, "pids") {
                     if let Some(l) = res.pids_limit {
-                        let v = if l <= 0 { "max".to_string() } else { l.to_string() };
+                        let v = if l <= 0 {
+                            "max".to_string()
+                        } else {
+                            l.to_string()
+                        };
                         write(&dir, "pids.max", &v)?;
                     }
                 }
@@ -139,19 +155,30 @@ pub fn setup(path: &str, res: &Resources) -> Result<Vec<PathBuf>> {
                     .cpu_quota
                     .filter(|q| *q > 0)
                     .map_or("max".to_string(), |q| q.to_string());
-                write(&dir, "cpu.max", &format!("{q} {}", res.cpu_period.unwrap_or(100_000)))?;
+                write(
+                    &dir,
+                    "cpu.max",
+                    &format!("{q} {}", res.cpu_period.unwrap_or(100_000)),
+                )?;
             }
             if let Some(l) = res.memory_limit {
                 write(&dir, "memory.max", &l.to_string())?;
             }
             if let Some(l) = res.pids_limit {
-                write(&dir, "pids.max", &if l <= 0 { "max".into() } else { l.to_string() })?;
+                write(
+                    &dir,
+                    "pids.max",
+                    &if l <= 0 { "max".into() } else { l.to_string() },
+                )?;
             }
             dirs.push(dir);
         }
     }
     // Freezing and listing use the freezer hierarchy on v1 when there is one.
-    if let Some(i) = dirs.iter().position(|d| d.components().any(|c| c.as_os_str() == "freezer")) {
+    if let Some(i) = dirs
+        .iter()
+        .position(|d| d.components().any(|c| c.as_os_str() == "freezer"))
+    {
         dirs.swap(0, i);
     }
     Ok(dirs)
@@ -203,7 +230,11 @@ pub fn procs(dir: &Path) -> Result<Vec<i32>> {
 pub fn freeze(dirs: &[PathBuf], frozen: bool) -> Result<()> {
     for dir in dirs {
         if dir.join("freezer.state").exists() {
-            return write(dir, "freezer.state", if frozen { "FROZEN" } else { "THAWED" });
+            return write(
+                dir,
+                "freezer.state",
+                if frozen { "FROZEN" } else { "THAWED" },
+            );
         }
         if dir.join("cgroup.freeze").exists() {
             return write(dir, "cgroup.freeze", if frozen { "1" } else { "0" });
@@ -250,7 +281,9 @@ pub fn stats(pid: i32) -> Result<Any> {
     match mode()? {
         Mode::V1(hier) => {
             let dir = |c: &str| -> Option<PathBuf> {
-                let (_, rel) = cgs.iter().find(|(ctrls, _)| ctrls.split(',').any(|x| x == c))?;
+                let (_, rel) = cgs
+                    .iter()
+                    .find(|(ctrls, _)| ctrls.split(',').any(|x| x == c))?;
                 let (_, mnt) = hier.iter().find(|(ctrls, _)| has(ctrls, c))?;
                 Some(mnt.join(rel.trim_start_matches('/')))
             };

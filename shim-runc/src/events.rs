@@ -33,6 +33,8 @@ impl Events {
     }
 }
 
-pub fn timestamp(at: OffsetDateTime) -> containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp {
+pub fn timestamp(
+    at: OffsetDateTime,
+) -> containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp {
     containerd_shim::util::convert_to_timestamp(Some(at))
 }

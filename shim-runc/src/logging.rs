@@ -11,7 +11,8 @@ use tracing_subscriber::{fmt, EnvFilter};
 
 pub fn init(debug: bool, to_fifo: bool) {
     let default = if debug { "debug" } else { "info" };
-    let filter = EnvFilter::try_from_env("CRIUS_SHIM_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter =
+        EnvFilter::try_from_env("CRIUS_SHIM_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = fmt()
         .with_env_filter(filter)
         .with_ansi(false)

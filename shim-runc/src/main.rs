@@ -50,14 +50,21 @@ fn main() {
     if args.get(1).map(String::as_str) == Some(fastpath::helper::HELPER_ARG) {
         fastpath::helper::main(args.get(2).map_or("", String::as_str));
     }
-    if args.iter().skip(1).any(|a| matches!(a.as_str(), "-v" | "--v" | "-version" | "--version")) {
+    if args
+        .iter()
+        .skip(1)
+        .any(|a| matches!(a.as_str(), "-v" | "--v" | "-version" | "--version"))
+    {
         println!("containerd-shim-crius-v2:");
         println!("  Version:  {}", service::VERSION);
         println!("  Runtime:  {RUNTIME_ID}");
         return;
     }
     // One thread: a shim mostly waits, and fewer threads mean a smaller shim.
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("containerd-shim-crius-v2: tokio runtime: {e}");

@@ -79,7 +79,8 @@ fn deliver(pid: i32, status: i32) {
         }
         None => {
             let now = Instant::now();
-            reg.parked.retain(|_, (_, t)| now.duration_since(*t) < PARK_TTL);
+            reg.parked
+                .retain(|_, (_, t)| now.duration_since(*t) < PARK_TTL);
             reg.parked.insert(pid, (exit, now));
         }
     }

@@ -189,7 +189,9 @@ mod tests {
         let log = r#"{"level":"info","msg":"x"}
 {"level":"error","msg":"container_linux.go:380: starting container process caused: exec: \"nope\": executable file not found in $PATH"}
 "#;
-        assert!(last_json_error(log).unwrap().contains("executable file not found"));
+        assert!(last_json_error(log)
+            .unwrap()
+            .contains("executable file not found"));
         assert_eq!(last_json_error("garbage"), None);
     }
 

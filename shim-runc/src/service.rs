@@ -99,7 +99,8 @@ fn runtime_options(req: &api::CreateTaskRequest) -> Result<Options> {
 }
 
 fn read_pid(path: &Path) -> Result<i32> {
-    let text = std::fs::read_to_string(path).map_err(Error::io(format!("read {}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(Error::io(format!("read {}", path.display())))?;
     text.trim()
         .parse()
         .map_err(|e| Error::Other(format!("bad pid file {}: {e}", path.display())))
@@ -129,7 +130,13 @@ impl Inner {
             }
             p.set_exited(exit);
         }
-        tracing::info!(container_id = id, exec_id, pid, status = exit.status, "process exited");
+        tracing::info!(
+            container_id = id,
+            exec_id,
+            pid,
+            status = exit.status,
+            "process exited"
+        );
         let ev = TaskExit {
             container_id: id.to_string(),
             id: if exec_id.is_empty() { id } else { exec_id }.to_string(),
@@ -181,7 +188,8 @@ impl Inner {
             let target = bundle.join("rootfs");
             std::fs::create_dir_all(&target).map_err(Error::io("mkdir rootfs"))?;
             for m in &req.rootfs {
-                if let Err(e) = containerd_shim::asynchronous::util::mount_rootfs(m, &target).await {
+                if let Err(e) = containerd_shim::asynchronous::util::mount_rootfs(m, &target).await
+                {
                     unmount_rootfs(&target);
                     return Err(Error::Other(format!("mount rootfs: {e}")));
                 }
@@ -189,15 +197,20 @@ impl Inner {
             Some(target)
         };
 
-        let fast = spec::is_sandbox(&spec_json)
-            && fastpath::enabled()
-            && !req.terminal
-            && stdio.is_null();
+        let fast =
+            spec::is_sandbox(&spec_json) && fastpath::enabled() && !req.terminal && stdio.is_null();
         let mut created = None;
         if fast {
             match fastpath::create(id, &bundle, &spec_json, Self::oom_clamp(id)).await {
-                Ok(res) => created = Some(res.map(|(t, pid)| (Kind::Fast(t), pid, Process::new(stdio.clone())))),
-                Err(why) => tracing::info!(container_id = id, why, "sandbox not covered by the fast path, using runc"),
+                Ok(res) => {
+                    created =
+                        Some(res.map(|(t, pid)| (Kind::Fast(t), pid, Process::new(stdio.clone()))))
+                }
+                Err(why) => tracing::info!(
+                    container_id = id,
+                    why,
+                    "sandbox not covered by the fast path, using runc"
+                ),
             }
         }
         let created = match created {
@@ -328,7 +341,9 @@ impl Inner {
         let c = map.get_mut(id).ok_or_else(|| not_found(id, ""))?;
         if exec_id.is_empty() {
             if c.init.state != State::Created {
-                return Err(Error::FailedPrecondition(format!("container {id} already started")));
+                return Err(Error::FailedPrecondition(format!(
+                    "container {id} already started"
+                )));
             }
             match &mut c.kind {
                 Kind::Runc => {
@@ -351,13 +366,20 @@ impl Inner {
             return Ok(pid);
         }
         if c.init.state != State::Running {
-            return Err(Error::FailedPrecondition(format!("container {id} is not running")));
+            return Err(Error::FailedPrecondition(format!(
+                "container {id} is not running"
+            )));
         }
         let runc = c.runc.clone();
         let bundle = c.bundle.clone();
-        let p = c.execs.get_mut(exec_id).ok_or_else(|| not_found(id, exec_id))?;
+        let p = c
+            .execs
+            .get_mut(exec_id)
+            .ok_or_else(|| not_found(id, exec_id))?;
         if p.state != State::Created {
-            return Err(Error::FailedPrecondition(format!("exec {exec_id} already started")));
+            return Err(Error::FailedPrecondition(format!(
+                "exec {exec_id} already started"
+            )));
         }
         let spec_file = bundle.join(format!("{exec_id}.process.json"));
         let pid_file = bundle.join(format!("{exec_id}.pid"));
@@ -372,7 +394,13 @@ impl Inner {
             pid_file.to_string_lossy().into_owned(),
         ];
         let res = self
-            .run_with_stdio(id, p, &runc, args, bundle.join(format!("{exec_id}.log.json")))
+            .run_with_stdio(
+                id,
+                p,
+                &runc,
+                args,
+                bundle.join(format!("{exec_id}.log.json")),
+            )
             .await;
         let _ = std::fs::remove_file(&spec_file);
         if let Err(e) = res {
@@ -403,15 +431,22 @@ impl Inner {
         if !exec_id.is_empty() {
             let p = c.execs.get(exec_id).ok_or_else(|| not_found(id, exec_id))?;
             if matches!(p.state, State::Running | State::Paused) {
-                return Err(Error::FailedPrecondition(format!("exec {exec_id} is running")));
+                return Err(Error::FailedPrecondition(format!(
+                    "exec {exec_id} is running"
+                )));
             }
-            let p = c.execs.remove(exec_id).ok_or_else(|| not_found(id, exec_id))?;
+            let p = c
+                .execs
+                .remove(exec_id)
+                .ok_or_else(|| not_found(id, exec_id))?;
             drop(map);
             p.io.shutdown().await;
             return Ok((p.pid, p.exit));
         }
         if matches!(c.init.state, State::Running | State::Paused) {
-            return Err(Error::FailedPrecondition(format!("container {id} is running")));
+            return Err(Error::FailedPrecondition(format!(
+                "container {id} is running"
+            )));
         }
         match &mut c.kind {
             Kind::Runc => {
@@ -445,7 +480,9 @@ impl Inner {
             container_id: id.to_string(),
             pid: pid as u32,
             exit_status: exit.map_or(0, |e| e.status as u32),
-            exited_at: MessageField::some(timestamp(exit.map_or_else(time::OffsetDateTime::now_utc, |e| e.at))),
+            exited_at: MessageField::some(timestamp(
+                exit.map_or_else(time::OffsetDateTime::now_utc, |e| e.at),
+            )),
             id: id.to_string(),
             ..Default::default()
         };
@@ -461,11 +498,15 @@ impl Inner {
         let c = map.get(id).ok_or_else(|| not_found(id, exec_id))?;
         let p = c.process(exec_id).ok_or_else(|| not_found(id, exec_id))?;
         if p.state == State::Stopped {
-            return Err(Error::NotFound(format!("process {id}/{exec_id} already finished")));
+            return Err(Error::NotFound(format!(
+                "process {id}/{exec_id} already finished"
+            )));
         }
         if !exec_id.is_empty() {
             if p.pid == 0 {
-                return Err(Error::FailedPrecondition(format!("exec {exec_id} not started")));
+                return Err(Error::FailedPrecondition(format!(
+                    "exec {exec_id} not started"
+                )));
             }
             kill(Pid::from_raw(p.pid), sig)?;
             return Ok(());
@@ -516,7 +557,11 @@ impl Inner {
     async fn set_paused(&self, id: &str, paused: bool) -> Result<()> {
         let mut map = self.containers.lock().await;
         let c = map.get_mut(id).ok_or_else(|| not_found(id, ""))?;
-        let want = if paused { State::Running } else { State::Paused };
+        let want = if paused {
+            State::Running
+        } else {
+            State::Paused
+        };
         if c.init.state != want {
             return Err(Error::FailedPrecondition(format!(
                 "container {id} is {:?}",
@@ -531,15 +576,31 @@ impl Inner {
             }
             Kind::Fast(t) => cgroups::freeze(&t.cgroups, paused)?,
         }
-        c.init.state = if paused { State::Paused } else { State::Running };
+        c.init.state = if paused {
+            State::Paused
+        } else {
+            State::Running
+        };
         drop(map);
         if paused {
             self.events
-                .send(id, TaskPaused { container_id: id.to_string(), ..Default::default() })
+                .send(
+                    id,
+                    TaskPaused {
+                        container_id: id.to_string(),
+                        ..Default::default()
+                    },
+                )
                 .await;
         } else {
             self.events
-                .send(id, TaskResumed { container_id: id.to_string(), ..Default::default() })
+                .send(
+                    id,
+                    TaskResumed {
+                        container_id: id.to_string(),
+                        ..Default::default()
+                    },
+                )
                 .await;
         }
         Ok(())
@@ -548,7 +609,11 @@ impl Inner {
 
 #[async_trait]
 impl Task for Service {
-    async fn state(&self, _ctx: &TtrpcContext, req: api::StateRequest) -> TtrpcResult<api::StateResponse> {
+    async fn state(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StateRequest,
+    ) -> TtrpcResult<api::StateResponse> {
         let map = self.inner.containers.lock().await;
         let Some(c) = map.get(&req.id) else {
             return fail("state", &req.id, not_found(&req.id, &req.exec_id));
@@ -557,7 +622,11 @@ impl Task for Service {
             return fail("state", &req.id, not_found(&req.id, &req.exec_id));
         };
         Ok(api::StateResponse {
-            id: if req.exec_id.is_empty() { req.id.clone() } else { req.exec_id.clone() },
+            id: if req.exec_id.is_empty() {
+                req.id.clone()
+            } else {
+                req.exec_id.clone()
+            },
             bundle: c.bundle.to_string_lossy().into_owned(),
             pid: p.pid as u32,
             status: p.state.status().into(),
@@ -572,19 +641,45 @@ impl Task for Service {
         })
     }
 
-    async fn create(&self, _ctx: &TtrpcContext, req: api::CreateTaskRequest) -> TtrpcResult<api::CreateTaskResponse> {
+    async fn create(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::CreateTaskRequest,
+    ) -> TtrpcResult<api::CreateTaskResponse> {
         let id = req.id.clone();
         let pid = tryrpc!("create", &id, self.inner.create(req).await);
-        Ok(api::CreateTaskResponse { pid: pid as u32, ..Default::default() })
+        Ok(api::CreateTaskResponse {
+            pid: pid as u32,
+            ..Default::default()
+        })
     }
 
-    async fn start(&self, _ctx: &TtrpcContext, req: api::StartRequest) -> TtrpcResult<api::StartResponse> {
-        let pid = tryrpc!("start", &req.id, self.inner.start(&req.id, &req.exec_id).await);
-        Ok(api::StartResponse { pid: pid as u32, ..Default::default() })
+    async fn start(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StartRequest,
+    ) -> TtrpcResult<api::StartResponse> {
+        let pid = tryrpc!(
+            "start",
+            &req.id,
+            self.inner.start(&req.id, &req.exec_id).await
+        );
+        Ok(api::StartResponse {
+            pid: pid as u32,
+            ..Default::default()
+        })
     }
 
-    async fn delete(&self, _ctx: &TtrpcContext, req: api::DeleteRequest) -> TtrpcResult<api::DeleteResponse> {
-        let (pid, exit) = tryrpc!("delete", &req.id, self.inner.delete(&req.id, &req.exec_id).await);
+    async fn delete(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::DeleteRequest,
+    ) -> TtrpcResult<api::DeleteResponse> {
+        let (pid, exit) = tryrpc!(
+            "delete",
+            &req.id,
+            self.inner.delete(&req.id, &req.exec_id).await
+        );
         Ok(api::DeleteResponse {
             pid: pid as u32,
             exit_status: exit.map_or(0, |e| e.status as u32),
@@ -593,12 +688,19 @@ impl Task for Service {
         })
     }
 
-    async fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> TtrpcResult<api::PidsResponse> {
+    async fn pids(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::PidsRequest,
+    ) -> TtrpcResult<api::PidsResponse> {
         let pids = tryrpc!("pids", &req.id, self.inner.pids(&req.id).await);
         Ok(api::PidsResponse {
             processes: pids
                 .into_iter()
-                .map(|pid| ProcessInfo { pid: pid as u32, ..Default::default() })
+                .map(|pid| ProcessInfo {
+                    pid: pid as u32,
+                    ..Default::default()
+                })
                 .collect(),
             ..Default::default()
         })
@@ -610,12 +712,24 @@ impl Task for Service {
     }
 
     async fn resume(&self, _ctx: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<Empty> {
-        tryrpc!("resume", &req.id, self.inner.set_paused(&req.id, false).await);
+        tryrpc!(
+            "resume",
+            &req.id,
+            self.inner.set_paused(&req.id, false).await
+        );
         Ok(Empty::new())
     }
 
-    async fn checkpoint(&self, _ctx: &TtrpcContext, req: api::CheckpointTaskRequest) -> TtrpcResult<Empty> {
-        fail("checkpoint", &req.id, Error::Unimplemented("checkpoint".into()))
+    async fn checkpoint(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::CheckpointTaskRequest,
+    ) -> TtrpcResult<Empty> {
+        fail(
+            "checkpoint",
+            &req.id,
+            Error::Unimplemented("checkpoint".into()),
+        )
     }
 
     async fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<Empty> {
@@ -626,13 +740,25 @@ impl Task for Service {
     async fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<Empty> {
         let (id, exec_id) = (req.id.as_str(), req.exec_id.as_str());
         if exec_id.is_empty() {
-            return fail("exec", id, Error::InvalidArgument("exec id is required".into()));
+            return fail(
+                "exec",
+                id,
+                Error::InvalidArgument("exec id is required".into()),
+            );
         }
         let Some(spec) = req.spec.as_ref() else {
-            return fail("exec", id, Error::InvalidArgument("exec without process spec".into()));
+            return fail(
+                "exec",
+                id,
+                Error::InvalidArgument("exec without process spec".into()),
+            );
         };
         if serde_json::from_slice::<serde_json::Value>(&spec.value).is_err() {
-            return fail("exec", id, Error::InvalidArgument("exec process spec is not JSON".into()));
+            return fail(
+                "exec",
+                id,
+                Error::InvalidArgument("exec process spec is not JSON".into()),
+            );
         }
         {
             let mut map = self.inner.containers.lock().await;
@@ -640,43 +766,68 @@ impl Task for Service {
                 return fail("exec", id, not_found(id, ""));
             };
             if c.init.state != State::Running {
-                return fail("exec", id, Error::FailedPrecondition(format!("container {id} is not running")));
+                return fail(
+                    "exec",
+                    id,
+                    Error::FailedPrecondition(format!("container {id} is not running")),
+                );
             }
             if matches!(c.kind, Kind::Fast(_)) {
-                return fail("exec", id, Error::FailedPrecondition("exec into a fast-path sandbox".into()));
+                return fail(
+                    "exec",
+                    id,
+                    Error::FailedPrecondition("exec into a fast-path sandbox".into()),
+                );
             }
             if c.execs.contains_key(exec_id) {
                 return fail("exec", id, Error::AlreadyExists(format!("exec {exec_id}")));
             }
-            let mut p = Process::new(Stdio::new(&req.stdin, &req.stdout, &req.stderr, req.terminal));
+            let mut p = Process::new(Stdio::new(
+                &req.stdin,
+                &req.stdout,
+                &req.stderr,
+                req.terminal,
+            ));
             p.spec = Some(spec.value.clone());
             c.execs.insert(exec_id.to_string(), p);
         }
         self.inner
             .events
-            .send(id, TaskExecAdded {
-                container_id: id.to_string(),
-                exec_id: exec_id.to_string(),
-                ..Default::default()
-            })
+            .send(
+                id,
+                TaskExecAdded {
+                    container_id: id.to_string(),
+                    exec_id: exec_id.to_string(),
+                    ..Default::default()
+                },
+            )
             .await;
         Ok(Empty::new())
     }
 
-    async fn resize_pty(&self, _ctx: &TtrpcContext, req: api::ResizePtyRequest) -> TtrpcResult<Empty> {
+    async fn resize_pty(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::ResizePtyRequest,
+    ) -> TtrpcResult<Empty> {
         let map = self.inner.containers.lock().await;
         let Some(p) = map.get(&req.id).and_then(|c| c.process(&req.exec_id)) else {
             return fail("resize_pty", &req.id, not_found(&req.id, &req.exec_id));
         };
         let Some(pty) = &p.pty else {
-            return fail("resize_pty", &req.id, Error::FailedPrecondition("process has no terminal".into()));
+            return fail(
+                "resize_pty",
+                &req.id,
+                Error::FailedPrecondition("process has no terminal".into()),
+            );
         };
         use std::os::fd::AsFd;
         let fd = pty.as_fd();
         tryrpc!(
             "resize_pty",
             &req.id,
-            crate::sys::set_winsize(&fd, req.width as u16, req.height as u16).map_err(Error::io("resize pty"))
+            crate::sys::set_winsize(&fd, req.width as u16, req.height as u16)
+                .map_err(Error::io("resize pty"))
         );
         Ok(Empty::new())
     }
@@ -694,7 +845,11 @@ impl Task for Service {
 
     async fn update(&self, _ctx: &TtrpcContext, req: api::UpdateTaskRequest) -> TtrpcResult<Empty> {
         let Some(res) = req.resources.as_ref() else {
-            return fail("update", &req.id, Error::InvalidArgument("no resources".into()));
+            return fail(
+                "update",
+                &req.id,
+                Error::InvalidArgument("no resources".into()),
+            );
         };
         let map = self.inner.containers.lock().await;
         let Some(c) = map.get(&req.id) else {
@@ -707,7 +862,11 @@ impl Task for Service {
                 tryrpc!(
                     "update",
                     &req.id,
-                    runc.output(&["update", "--resources", "-", &req.id], Some(res.value.clone())).await
+                    runc.output(
+                        &["update", "--resources", "-", &req.id],
+                        Some(res.value.clone())
+                    )
+                    .await
                 );
             }
             Kind::Fast(_) => {
@@ -721,7 +880,11 @@ impl Task for Service {
         Ok(Empty::new())
     }
 
-    async fn wait(&self, _ctx: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
+    async fn wait(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::WaitRequest,
+    ) -> TtrpcResult<api::WaitResponse> {
         let waiter = {
             let map = self.inner.containers.lock().await;
             let Some(p) = map.get(&req.id).and_then(|c| c.process(&req.exec_id)) else {
@@ -730,7 +893,11 @@ impl Task for Service {
             p.wait()
         };
         let Some(exit) = waiter.await else {
-            return fail("wait", &req.id, Error::NotFound("process deleted while waiting".into()));
+            return fail(
+                "wait",
+                &req.id,
+                Error::NotFound("process deleted while waiting".into()),
+            );
         };
         Ok(api::WaitResponse {
             exit_status: exit.status as u32,
@@ -739,22 +906,37 @@ impl Task for Service {
         })
     }
 
-    async fn stats(&self, _ctx: &TtrpcContext, req: api::StatsRequest) -> TtrpcResult<api::StatsResponse> {
+    async fn stats(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StatsRequest,
+    ) -> TtrpcResult<api::StatsResponse> {
         let pid = {
             let map = self.inner.containers.lock().await;
             let Some(c) = map.get(&req.id) else {
                 return fail("stats", &req.id, not_found(&req.id, ""));
             };
             if c.init.state == State::Stopped {
-                return fail("stats", &req.id, Error::FailedPrecondition("container stopped".into()));
+                return fail(
+                    "stats",
+                    &req.id,
+                    Error::FailedPrecondition("container stopped".into()),
+                );
             }
             c.init.pid
         };
         let any = tryrpc!("stats", &req.id, cgroups::stats(pid));
-        Ok(api::StatsResponse { stats: MessageField::some(any), ..Default::default() })
+        Ok(api::StatsResponse {
+            stats: MessageField::some(any),
+            ..Default::default()
+        })
     }
 
-    async fn connect(&self, _ctx: &TtrpcContext, req: api::ConnectRequest) -> TtrpcResult<api::ConnectResponse> {
+    async fn connect(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::ConnectRequest,
+    ) -> TtrpcResult<api::ConnectResponse> {
         let map = self.inner.containers.lock().await;
         Ok(api::ConnectResponse {
             shim_pid: std::process::id(),
@@ -764,7 +946,11 @@ impl Task for Service {
         })
     }
 
-    async fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<Empty> {
+    async fn shutdown(
+        &self,
+        _ctx: &TtrpcContext,
+        _req: api::ShutdownRequest,
+    ) -> TtrpcResult<Empty> {
         let map = self.inner.containers.lock().await;
         if map.is_empty() {
             tracing::info!("no containers left, shutting down");

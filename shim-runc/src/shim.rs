@@ -63,7 +63,9 @@ pub async fn run(args: &[String]) -> Result<()> {
                 .write_to_bytes()
                 .map_err(|e| Error::Other(e.to_string()))?;
             let mut out = tokio::io::stdout();
-            out.write_all(&bytes).await.map_err(Error::io("write delete reply"))?;
+            out.write_all(&bytes)
+                .await
+                .map_err(Error::io("write delete reply"))?;
             out.flush().await.map_err(Error::io("flush delete reply"))?;
             Ok(())
         }
@@ -169,7 +171,10 @@ async fn serve(flags: &Flags) -> Result<()> {
     tokio::spawn(async {
         use tokio::signal::unix::{signal, SignalKind};
         // containerd may signal the shim; it exits only through Shutdown.
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             return;
         };
         loop {

@@ -112,12 +112,16 @@ mod tests {
         let c = json!({"annotations": {CRI_CONTAINER_TYPE: "container", CRI_SANDBOX_ID: "p1"}});
         assert!(!is_sandbox(&c));
         assert_eq!(group_id(&c, "c1"), "p1");
-        let own = json!({"annotations": {CRIUS_CONTAINER_TYPE: "container", CRIUS_SANDBOX_ID: "p2"}});
+        let own =
+            json!({"annotations": {CRIUS_CONTAINER_TYPE: "container", CRIUS_SANDBOX_ID: "p2"}});
         assert_eq!(group_id(&own, "c2"), "p2");
         let ownsb = json!({"annotations": {CRIUS_CONTAINER_TYPE: "sandbox"}});
         assert!(is_sandbox(&ownsb));
         assert_eq!(group_id(&json!({}), "solo"), "solo");
-        assert_eq!(group_id(&json!({"annotations": {CRI_SANDBOX_ID: ""}}), "solo"), "solo");
+        assert_eq!(
+            group_id(&json!({"annotations": {CRI_SANDBOX_ID: ""}}), "solo"),
+            "solo"
+        );
     }
 
     #[test]

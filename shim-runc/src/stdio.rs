@@ -170,8 +170,17 @@ mod tests {
     #[test]
     fn targets() {
         assert!(matches!(target(""), Ok(Target::Null)));
-        assert!(matches!(target("/run/x/stdout"), Ok(Target::Fifo("/run/x/stdout"))));
-        assert!(matches!(target("file:///var/log/x"), Ok(Target::File("/var/log/x"))));
-        assert!(matches!(target("binary:///bin/logger"), Err(Error::Unimplemented(_))));
+        assert!(matches!(
+            target("/run/x/stdout"),
+            Ok(Target::Fifo("/run/x/stdout"))
+        ));
+        assert!(matches!(
+            target("file:///var/log/x"),
+            Ok(Target::File("/var/log/x"))
+        ));
+        assert!(matches!(
+            target("binary:///bin/logger"),
+            Err(Error::Unimplemented(_))
+        ));
     }
 }

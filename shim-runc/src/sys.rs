@@ -69,7 +69,10 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> std::io::Resu
         inheritable: u32,
     }
     const V3: u32 = 0x2008_0522;
-    let mut hdr = Header { version: V3, pid: 0 };
+    let mut hdr = Header {
+        version: V3,
+        pid: 0,
+    };
     let lo = |m: u64| m as u32;
     let hi = |m: u64| (m >> 32) as u32;
     let data = [

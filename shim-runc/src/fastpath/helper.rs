@@ -21,7 +21,10 @@ use nix::{
     mount::{mount, MsFlags},
     sched::{setns, unshare, CloneFlags},
     sys::resource::{setrlimit, Resource},
-    unistd::{chdir, chroot, dup2_stderr, dup2_stdin, dup2_stdout, execve, sethostname, setgid, setgroups, setuid, Gid, Uid},
+    unistd::{
+        chdir, chroot, dup2_stderr, dup2_stdin, dup2_stdout, execve, setgid, setgroups,
+        sethostname, setuid, Gid, Uid,
+    },
 };
 
 use super::plan::{Plan, CAP_LAST};
@@ -86,8 +89,14 @@ fn prepare(plan: &Plan) -> Result<File, String> {
     }
     if new.contains(CloneFlags::CLONE_NEWNS) {
         // Nothing the pause does may propagate back to the host.
-        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)
-            .map_err(|e| format!("make / rslave: {e}"))?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_SLAVE,
+            None::<&str>,
+        )
+        .map_err(|e| format!("make / rslave: {e}"))?;
     }
     if let Some(h) = &plan.hostname {
         sethostname(h).map_err(|e| format!("sethostname {h}: {e}"))?;
@@ -115,9 +124,22 @@ fn prepare(plan: &Plan) -> Result<File, String> {
 fn rlimit_resource(res: i32) -> Option<Resource> {
     use Resource::*;
     [
-        RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_DATA, RLIMIT_STACK, RLIMIT_CORE, RLIMIT_RSS,
-        RLIMIT_NPROC, RLIMIT_NOFILE, RLIMIT_MEMLOCK, RLIMIT_AS, RLIMIT_LOCKS,
-        RLIMIT_SIGPENDING, RLIMIT_MSGQUEUE, RLIMIT_NICE, RLIMIT_RTPRIO, RLIMIT_RTTIME,
+        RLIMIT_CPU,
+        RLIMIT_FSIZE,
+        RLIMIT_DATA,
+        RLIMIT_STACK,
+        RLIMIT_CORE,
+        RLIMIT_RSS,
+        RLIMIT_NPROC,
+        RLIMIT_NOFILE,
+        RLIMIT_MEMLOCK,
+        RLIMIT_AS,
+        RLIMIT_LOCKS,
+        RLIMIT_SIGPENDING,
+        RLIMIT_MSGQUEUE,
+        RLIMIT_NICE,
+        RLIMIT_RTPRIO,
+        RLIMIT_RTTIME,
     ]
     .into_iter()
     .find(|r| *r as i32 == res)

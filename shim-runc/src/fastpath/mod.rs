@@ -74,7 +74,10 @@ async fn spawn(
         Some(p) => cgroups::setup(p, &resources)?,
         None => Vec::new(),
     };
-    plan.cgroups = dirs.iter().map(|d| d.to_string_lossy().into_owned()).collect();
+    plan.cgroups = dirs
+        .iter()
+        .map(|d| d.to_string_lossy().into_owned())
+        .collect();
     let json = serde_json::to_string(&plan).map_err(|e| Error::Other(e.to_string()))?;
     let exe = std::env::current_exe().map_err(Error::io("current exe"))?;
     let spawned = Command::new(exe)
@@ -167,7 +170,9 @@ impl FastTask {
             .ok_or_else(|| Error::FailedPrecondition("already started".into()))?;
         let reader = self.report.take();
         let res = tokio::task::spawn_blocking(move || {
-            start.write_all(b"1").map_err(Error::io("signal pause start"))?;
+            start
+                .write_all(b"1")
+                .map_err(Error::io("signal pause start"))?;
             drop(start);
             let mut rest = String::new();
             if let Some(mut r) = reader {

@@ -96,10 +96,7 @@ fn is_empty(v: Option<&Value>) -> bool {
 
 /// Builds the plan for `spec`, or says why the fast path does not cover it.
 /// Returns the plan, the cgroup path (absolute, cgroupfs) and its resources.
-pub fn plan(
-    spec: &Value,
-    bundle: &Path,
-) -> Result<(Plan, Option<String>, Resources), String> {
+pub fn plan(spec: &Value, bundle: &Path) -> Result<(Plan, Option<String>, Resources), String> {
     let process = spec.get("process").ok_or("no process")?;
     if process.get("terminal").and_then(Value::as_bool) == Some(true) {
         return not_covered("terminal");
@@ -113,12 +110,25 @@ pub fn plan(
         return not_covered("hooks");
     }
     let linux = spec.get("linux").ok_or("no linux section")?;
-    for key in ["seccomp", "devices", "mountLabel", "intelRdt", "uidMappings", "gidMappings", "personality"] {
+    for key in [
+        "seccomp",
+        "devices",
+        "mountLabel",
+        "intelRdt",
+        "uidMappings",
+        "gidMappings",
+        "personality",
+    ] {
         if !is_empty(linux.get(key)) {
             return not_covered(format!("linux.{key}"));
         }
     }
-    for m in spec.get("mounts").and_then(Value::as_array).into_iter().flatten() {
+    for m in spec
+        .get("mounts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let dest = m.get("destination").and_then(Value::as_str).unwrap_or("");
         if !HARMLESS_MOUNTS.contains(&dest.trim_end_matches('/')) {
             return not_covered(format!("mount {dest}"));
@@ -146,16 +156,24 @@ pub fn plan(
         .and_then(Value::as_str)
         .unwrap_or("/")
         .to_string();
-    let exe = resolve_exe(&rootfs, &args[0], &cwd, &env).ok_or_else(|| {
-        format!("executable {:?} not found in rootfs", args[0])
-    })?;
+    let exe = resolve_exe(&rootfs, &args[0], &cwd, &env)
+        .ok_or_else(|| format!("executable {:?} not found in rootfs", args[0]))?;
 
     let user = process.get("user");
-    let num = |k: &str| user.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0) as u32;
+    let num = |k: &str| {
+        user.and_then(|u| u.get(k))
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as u32
+    };
     let groups = user
         .and_then(|u| u.get("additionalGids"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_u64).map(|g| g as u32).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_u64)
+                .map(|g| g as u32)
+                .collect()
+        })
         .unwrap_or_default();
     if !is_empty(user.and_then(|u| u.get("umask"))) {
         return not_covered("umask");
@@ -163,12 +181,21 @@ pub fn plan(
 
     let mut join = Vec::new();
     let mut new = Vec::new();
-    for ns in linux.get("namespaces").and_then(Value::as_array).into_iter().flatten() {
+    for ns in linux
+        .get("namespaces")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let kind = ns.get("type").and_then(Value::as_str).unwrap_or("");
         if !matches!(kind, "pid" | "network" | "ipc" | "uts" | "mount" | "cgroup") {
             return not_covered(format!("{kind} namespace"));
         }
-        match ns.get("path").and_then(Value::as_str).filter(|p| !p.is_empty()) {
+        match ns
+            .get("path")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+        {
             Some(path) if kind == "mount" => return not_covered(format!("join mount ns {path}")),
             Some(path) => join.push((kind.to_string(), path.to_string())),
             None => new.push(kind.to_string()),
@@ -239,7 +266,12 @@ pub fn plan(
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -319,15 +351,47 @@ fn resources(v: Option<&Value>) -> Result<Resources, String> {
 }
 
 const CAP_NAMES: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 ];
 
 pub const CAP_LAST: u32 = CAP_NAMES.len() as u32 - 1;
@@ -421,8 +485,14 @@ mod tests {
         let r = rootfs();
         let (p, cg, res) = plan(&sandbox_spec(r.path()), Path::new("/b")).unwrap();
         assert_eq!(p.exe, "/pause");
-        assert_eq!((p.uid, p.gid, p.groups.clone()), (65535, 65535, vec![65535]));
-        assert_eq!(p.join, vec![("network".into(), "/run/crius/netns/pod1".into())]);
+        assert_eq!(
+            (p.uid, p.gid, p.groups.clone()),
+            (65535, 65535, vec![65535])
+        );
+        assert_eq!(
+            p.join,
+            vec![("network".into(), "/run/crius/netns/pod1".into())]
+        );
         assert_eq!(p.new, vec!["pid", "ipc", "uts", "mount"]);
         assert_eq!(p.hostname.as_deref(), Some("pod1"));
         assert_eq!(p.oom_score_adj, Some(-998));
@@ -447,7 +517,10 @@ mod tests {
         for (ptr, val) in cases {
             let mut s = sandbox_spec(r.path());
             *s.pointer_mut(ptr).unwrap() = val;
-            assert!(plan(&s, Path::new("/b")).is_err(), "{ptr} should not be covered");
+            assert!(
+                plan(&s, Path::new("/b")).is_err(),
+                "{ptr} should not be covered"
+            );
         }
         let mut s = sandbox_spec(r.path());
         s["linux"]["namespaces"]
@@ -463,7 +536,10 @@ mod tests {
         std::fs::create_dir_all(r.path().join("bin")).unwrap();
         std::fs::write(r.path().join("bin/sleep"), b"").unwrap();
         let env = vec!["PATH=/usr/bin:/bin".to_string()];
-        assert_eq!(resolve_exe(r.path(), "sleep", "/", &env).as_deref(), Some("/bin/sleep"));
+        assert_eq!(
+            resolve_exe(r.path(), "sleep", "/", &env).as_deref(),
+            Some("/bin/sleep")
+        );
         assert_eq!(resolve_exe(r.path(), "nope", "/", &env), None);
     }
 }

@@ -1,0 +1,418 @@
+//! containerd-shim-crius-v2 under a real containerd, driven with `ctr` (issue 4, "How it is shown to
+//! work" items 1, 3 and 4, and the sandbox fast path).
+//!
+//! Local helpers (the harness has no ctr-level task helpers): `ctr_run`, `task_pid`, `task_status`,
+//! `shims_of`, `wait_until`.
+
+use crius_test::registry::{self, BUSYBOX};
+use crius_test::{env_or_skip, Containerd, ContainerdOptions};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const RUNTIME: &str = "io.containerd.crius.v2";
+
+/// `ctr run --runtime crius <extra> BUSYBOX <id> <cmd>`: (exit code, stdout, stderr).
+fn ctr_run(
+    c: &Containerd,
+    ns: &str,
+    extra: &[&str],
+    id: &str,
+    cmd: &[&str],
+) -> (i32, String, String) {
+    let mut args = vec!["run", "--runtime", RUNTIME];
+    args.extend_from_slice(extra);
+    args.push(BUSYBOX);
+    args.push(id);
+    args.extend_from_slice(cmd);
+    let out = c.ctr(ns).args(&args).output().expect("ctr run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// (pid, status) of a task from `ctr task ls`.
+fn task_row(c: &Containerd, ns: &str, id: &str) -> Option<(i32, String)> {
+    let out = c.ctr_output(ns, &["tasks", "ls"]).ok()?;
+    out.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.first() == Some(&id)).then(|| (f[1].parse().unwrap_or(0), f[2].to_string()))
+    })
+}
+
+fn task_pid(c: &Containerd, ns: &str, id: &str) -> i32 {
+    task_row(c, ns, id).map(|r| r.0).unwrap_or(0)
+}
+
+fn task_status(c: &Containerd, ns: &str, id: &str) -> String {
+    task_row(c, ns, id).map(|r| r.1).unwrap_or_default()
+}
+
+/// Shim processes serving this containerd (their args name its socket).
+fn shims_of(c: &Containerd) -> Vec<i32> {
+    let sock = c.socket().to_string_lossy().into_owned();
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("containerd-shim-crius-v2") && cmdline.contains(&sock) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn alive(pid: i32) -> bool {
+    pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists() && {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        !stat.contains(") Z ")
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kill and delete every task and container of `ns`, wait for the shims to exit, and remove the
+/// cgroup parent ctr created for the namespace (the leak check runs before the harness's teardown).
+fn remove_all(c: &Containerd, ns: &str) {
+    let tasks = c.ctr_output(ns, &["tasks", "ls", "-q"]).unwrap_or_default();
+    for t in tasks.lines().filter(|t| !t.is_empty()) {
+        let _ = c.ctr_output(ns, &["tasks", "kill", "-a", "-s", "SIGKILL", t]);
+    }
+    for t in tasks.lines().filter(|t| !t.is_empty()) {
+        wait_until("task to stop", Duration::from_secs(10), || {
+            task_status(c, ns, t) != "RUNNING"
+        });
+        let _ = c.ctr(ns).args(["tasks", "rm", t]).output();
+    }
+    let cs = c
+        .ctr_output(ns, &["containers", "ls", "-q"])
+        .unwrap_or_default();
+    for id in cs.lines().filter(|t| !t.is_empty()) {
+        let _ = c.ctr_output(ns, &["containers", "rm", id]);
+    }
+    wait_until("the shims to exit", Duration::from_secs(10), || {
+        shims_of(c).is_empty()
+    });
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(h.path().join(ns));
+    }
+}
+
+fn setup(env: &mut crius_test::TestEnv) -> (String, &mut Containerd) {
+    registry::ensure().expect("local registry");
+    let ns = env.id().to_string();
+    let c = env
+        .containerd(ContainerdOptions::default())
+        .expect("containerd");
+    c.pull(&ns, BUSYBOX).expect("pull busybox");
+    (ns, c)
+}
+
+#[test]
+fn shim_runs_tasks_exit_codes_tty_exec_kill_pause_ps_metrics() {
+    let mut env = env_or_skip!("shim_runs_tasks_exit_codes_tty_exec_kill_pause_ps_metrics");
+    let (ns, c) = setup(&mut env);
+
+    let (code, out, err) = ctr_run(c, &ns, &["--rm"], "t1", &["echo", "hello"]);
+    assert_eq!((code, out.trim()), (0, "hello"), "stderr: {err}");
+    let (code, _, err) = ctr_run(c, &ns, &["--rm"], "t2", &["sh", "-c", "exit 3"]);
+    assert_eq!(code, 3, "stderr: {err}");
+    // Missing executable: a clear error from runc, no hang.
+    let (code, _, err) = ctr_run(c, &ns, &["--rm"], "t4", &["/no/such/binary"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("no such file") || err.contains("not found"),
+        "{err}"
+    );
+
+    // A terminal: ctr sends its window size through ResizePty.
+    if std::path::Path::new("/usr/bin/script").exists() {
+        let ctr = format!(
+            "ctr -a {} -n {ns} run -t --rm --runtime {RUNTIME} {BUSYBOX} tty1 sh -c 'sleep 0.3; stty size; exit 5'",
+            c.socket().display()
+        );
+        let out = Command::new("script")
+            .args(["-eqc", &format!("stty rows 33 cols 99; {ctr}"), "/dev/null"])
+            .output()
+            .expect("script");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("33 99"), "pty size not applied: {text:?}");
+        assert_eq!(out.status.code(), Some(5));
+    }
+
+    // A long-running task: exec, ps, pause/resume, metrics, kill.
+    let (code, _, err) = ctr_run(c, &ns, &["-d"], "long", &["sleep", "300"]);
+    assert_eq!(code, 0, "{err}");
+    let pid = task_pid(c, &ns, "long");
+    assert!(alive(pid));
+    let out = c
+        .ctr(&ns)
+        .args([
+            "tasks",
+            "exec",
+            "--exec-id",
+            "e1",
+            "long",
+            "sh",
+            "-c",
+            "echo from-exec; exit 7",
+        ])
+        .output()
+        .expect("exec");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "from-exec");
+    assert_eq!(out.status.code(), Some(7), "an exec's exit is its own");
+    assert_eq!(
+        task_status(c, &ns, "long"),
+        "RUNNING",
+        "the init is untouched by the exec's exit"
+    );
+    if std::path::Path::new("/usr/bin/script").exists() {
+        let ctr = format!(
+            "ctr -a {} -n {ns} tasks exec -t --exec-id e2 long sh -c 'sleep 0.3; stty size'",
+            c.socket().display()
+        );
+        let out = Command::new("script")
+            .args(["-eqc", &format!("stty rows 21 cols 77; {ctr}"), "/dev/null"])
+            .output()
+            .expect("script");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("21 77"),
+            "exec pty resize"
+        );
+    }
+    let ps = c.ctr_output(&ns, &["tasks", "ps", "long"]).expect("ps");
+    assert!(ps.contains(&pid.to_string()), "{ps}");
+    c.ctr_output(&ns, &["tasks", "pause", "long"])
+        .expect("pause");
+    assert_eq!(task_status(c, &ns, "long"), "PAUSED");
+    c.ctr_output(&ns, &["tasks", "resume", "long"])
+        .expect("resume");
+    assert_eq!(task_status(c, &ns, "long"), "RUNNING");
+    let m = c
+        .ctr_output(&ns, &["tasks", "metrics", "long"])
+        .expect("metrics");
+    assert!(
+        m.contains("memory.usage_in_bytes") || m.contains("memory.usage"),
+        "{m}"
+    );
+    assert!(m.contains("pids.current"), "{m}");
+    c.ctr_output(&ns, &["tasks", "kill", "-s", "SIGKILL", "long"])
+        .expect("kill");
+    wait_until("long to stop", Duration::from_secs(10), || {
+        task_status(c, &ns, "long") == "STOPPED"
+    });
+    let out = c
+        .ctr(&ns)
+        .args(["tasks", "rm", "long"])
+        .output()
+        .expect("rm");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("137"),
+        "exit 137 expected"
+    );
+    c.ctr_output(&ns, &["containers", "rm", "long"])
+        .expect("container rm");
+    remove_all(c, &ns);
+    env.finish().expect("no leaks");
+}
+
+#[test]
+fn shim_tasks_survive_containerd_kill9_and_report_exit_after_restart() {
+    let mut env = env_or_skip!("shim_tasks_survive_containerd_kill9_and_report_exit_after_restart");
+    let (ns, c) = setup(&mut env);
+    let (code, _, err) = ctr_run(c, &ns, &["-d"], "k1", &["sh", "-c", "sleep 3; exit 4"]);
+    assert_eq!(code, 0, "{err}");
+    let pid = task_pid(c, &ns, "k1");
+    c.kill9().expect("kill containerd");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(alive(pid), "the container must outlive containerd");
+    c.restart().expect("restart containerd");
+    assert_eq!(
+        task_status(c, &ns, "k1"),
+        "RUNNING",
+        "the restarted containerd sees the task"
+    );
+    wait_until("k1 to exit", Duration::from_secs(15), || {
+        task_status(c, &ns, "k1") == "STOPPED"
+    });
+    let out = c.ctr(&ns).args(["tasks", "rm", "k1"]).output().expect("rm");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("exit code 4"),
+        "exit code 4 expected: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.ctr_output(&ns, &["containers", "rm", "k1"])
+        .expect("container rm");
+    remove_all(c, &ns);
+    env.finish().expect("no leaks");
+}
+
+#[test]
+fn shim_kill9_makes_task_dead_and_cleanup_leaves_nothing() {
+    let mut env = env_or_skip!("shim_kill9_makes_task_dead_and_cleanup_leaves_nothing");
+    let (ns, c) = setup(&mut env);
+    let (code, _, err) = ctr_run(c, &ns, &["-d"], "d1", &["sleep", "100"]);
+    assert_eq!(code, 0, "{err}");
+    // A fast-path sandbox as well: its cleanup is the shim's own.
+    let sandbox = [
+        "-d",
+        "--null-io",
+        "--annotation",
+        "io.crius.container-type=sandbox",
+    ];
+    let (code, _, err) = ctr_run(c, &ns, &sandbox, "d2", &["sleep", "100"]);
+    assert_eq!(code, 0, "{err}");
+    let pids = [task_pid(c, &ns, "d1"), task_pid(c, &ns, "d2")];
+    assert!(pids.iter().all(|p| alive(*p)));
+    for shim in shims_of(c) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(shim),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    wait_until(
+        "containerd to drop the tasks",
+        Duration::from_secs(10),
+        || task_row(c, &ns, "d1").is_none() && task_row(c, &ns, "d2").is_none(),
+    );
+    wait_until(
+        "the containers to be killed",
+        Duration::from_secs(10),
+        || pids.iter().all(|p| !alive(*p)),
+    );
+    for id in ["d1", "d2"] {
+        c.ctr_output(&ns, &["containers", "rm", id])
+            .expect("container rm");
+    }
+    remove_all(c, &ns);
+    env.finish().expect("no leaks");
+}
+
+#[test]
+fn shim_fifty_containers_of_one_pod_share_one_shim() {
+    let mut env = env_or_skip!("shim_fifty_containers_of_one_pod_share_one_shim");
+    let (ns, c) = setup(&mut env);
+    let sandbox = [
+        "-d",
+        "--null-io",
+        "--annotation",
+        "io.kubernetes.cri.container-type=sandbox",
+    ];
+    let (code, _, err) = ctr_run(c, &ns, &sandbox, "pod", &["sleep", "300"]);
+    assert_eq!(code, 0, "{err}");
+    for i in 0..50 {
+        let id = format!("c{i}");
+        let extra = [
+            "-d",
+            "--null-io",
+            "--annotation",
+            "io.kubernetes.cri.container-type=container",
+            "--annotation",
+            "io.kubernetes.cri.sandbox-id=pod",
+        ];
+        let (code, _, err) = ctr_run(c, &ns, &extra, &id, &["sleep", "300"]);
+        assert_eq!(code, 0, "{id}: {err}");
+    }
+    assert_eq!(shims_of(c).len(), 1, "one shim for the whole pod");
+    let tasks = c.ctr_output(&ns, &["tasks", "ls"]).expect("ls");
+    assert_eq!(tasks.lines().filter(|l| l.contains("RUNNING")).count(), 51);
+    // Once every task is gone the shim exits by itself.
+    remove_all(c, &ns);
+    env.finish().expect("no leaks");
+}
+
+#[test]
+fn shim_sandbox_fast_path_runs_pause_without_runc() {
+    let mut env = env_or_skip!("shim_sandbox_fast_path_runs_pause_without_runc");
+    let (ns, c) = setup(&mut env);
+    let cgroup = format!("/{}/sb", ns);
+    let sandbox = [
+        "-d",
+        "--null-io",
+        "--cgroup",
+        cgroup.as_str(),
+        "--annotation",
+        "io.crius.container-type=sandbox",
+    ];
+    let (code, _, err) = ctr_run(c, &ns, &sandbox, "sb", &["sleep", "300"]);
+    assert_eq!(code, 0, "{err}");
+    let pid = task_pid(c, &ns, "sb");
+    assert!(alive(pid));
+    // Started by the shim, not runc: runc keeps no state for it.
+    let runc_state = Command::new("runc")
+        .args([
+            "--root",
+            &format!("/run/containerd/runc/{ns}"),
+            "state",
+            "sb",
+        ])
+        .output()
+        .expect("runc state");
+    assert!(
+        !runc_state.status.success(),
+        "runc must not know the fast-path sandbox"
+    );
+    let log = std::fs::read_to_string(c.dir().join("containerd.log")).unwrap_or_default();
+    assert!(
+        log.contains("sandbox created on the fast path"),
+        "{}",
+        c.log_tail()
+    );
+    // Own pid/ipc/uts/mount/net namespaces, the spec's cgroup, pid 1 inside.
+    for n in ["pid", "ipc", "uts", "mnt", "net"] {
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{n}")).expect("ns");
+        let ours = std::fs::read_link(format!("/proc/self/ns/{n}")).expect("ns");
+        assert_ne!(theirs, ours, "{n} namespace");
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("NSpid:") && l.trim_end().ends_with("\t1")),
+        "{status}"
+    );
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    assert!(cg.contains(&cgroup), "{cg}");
+    // Same task face as a runc task.
+    let ps = c.ctr_output(&ns, &["tasks", "ps", "sb"]).expect("ps");
+    assert!(ps.contains(&pid.to_string()), "{ps}");
+    c.ctr_output(&ns, &["tasks", "pause", "sb"]).expect("pause");
+    assert_eq!(task_status(c, &ns, "sb"), "PAUSED");
+    c.ctr_output(&ns, &["tasks", "resume", "sb"])
+        .expect("resume");
+    let m = c
+        .ctr_output(&ns, &["tasks", "metrics", "sb"])
+        .expect("metrics");
+    assert!(m.contains("pids.current"), "{m}");
+    c.ctr_output(&ns, &["tasks", "kill", "-s", "SIGKILL", "sb"])
+        .expect("kill");
+    wait_until("sb to stop", Duration::from_secs(10), || {
+        task_status(c, &ns, "sb") == "STOPPED"
+    });
+    let out = c.ctr(&ns).args(["tasks", "rm", "sb"]).output().expect("rm");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("137"));
+    c.ctr_output(&ns, &["containers", "rm", "sb"])
+        .expect("container rm");
+    let leftover = std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|h| h.path().join(cgroup.trim_start_matches('/')).exists());
+    assert!(!leftover, "the sandbox cgroup must be removed");
+    remove_all(c, &ns);
+    env.finish().expect("no leaks");
+}
