@@ -516,7 +516,8 @@ mod tests {
         ];
         for (ptr, val) in cases {
             let mut s = sandbox_spec(r.path());
-            *s.pointer_mut(ptr).unwrap() = val;
+            let (parent, key) = ptr.rsplit_once('/').unwrap();
+            s.pointer_mut(parent).unwrap()[key] = val;
             assert!(
                 plan(&s, Path::new("/b")).is_err(),
                 "{ptr} should not be covered"
