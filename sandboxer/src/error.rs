@@ -90,18 +90,3 @@ impl fmt::Display for Error {
         Ok(())
     }
 }
-
-/// Attach a step name (and kind) to foreign errors.
-pub(crate) trait Context<T> {
-    fn step(self, step: &str) -> Result<T>;
-    fn step_kind(self, kind: ErrorKind, step: &str) -> Result<T>;
-}
-
-impl<T, E: Into<Cause>> Context<T> for std::result::Result<T, E> {
-    fn step(self, step: &str) -> Result<T> {
-        self.map_err(|e| Error::internal(step, e))
-    }
-    fn step_kind(self, kind: ErrorKind, step: &str) -> Result<T> {
-        self.map_err(|e| Error::new(kind, step, "").with_source(e))
-    }
-}

@@ -5,7 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
@@ -123,37 +123,6 @@ pub fn unmount_all(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Mount points under `dir` (from /proc/self/mountinfo), for leftover sweeps.
-pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape_mount_path)
-        .filter(|p| p.starts_with(dir) && p != dir)
-        .collect()
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape_mount_path(s: &str) -> PathBuf {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    PathBuf::from(String::from_utf8_lossy(&out).into_owned())
-}
-
 /// Start time of a live (not zombie) process, in clock ticks since boot
 /// (field 22 of /proc/<pid>/stat). None when there is no such live process.
 pub fn proc_start_time(pid: u32) -> Option<u64> {
@@ -197,11 +166,5 @@ mod tests {
         assert!(proc_start_time(me).is_some());
         assert_eq!(proc_start_time(me), proc_start_time(me));
         assert!(proc_start_time(u32::MAX - 1).is_none());
-    }
-
-    #[test]
-    fn unescapes_mountinfo() {
-        assert_eq!(unescape_mount_path("/a\\040b"), PathBuf::from("/a b"));
-        assert_eq!(unescape_mount_path("/plain"), PathBuf::from("/plain"));
     }
 }

@@ -45,20 +45,15 @@ pub enum CniError {
     Cache(PathBuf, std::io::Error),
 }
 
-impl CniError {
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, CniError::Exec(ExecError::Timeout { .. }))
-    }
-}
-
 type Signature = Vec<(PathBuf, Option<SystemTime>)>;
+type Loaded = Option<(Signature, Result<Arc<ConfList>, ConfError>)>;
 
 pub struct Cni {
     conf_dir: PathBuf,
     bin_dirs: Vec<PathBuf>,
     cache_dir: PathBuf,
     timeout: Duration,
-    loaded: Mutex<Option<(Signature, Result<Arc<ConfList>, ConfError>)>>,
+    loaded: Mutex<Loaded>,
     pod_cidr: Mutex<Option<String>>,
 }
 
@@ -220,16 +215,6 @@ impl Cni {
     /// Pod ids with a cache entry (ADDed or mid-ADD).
     pub fn cached_ids(&self) -> Vec<String> {
         cache::ids(&self.cache_dir, IFNAME)
-    }
-
-    /// Cached IPs of a pod (from its ADD result).
-    pub fn cached_ips(&self, id: &str) -> Vec<IpAddr> {
-        cache::read(&self.cache_dir, id, IFNAME)
-            .ok()
-            .flatten()
-            .and_then(|e| e.result)
-            .map(|r| result::pod_ips(&r, IFNAME))
-            .unwrap_or_default()
     }
 
     fn write_cache(&self, e: &cache::Entry) -> Result<(), CniError> {

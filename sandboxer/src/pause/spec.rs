@@ -192,8 +192,9 @@ pub fn cgroups_path(parent: &str, id: &str) -> String {
     format!("{parent}/{id}")
 }
 
-/// Parse built spec bytes back to JSON (tests and debug logs).
-pub fn as_value(bytes: &[u8]) -> Value {
+/// Parse built spec bytes back to JSON.
+#[cfg(test)]
+fn as_value(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap_or(Value::Null)
 }
 
