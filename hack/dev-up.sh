@@ -22,8 +22,5 @@ certs_d="${CRIUS_DEV_CERTS_D:-$CRIUS_DEV_LIB/certs.d}"
 "$here/containerd/certs.sh" "$CRIUS_DEV_LIB/certs.d" "$CRIUS_REGISTRY"
 "$here/containerd/up.sh"
 
-endpoint="unix://$CRIUS_DEV_RUN/containerd/containerd.sock"
-if "$here/criusd-up.sh" "$certs_d"; then
-    endpoint="unix://$CRIUS_DEV_RUN/crius.sock"
-fi
-echo "CRI endpoint: $endpoint"
+"$here/criusd-up.sh" "$certs_d" || crius_die "criusd did not come up (log: $CRIUS_DEV_RUN/criusd.log)"
+echo "CRI endpoint: unix://$CRIUS_DEV_RUN/crius.sock"
