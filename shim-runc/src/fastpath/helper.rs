@@ -65,6 +65,12 @@ fn fail(report: &mut impl Write, msg: &str) -> ! {
 
 /// Everything done as the helper itself, before the pause process splits off.
 fn prepare(plan: &Plan) -> Result<File, String> {
+    // Before the cgroup join: its device rules may forbid opening it after.
+    let devnull = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("open /dev/null: {e}"))?;
     for dir in &plan.cgroups {
         std::fs::write(format!("{dir}/cgroup.procs"), "0")
             .map_err(|e| format!("join cgroup {dir}: {e}"))?;
@@ -114,11 +120,7 @@ fn prepare(plan: &Plan) -> Result<File, String> {
         let r = rlimit_resource(*res).ok_or_else(|| format!("rlimit {res}"))?;
         setrlimit(r, *soft, *hard).map_err(|e| format!("setrlimit {res}: {e}"))?;
     }
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(|e| format!("open /dev/null: {e}"))
+    Ok(devnull)
 }
 
 fn rlimit_resource(res: i32) -> Option<Resource> {

@@ -1,0 +1,283 @@
+//! containerd-shim-crius-v2 under containerd's own CRI plugin (issue 4, item 2), and the pod-start
+//! benchmark that `hack/bench/shim` runs (an ignored test).
+//!
+//! Local helper `import_pause`: builds crius's static pause into an OCI image with umoci and imports
+//! it into containerd's `k8s.io` namespace under the CRI plugin's sandbox image name (the local
+//! registry has that image only after a release build, and tests must not push to it).
+
+use crius_proto::runtime as cri;
+use crius_test::{cri as cri_client, paths, registry, Containerd, ContainerdOptions, TestEnv};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn sh(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+fn pause_binary() -> Option<PathBuf> {
+    let release = paths::target_dir().join("release/crius-pause");
+    [release, paths::pause_bin()]
+        .into_iter()
+        .find(|p| p.is_file())
+}
+
+fn import_pause(dir: &Path, c: &Containerd, pause: &Path) {
+    let dir = dir.join("pause-image");
+    let layout = dir.join("oci");
+    let bundle = dir.join("bundle");
+    std::fs::create_dir_all(&dir).expect("dir");
+    sh(Command::new("umoci")
+        .args(["init", "--layout"])
+        .arg(&layout));
+    let image = format!("{}:latest", layout.display());
+    sh(Command::new("umoci").args(["new", "--image", &image]));
+    sh(Command::new("umoci")
+        .args(["unpack", "--image", &image])
+        .arg(&bundle));
+    std::fs::copy(pause, bundle.join("rootfs/pause")).expect("copy pause");
+    sh(Command::new("umoci")
+        .args(["repack", "--image", &image])
+        .arg(&bundle));
+    sh(Command::new("umoci").args(["config", "--image", &image, "--config.entrypoint", "/pause"]));
+    let tar = dir.join("pause.tar");
+    sh(Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("."));
+    let name = registry::PAUSE.trim_end_matches(":latest");
+    sh(c.ctr("k8s.io")
+        .args(["images", "import", "--base-name", name])
+        .arg(&tar));
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio")
+}
+
+fn pod_config(id: &str, name: &str, log_dir: &Path) -> cri::PodSandboxConfig {
+    cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata {
+            name: name.into(),
+            uid: format!("uid-{name}-{id}"),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: name.into(),
+        log_directory: log_dir.display().to_string(),
+        linux: Some(cri::LinuxPodSandboxConfig {
+            // Marked with the test id: the leak check knows these cgroups as the test's.
+            cgroup_parent: format!("/{id}/{name}"),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A containerd with its CRI plugin (default runtime `runtime`), a CNI network, the pause image.
+/// Returns the env, the CRI socket and a log dir.
+fn setup(name: &str, runtime: &str) -> Option<(TestEnv, PathBuf, PathBuf)> {
+    let mut env = TestEnv::new(name)?;
+    let Some(pause) = pause_binary() else {
+        eprintln!("SKIP: {name}: crius-pause is not built");
+        return None;
+    };
+    registry::ensure().expect("registry");
+    let net = env.cni().expect("cni");
+    let dir = env.dir().to_path_buf();
+    let c = env
+        .containerd(ContainerdOptions {
+            cri: true,
+            cni_conf_dir: Some(net.conf_dir.clone()),
+            default_runtime: runtime.into(),
+        })
+        .expect("containerd with CRI");
+    import_pause(&dir, c, &pause);
+    c.pull("k8s.io", registry::BUSYBOX).expect("pull busybox");
+    let socket = c.socket();
+    let log_dir = dir.join("pod-logs");
+    std::fs::create_dir_all(&log_dir).expect("log dir");
+    Some((env, socket, log_dir))
+}
+
+async fn stop_remove(c: &mut cri_client::CriClient, pod: &str) {
+    c.runtime
+        .stop_pod_sandbox(cri::StopPodSandboxRequest {
+            pod_sandbox_id: pod.into(),
+        })
+        .await
+        .expect("stop pod");
+    c.runtime
+        .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+            pod_sandbox_id: pod.into(),
+        })
+        .await
+        .expect("remove pod");
+}
+
+/// Removes the cgroup parent `/<id>` the pods were put under (CRI leaves parents).
+fn remove_cgroup_parents(id: &str) {
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let top = h.path().join(id);
+        if let Ok(rd) = std::fs::read_dir(&top) {
+            for sub in rd.flatten().filter(|e| e.path().is_dir()) {
+                let _ = std::fs::remove_dir(sub.path());
+            }
+        }
+        let _ = std::fs::remove_dir(top);
+    }
+}
+
+#[test]
+fn shim_under_containerd_cri_runs_pod_and_container() {
+    let name = "shim_under_containerd_cri_runs_pod_and_container";
+    let Some((mut env, socket, log_dir)) = setup(name, "crius") else {
+        return;
+    };
+    let id = env.id().to_string();
+    rt().block_on(async {
+        let mut c = cri_client::connect(&socket).await.expect("CRI");
+        let pcfg = pod_config(&id, "web", &log_dir);
+        let pod = c
+            .runtime
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(pcfg.clone()),
+                runtime_handler: String::new(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("run pod: {e}"))
+            .into_inner()
+            .pod_sandbox_id;
+        let ccfg = cri::ContainerConfig {
+            metadata: Some(cri::ContainerMetadata {
+                name: "app".into(),
+                attempt: 0,
+            }),
+            image: Some(cri::ImageSpec {
+                image: registry::BUSYBOX.into(),
+                ..Default::default()
+            }),
+            command: vec!["sh".into(), "-c".into(), "echo hello-cri; exit 3".into()],
+            log_path: "app/0.log".into(),
+            ..Default::default()
+        };
+        let ctr = c
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(ccfg),
+                sandbox_config: Some(pcfg.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("create container: {e}"))
+            .into_inner()
+            .container_id;
+        c.runtime
+            .start_container(cri::StartContainerRequest {
+                container_id: ctr.clone(),
+            })
+            .await
+            .expect("start container");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            let st = c
+                .runtime
+                .container_status(cri::ContainerStatusRequest {
+                    container_id: ctr.clone(),
+                    verbose: false,
+                })
+                .await
+                .expect("status")
+                .into_inner()
+                .status
+                .expect("status");
+            if st.state == cri::ContainerState::ContainerExited as i32 {
+                break st;
+            }
+            assert!(Instant::now() < deadline, "container did not exit");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(status.exit_code, 3);
+        let log = std::fs::read_to_string(log_dir.join("app/0.log")).unwrap_or_default();
+        assert!(log.contains("hello-cri"), "log: {log:?}");
+        c.runtime
+            .remove_container(cri::RemoveContainerRequest {
+                container_id: ctr.clone(),
+            })
+            .await
+            .expect("remove container");
+        stop_remove(&mut c, &pod).await;
+    });
+    let c = env.running_containerd().expect("containerd");
+    let log = std::fs::read_to_string(c.dir().join("containerd.log")).unwrap_or_default();
+    assert!(
+        log.contains("sandbox created on the fast path"),
+        "the CRI sandbox should take the fast path:\n{}",
+        c.log_tail()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    remove_cgroup_parents(&id);
+    env.finish().expect("no leaks");
+}
+
+/// RunPodSandbox latency under containerd's CRI plugin; run by `hack/bench/shim` with
+/// `BENCH_RUNTIME=crius|runc BENCH_PODS=n`. Prints one `RESULT` line.
+#[test]
+#[ignore]
+fn shim_bench_run_pod_sandbox() {
+    let runtime = std::env::var("BENCH_RUNTIME").unwrap_or_else(|_| "crius".into());
+    let pods: usize = std::env::var("BENCH_PODS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let Some((mut env, socket, log_dir)) = setup("shim_bench_run_pod_sandbox", &runtime) else {
+        return;
+    };
+    let id = env.id().to_string();
+    let mut times = rt().block_on(async {
+        let mut c = cri_client::connect(&socket).await.expect("CRI");
+        let mut times = Vec::new();
+        for i in 0..pods {
+            let cfg = pod_config(&id, &format!("p{i}"), &log_dir);
+            let t = Instant::now();
+            let pod = c
+                .runtime
+                .run_pod_sandbox(cri::RunPodSandboxRequest {
+                    config: Some(cfg),
+                    runtime_handler: String::new(),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("run pod: {e}"))
+                .into_inner()
+                .pod_sandbox_id;
+            times.push(t.elapsed());
+            stop_remove(&mut c, &pod).await;
+        }
+        times
+    });
+    times.sort();
+    let pct = |p: usize| times[(times.len() * p / 100).min(times.len() - 1)].as_secs_f64() * 1000.0;
+    println!(
+        "RESULT runtime={runtime} pods={pods} run_pod_sandbox_ms p50={:.1} p99={:.1}",
+        pct(50),
+        pct(99)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    remove_cgroup_parents(&id);
+    env.finish().expect("no leaks");
+}
