@@ -13,6 +13,15 @@ use crate::error::{Error, Result};
 /// Default config file path.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/crius/config.toml";
 
+/// See [`Config::log_mode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogMode {
+    #[default]
+    Fifo,
+    Binary,
+}
+
 /// The whole file. Unknown keys are an error, so a typo never silently does nothing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -43,8 +52,12 @@ pub struct Config {
     pub log_level: String,
     /// How `oom_score_adj` below criusd's own is treated (needs CAP_SYS_RESOURCE).
     pub oom_score: OomScorePolicy,
-    /// The log driver the shim starts per container (`binary://` log URI). Empty: next to criusd.
+    /// The per-container log driver (`crius-logger`). Empty: next to criusd.
     pub logger_binary: PathBuf,
+    /// How crius-logger gets the container's output: `fifo` (criusd starts it detached
+    /// on two fifos; works with every shim) or `binary` (the shim starts it from a
+    /// `binary://` log URI; needs a shim that supports those).
+    pub log_mode: LogMode,
     /// Longest CRI log line before it is split into `P` records.
     pub max_log_line_bytes: usize,
     /// ExecSync output kept per stream; more is dropped (and said so in the log).
@@ -75,6 +88,7 @@ impl Default for Config {
             log_level: "info".into(),
             oom_score: OomScorePolicy::Auto,
             logger_binary: PathBuf::new(),
+            log_mode: LogMode::Fifo,
             max_log_line_bytes: 16 * 1024,
             exec_sync_max_output_bytes: 16 * 1024 * 1024,
             cgroup_driver: "cgroupfs".into(),

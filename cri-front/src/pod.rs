@@ -290,6 +290,7 @@ impl Daemon {
 mod tests {
     use super::*;
 
+    #[allow(deprecated)]
     fn cfg() -> cri::PodSandboxConfig {
         cri::PodSandboxConfig {
             metadata: Some(cri::PodSandboxMetadata {

@@ -1,16 +1,23 @@
-//! `crius-logger`: the per-container log driver.
+//! `crius-logger`: the per-container log driver. It turns the container's stdout and
+//! stderr into the CRI log file (`<RFC3339Nano> <stream> <P|F> <line>`).
 //!
-//! Why a separate binary: criusd hands the task's stdio to containerd as a
-//! `binary://` URI, so the *shim* starts this program and keeps it (and the pipes)
-//! for the container's whole life. criusd can then crash, restart or upgrade without
-//! a byte of output lost or a container blocked on a full pipe — which a fifo read
-//! by criusd (containerd's CRI plugin design) cannot promise.
+//! Why a process of its own, outside criusd: the log must keep flowing while criusd
+//! crashes, restarts or is upgraded, and no byte may be lost. A logger that is not
+//! criusd's child keeps its pipes open across all of that. Two ways to start it:
 //!
-//! Protocol (containerd's logging binaries): stdout on fd 3, stderr on fd 4, a ready
-//! pipe on fd 5 (closed once the log file is open), `CONTAINER_ID` and
-//! `CONTAINER_NAMESPACE` in the environment, and the URI's query as argument pairs
-//! (`path <log file>`, `pidfile <file>`, `max-line <bytes>`; `--key=value` works too).
-//! SIGUSR1 reopens the log file (CRI ReopenContainerLog after rotation).
+//! - **fifo mode** (criusd's default, works with every shim): criusd makes two fifos,
+//!   starts this program detached (own process group, reaped by init once criusd is
+//!   gone) with `stdout <fifo> stderr <fifo>`, and gives the fifo paths to the task.
+//!   Each fifo is opened blocking, so the logger waits for the shim's writer and stops
+//!   at the writer's EOF — when the container's output is over.
+//! - **binary mode** (containerd's logging-binary protocol, for shims that support
+//!   `binary://` URIs): the shim starts it with stdout on fd 3, stderr on fd 4 and a
+//!   ready pipe on fd 5, which is closed once the log file is open.
+//!
+//! Arguments come as pairs (`path <log file>`, `pidfile <file>`, `max-line <bytes>`,
+//! `stdout <fifo>`, `stderr <fifo>`, `open-timeout <secs>`); `--key=value` works too
+//! (containerd passes a `binary://` URI's query as pairs). SIGUSR1 reopens the log file
+//! (CRI ReopenContainerLog after rotation).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -130,8 +137,10 @@ fn main() {
             eprintln!("crius-logger {id}: pidfile {}: {e}", p.display());
         }
     }
-    // Ready: the shim waits for EOF on this pipe before starting the container.
-    drop(sys::take_fd(5));
+    // Binary mode: the shim waits for EOF on this pipe before starting the container.
+    if !opts.contains_key("stdout") && !opts.contains_key("stderr") {
+        drop(sys::take_fd(5));
+    }
 
     {
         let out = out.clone();
@@ -151,10 +160,56 @@ fn main() {
     }
 
     let mut threads = Vec::new();
-    for (fd, stream) in [(3, "stdout"), (4, "stderr")] {
-        if let Some(f) = sys::take_fd(fd) {
+    let fifo_mode = opts.contains_key("stdout") || opts.contains_key("stderr");
+    if fifo_mode {
+        let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let wanted = ["stdout", "stderr"]
+            .iter()
+            .filter(|s| opts.get(**s).is_some_and(|p| !p.is_empty()))
+            .count();
+        for stream in ["stdout", "stderr"] {
+            let Some(fifo) = opts
+                .get(stream)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+            else {
+                continue;
+            };
             let out = out.clone();
-            threads.push(std::thread::spawn(move || pump(f, stream, out, max_line)));
+            let opened = opened.clone();
+            threads.push(std::thread::spawn(move || {
+                // Blocks until the shim opens its end: EOF then really means the end.
+                match File::open(&fifo) {
+                    Ok(f) => {
+                        opened.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        pump(f, stream, out, max_line)
+                    }
+                    Err(e) => eprintln!("crius-logger: open {}: {e}", fifo.display()),
+                }
+            }));
+        }
+        // A task that never starts must not leave a logger waiting forever.
+        let timeout = opts
+            .get("open-timeout")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(300u64);
+        let pidfile = pidfile.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(timeout));
+            if opened.load(std::sync::atomic::Ordering::SeqCst) < wanted {
+                eprintln!("crius-logger {id}: fifos not opened within {timeout}s; exiting");
+                if let Some(p) = pidfile {
+                    let _ = std::fs::remove_file(p);
+                }
+                std::process::exit(1);
+            }
+        });
+    } else {
+        for (fd, stream) in [(3, "stdout"), (4, "stderr")] {
+            if let Some(f) = sys::take_fd(fd) {
+                let out = out.clone();
+                threads.push(std::thread::spawn(move || pump(f, stream, out, max_line)));
+            }
         }
     }
     for t in threads {

@@ -14,6 +14,7 @@ use nix::sys::signal::Signal;
 
 use super::create::now_ns;
 use super::record::{ContainerRecord, Phase};
+use crate::config::LogMode;
 use crate::daemon::Daemon;
 use crate::error::{CtrdContext, Error, Result};
 
@@ -109,6 +110,8 @@ impl Daemon {
             }
         }
         tracing::info!(pod = %rec.pod_id, container = %id, "StartContainer");
+        // Taken before the task starts, so it is never later than the exit time containerd reports.
+        let started_at = now_ns();
         if let Err(e) = self.start_task(&rec).await {
             self.delete_task(&id).await;
             let msg = e.to_string();
@@ -127,13 +130,15 @@ impl Daemon {
             .update(&id, |r| {
                 if r.phase == Phase::Created {
                     r.phase = Phase::Running;
-                    r.started_at_ns = now_ns();
+                    r.started_at_ns = started_at;
                 }
                 true
             })
             .await?;
         self.emit(&rec, cri::ContainerEventType::ContainerStartedEvent)
             .await;
+        // An exit that raced the start was skipped by record_exit (phase was Created): catch it now.
+        self.refreshed(rec).await?;
         Ok(())
     }
 
@@ -153,14 +158,18 @@ impl Daemon {
         let (stdout, stderr) = if rec.log_path.is_empty() {
             (String::new(), String::new())
         } else {
-            let pidfile = self.store.dir_of(id).join("logger.pid");
-            let uri = log_uri(
-                &self.cfg.logger_path().display().to_string(),
-                &rec.log_path,
-                &pidfile.display().to_string(),
-                self.cfg.max_log_line_bytes,
-            );
-            (uri.clone(), uri)
+            match self.cfg.log_mode {
+                LogMode::Binary => {
+                    let uri = log_uri(
+                        &self.cfg.logger_path().display().to_string(),
+                        &rec.log_path,
+                        &self.logger_pidfile(id).display().to_string(),
+                        self.cfg.max_log_line_bytes,
+                    );
+                    (uri.clone(), uri)
+                }
+                LogMode::Fifo => self.spawn_logger(rec).await?,
+            }
         };
         self.ctrd
             .tasks()
@@ -174,7 +183,8 @@ impl Daemon {
                 ..Default::default()
             }))
             .await
-            .step(&format!("task create {id}"))?;
+            .step(&format!("task create {id}"))
+            .inspect_err(|_| self.kill_logger(id))?;
         self.ctrd
             .tasks()
             .start(self.ctrd.req(StartRequest {
@@ -264,7 +274,8 @@ impl Daemon {
         let res = self
             .store
             .update(id, |r| {
-                changed = r.set_exited(code, at_ns);
+                // Created: StartContainer is in flight and records the exit itself, after "started".
+                changed = r.phase == Phase::Running && r.set_exited(code, at_ns);
                 changed
             })
             .await;
@@ -323,6 +334,7 @@ impl Daemon {
             Err(s) => return Err(Error::containerd(format!("container delete {id}"), s)),
         }
         self.remove_snapshot(&id).await;
+        let _ = tokio::fs::remove_dir_all(self.io_dir(&id)).await;
         let rec = self.store.get(&id).await.unwrap_or(rec);
         self.store.remove(&id).await?;
         self.emit(&rec, cri::ContainerEventType::ContainerDeletedEvent)
@@ -339,7 +351,7 @@ impl Daemon {
                 rec.id
             )));
         }
-        let pidfile = self.store.dir_of(&rec.id).join("logger.pid");
+        let pidfile = self.logger_pidfile(&rec.id);
         let pid: i32 = tokio::fs::read_to_string(&pidfile)
             .await
             .ok()

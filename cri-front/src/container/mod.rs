@@ -4,6 +4,7 @@ pub mod create;
 pub mod events;
 pub mod exec;
 pub mod lifecycle;
+pub mod logger;
 pub mod merge;
 pub mod record;
 pub mod recover;

@@ -111,7 +111,7 @@ impl RuntimeSvc {
                     annotations: p.config.annotations.clone().into_iter().collect(),
                 }),
                 linux: Some(cri::LinuxPodSandboxStats {
-                    cpu: Some(cpu.clone()),
+                    cpu: Some(cpu),
                     memory: Some(memory),
                     network: None,
                     process: sample.pids.map(|n| cri::ProcessUsage {

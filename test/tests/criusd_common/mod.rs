@@ -26,7 +26,24 @@ pub struct Criusd {
 }
 
 impl Criusd {
+    /// criusd's log tail plus each container's log-driver errors (for failure messages).
     pub fn log_tail(&self) -> String {
+        let mut out = self.criusd_log_tail();
+        if let Ok(rd) = std::fs::read_dir(self.dir.join("lib/containers")) {
+            for e in rd.flatten() {
+                let err = std::fs::read_to_string(e.path().join("logger.err")).unwrap_or_default();
+                if !err.is_empty() {
+                    out.push_str(&format!(
+                        "\n--- logger.err of {} ---\n{err}",
+                        e.file_name().to_string_lossy()
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn criusd_log_tail(&self) -> String {
         let s = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = s.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
@@ -35,9 +52,17 @@ impl Criusd {
 
 /// Start containerd, a CNI network and criusd. None (after a SKIP line) when binaries are missing.
 pub fn start(env: &mut TestEnv) -> Option<Criusd> {
-    for bin in [paths::criusd_bin(), paths::pause_bin(), paths::bin_dir().join("crius-logger")] {
+    for bin in [
+        paths::criusd_bin(),
+        paths::pause_bin(),
+        paths::bin_dir().join("crius-logger"),
+    ] {
         if !bin.exists() {
-            eprintln!("SKIP: {}: {} missing (hack/build.sh builds it)", env.name(), bin.display());
+            eprintln!(
+                "SKIP: {}: {} missing (hack/build.sh builds it)",
+                env.name(),
+                bin.display()
+            );
             return None;
         }
     }
@@ -143,7 +168,9 @@ pub fn pod_config(env: &TestEnv, name: &str, log_dir: &Path) -> cri::PodSandboxC
             searches: vec!["default.svc.cluster.local".into()],
             options: vec!["ndots:5".into()],
         }),
-        labels: [("app".to_string(), name.to_string())].into_iter().collect(),
+        labels: [("app".to_string(), name.to_string())]
+            .into_iter()
+            .collect(),
         linux: Some(cri::LinuxPodSandboxConfig {
             // Marked with the test id: the leak check knows these cgroups as the test's.
             cgroup_parent: format!("/crius-{}/pod-{name}", env.id()),
@@ -165,7 +192,9 @@ pub fn container_config(name: &str, image: &str, cmd: &[&str]) -> cri::Container
         }),
         command: cmd.iter().map(|s| s.to_string()).collect(),
         log_path: format!("{name}/0.log"),
-        labels: [("ctr".to_string(), name.to_string())].into_iter().collect(),
+        labels: [("ctr".to_string(), name.to_string())]
+            .into_iter()
+            .collect(),
         ..Default::default()
     }
 }
@@ -219,7 +248,34 @@ pub async fn container_state(c: &mut CriClient, id: &str) -> cri::ContainerStatu
 /// The test's leak check, printing criusd's log on failure.
 pub fn finish(env: TestEnv, d: &Criusd) {
     let tail = d.log_tail();
+    remove_pod_cgroups(&env);
     if let Err(e) = env.finish() {
         panic!("{e:#}\n--- criusd log tail ---\n{tail}");
+    }
+}
+
+/// Remove the pod cgroup parents the test named (`/crius-<id>/...`), deepest first, as
+/// kubelet does: it owns pod cgroups; runtimes only remove their containers' own.
+pub fn remove_pod_cgroups(env: &TestEnv) {
+    let top = format!("crius-{}", env.id());
+    let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for c in controllers.flatten() {
+        let root = c.path().join(&top);
+        if !root.is_dir() {
+            continue;
+        }
+        let mut dirs = vec![root.clone()];
+        let mut i = 0;
+        while i < dirs.len() {
+            if let Ok(rd) = std::fs::read_dir(&dirs[i]) {
+                dirs.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+            }
+            i += 1;
+        }
+        for d in dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
     }
 }

@@ -1,0 +1,78 @@
+//! Starting crius-logger in fifo mode (see `bin/crius-logger.rs` for why it is a
+//! process of its own): two fifos per container under `<run_dir>/io/<id>/`, the logger
+//! detached from criusd so it outlives a criusd crash or restart.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use nix::sys::signal::Signal;
+
+use super::record::ContainerRecord;
+use crate::daemon::Daemon;
+use crate::error::{Error, IoContext, Result};
+
+impl Daemon {
+    pub(crate) fn io_dir(&self, id: &str) -> PathBuf {
+        self.cfg.run_dir.join("io").join(id)
+    }
+
+    pub(crate) fn logger_pidfile(&self, id: &str) -> PathBuf {
+        self.store.dir_of(id).join("logger.pid")
+    }
+
+    /// Make the fifos and start the logger on them; returns the task's stdout/stderr paths.
+    pub(crate) async fn spawn_logger(&self, rec: &ContainerRecord) -> Result<(String, String)> {
+        let dir = self.io_dir(&rec.id);
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .ctx(|| format!("create {}", dir.display()))?;
+        let (out, err) = (dir.join("stdout"), dir.join("stderr"));
+        for p in [&out, &err] {
+            crate::sys::mkfifo(p)
+                .map_err(|e| Error::Internal(format!("mkfifo {}: {e}", p.display())))?;
+        }
+        let logger = self.cfg.logger_path();
+        let errlog = std::fs::File::create(self.store.dir_of(&rec.id).join("logger.err"))
+            .ctx(|| format!("create logger.err for {}", rec.id))?;
+        let mut cmd = tokio::process::Command::new(&logger);
+        cmd.arg("path")
+            .arg(&rec.log_path)
+            .arg("stdout")
+            .arg(&out)
+            .arg("stderr")
+            .arg(&err)
+            .arg("pidfile")
+            .arg(self.logger_pidfile(&rec.id))
+            .arg("max-line")
+            .arg(self.cfg.max_log_line_bytes.to_string())
+            .env("CONTAINER_ID", &rec.id)
+            .env("CONTAINER_NAMESPACE", &self.cfg.containerd_namespace)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(errlog)
+            // Its own process group: a signal to criusd's group never reaches it.
+            .process_group(0)
+            .kill_on_drop(false);
+        let mut child = cmd.spawn().ctx(|| format!("start {}", logger.display()))?;
+        let pid = child.id().unwrap_or(0);
+        tracing::debug!(container = %rec.id, logger_pid = pid, "log driver started");
+        // Reap it while criusd lives; after a restart init does.
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        // The pidfile is written by the logger itself; until then remember the pid here.
+        let _ = tokio::fs::write(self.logger_pidfile(&rec.id), pid.to_string()).await;
+        Ok((out.display().to_string(), err.display().to_string()))
+    }
+
+    /// Stop a logger whose task never came up.
+    pub(crate) fn kill_logger(&self, id: &str) {
+        if let Some(pid) = std::fs::read_to_string(self.logger_pidfile(id))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            let _ = crate::sys::kill(pid, Signal::SIGKILL);
+        }
+    }
+}

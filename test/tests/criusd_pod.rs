@@ -1,0 +1,392 @@
+//! A pod with two containers through criusd as a process: pull from the local registry,
+//! run, logs in CRI format at kubelet's path, ExecSync output and exit code, stats,
+//! events, image-config merging, stop and remove leave nothing behind.
+
+mod criusd_common;
+
+use crius_proto::runtime as cri;
+use crius_proto::tonic::Code;
+use crius_test::{env_or_skip, registry};
+use criusd_common::{
+    client, container_config, container_state, eventually, finish, pod_config, pull, rt, start,
+};
+
+#[test]
+fn criusd_pod_with_two_containers_logs_exec_stats_events() {
+    let mut env = env_or_skip!("criusd_pod_with_two_containers_logs_exec_stats_events");
+    let Some(d) = start(&mut env) else { return };
+    let log_dir = env.dir().join("pod-logs");
+    std::fs::create_dir_all(&log_dir).expect("log dir");
+    rt().block_on(async {
+        let mut c = client(&d).await;
+        let st = c
+            .runtime
+            .status(cri::StatusRequest { verbose: false })
+            .await
+            .expect("status")
+            .into_inner();
+        let conds = st.status.expect("conditions").conditions;
+        assert!(conds.iter().all(|c| c.status), "{conds:?}");
+
+        let mut events = c
+            .runtime
+            .get_container_events(cri::GetEventsRequest {})
+            .await
+            .expect("events")
+            .into_inner();
+
+        pull(&mut c, registry::BUSYBOX).await;
+        pull(&mut c, registry::CONFIG_TEST).await;
+        let pcfg = pod_config(&env, "web", &log_dir);
+        let pod = c
+            .runtime
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(pcfg.clone()),
+                runtime_handler: String::new(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
+            .into_inner()
+            .pod_sandbox_id;
+
+        // Container 1: output with a partial last line, then stays up.
+        let script = "echo hello; echo to-stderr >&2; printf partial; sleep 1000";
+        let c1 = c
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(container_config(
+                    "app",
+                    registry::BUSYBOX,
+                    &["sh", "-c", script],
+                )),
+                sandbox_config: Some(pcfg.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}\n{}", d.log_tail()))
+            .into_inner()
+            .container_id;
+        // Same name again: ALREADY_EXISTS naming the holder.
+        let dup = c
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(container_config("app", registry::BUSYBOX, &["true"])),
+                sandbox_config: Some(pcfg.clone()),
+            })
+            .await
+            .expect_err("duplicate name");
+        assert_eq!(dup.code(), Code::AlreadyExists);
+        assert!(dup.message().contains(&c1), "{dup}");
+
+        c.runtime
+            .start_container(cri::StartContainerRequest {
+                container_id: c1.clone(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}\n{}", d.log_tail()));
+
+        // Container 2: the image's Entrypoint/Cmd/Env/WorkingDir/User, exits 7.
+        let mut cfg2 = container_config("cfg", registry::CONFIG_TEST, &[]);
+        cfg2.args = vec![];
+        let c2 = c
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(cfg2),
+                sandbox_config: Some(pcfg.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("create cfg: {e}\n{}", d.log_tail()))
+            .into_inner()
+            .container_id;
+        c.runtime
+            .start_container(cri::StartContainerRequest {
+                container_id: c2.clone(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("start cfg: {e}\n{}", d.log_tail()));
+
+        // Logs in CRI format, partial line flushed only at EOF (not yet).
+        let log1 = log_dir.join("app/0.log");
+        let text = eventually(10, || {
+            let p = log1.clone();
+            async move {
+                let t = std::fs::read_to_string(&p).ok()?;
+                (t.contains("hello") && t.contains("to-stderr")).then_some(t)
+            }
+        })
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "log {}: {:?}\n{}",
+                log1.display(),
+                std::fs::read_to_string(&log1),
+                d.log_tail()
+            )
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines.iter().any(|l| l.ends_with(" stdout F hello")),
+            "{text}"
+        );
+        assert!(
+            lines.iter().any(|l| l.ends_with(" stderr F to-stderr")),
+            "{text}"
+        );
+        for l in &lines {
+            let ts = l.split(' ').next().unwrap_or("");
+            assert!(
+                ts.len() == 30 && ts.ends_with('Z') && ts.contains('T'),
+                "{l}"
+            );
+        }
+
+        // ExecSync: output and exit code; a timeout is DEADLINE_EXCEEDED.
+        let ex = c
+            .runtime
+            .exec_sync(cri::ExecSyncRequest {
+                container_id: c1.clone(),
+                cmd: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "echo out; echo err >&2; cat /etc/hostname; exit 3".into(),
+                ],
+                timeout: 10,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("exec: {e}\n{}", d.log_tail()))
+            .into_inner();
+        assert_eq!(ex.exit_code, 3);
+        assert_eq!(String::from_utf8_lossy(&ex.stdout), "out\nweb\n");
+        assert_eq!(String::from_utf8_lossy(&ex.stderr), "err\n");
+        let big = c
+            .runtime
+            .exec_sync(cri::ExecSyncRequest {
+                container_id: c1.clone(),
+                cmd: vec!["sh".into(), "-c".into(), "head -c 300000 /dev/zero".into()],
+                timeout: 10,
+            })
+            .await
+            .expect("big exec")
+            .into_inner();
+        assert_eq!(big.stdout.len(), 300_000);
+        let slow = c
+            .runtime
+            .exec_sync(cri::ExecSyncRequest {
+                container_id: c1.clone(),
+                cmd: vec!["sleep".into(), "30".into()],
+                timeout: 1,
+            })
+            .await
+            .expect_err("timeout");
+        assert_eq!(slow.code(), Code::DeadlineExceeded, "{slow}");
+
+        // The config-test container ran with the image's settings and exited.
+        let s2 = eventually(15, || {
+            let mut c = c.clone();
+            let id = c2.clone();
+            async move {
+                let s = container_state(&mut c, &id).await;
+                (s.state == cri::ContainerState::ContainerExited as i32).then_some(s)
+            }
+        })
+        .await
+        .unwrap_or_else(|| panic!("config-test container did not exit\n{}", d.log_tail()));
+        let log2 = std::fs::read_to_string(log_dir.join("cfg/0.log")).unwrap_or_default();
+        eprintln!(
+            "config-test container: exit {} reason {}; log:\n{log2}",
+            s2.exit_code, s2.reason
+        );
+        assert!(s2.finished_at >= s2.started_at && s2.started_at > 0);
+        assert_eq!(
+            s2.reason,
+            if s2.exit_code == 0 {
+                "Completed"
+            } else {
+                "Error"
+            }
+        );
+
+        // Stats: the running container has CPU and memory figures.
+        let stats = c
+            .runtime
+            .container_stats(cri::ContainerStatsRequest {
+                container_id: c1.clone(),
+            })
+            .await
+            .expect("stats")
+            .into_inner()
+            .stats
+            .expect("stats");
+        let mem = stats
+            .memory
+            .and_then(|m| m.working_set_bytes)
+            .map(|v| v.value)
+            .unwrap_or(0);
+        let cpu = stats
+            .cpu
+            .and_then(|c| c.usage_core_nano_seconds)
+            .map(|v| v.value)
+            .unwrap_or(0);
+        assert!(mem > 0 && cpu > 0, "mem {mem} cpu {cpu}");
+        let pstats = c
+            .runtime
+            .list_pod_sandbox_stats(cri::ListPodSandboxStatsRequest { filter: None })
+            .await
+            .expect("pod stats")
+            .into_inner()
+            .stats;
+        assert_eq!(pstats.len(), 1);
+
+        // Lists and filters.
+        let running = c
+            .runtime
+            .list_containers(cri::ListContainersRequest {
+                filter: Some(cri::ContainerFilter {
+                    state: Some(cri::ContainerStateValue {
+                        state: cri::ContainerState::ContainerRunning as i32,
+                    }),
+                    pod_sandbox_id: pod.clone(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("list")
+            .into_inner()
+            .containers;
+        assert_eq!(
+            running.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+            vec![c1.clone()]
+        );
+        let pods = c
+            .runtime
+            .list_pod_sandbox(cri::ListPodSandboxRequest {
+                filter: Some(cri::PodSandboxFilter {
+                    label_selector: [("app".to_string(), "web".to_string())]
+                        .into_iter()
+                        .collect(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("list pods")
+            .into_inner()
+            .items;
+        assert_eq!(pods.len(), 1);
+        assert_eq!(pods[0].id, pod);
+        let pst = c
+            .runtime
+            .pod_sandbox_status(cri::PodSandboxStatusRequest {
+                pod_sandbox_id: pod.clone(),
+                verbose: true,
+            })
+            .await
+            .expect("pod status")
+            .into_inner();
+        let ip = pst
+            .status
+            .as_ref()
+            .and_then(|s| s.network.as_ref())
+            .map(|n| n.ip.clone())
+            .unwrap_or_default();
+        assert!(!ip.is_empty(), "{pst:?}");
+
+        // Stop with a grace period: sleep dies on SIGTERM; the partial line is flushed as F.
+        c.runtime
+            .stop_container(cri::StopContainerRequest {
+                container_id: c1.clone(),
+                timeout: 5,
+            })
+            .await
+            .expect("stop");
+        let s1 = container_state(&mut c, &c1).await;
+        assert_eq!(s1.state, cri::ContainerState::ContainerExited as i32);
+        assert_ne!(s1.exit_code, 0);
+        let text = eventually(5, || {
+            let p = log1.clone();
+            async move {
+                let t = std::fs::read_to_string(&p).ok()?;
+                t.contains("partial").then_some(t)
+            }
+        })
+        .await
+        .expect("partial line flushed");
+        assert!(
+            text.lines().any(|l| l.ends_with(" stdout F partial")),
+            "{text}"
+        );
+
+        // Bad input.
+        let e = c
+            .runtime
+            .container_status(cri::ContainerStatusRequest {
+                container_id: "nope".into(),
+                verbose: false,
+            })
+            .await
+            .expect_err("unknown id");
+        assert_eq!(e.code(), Code::NotFound);
+        let e = c
+            .runtime
+            .exec(cri::ExecRequest::default())
+            .await
+            .expect_err("streaming not yet");
+        assert_eq!(e.code(), Code::Unimplemented);
+
+        // Stop and remove the pod: containers go with it.
+        c.runtime
+            .stop_pod_sandbox(cri::StopPodSandboxRequest {
+                pod_sandbox_id: pod.clone(),
+            })
+            .await
+            .expect("stop pod");
+        let e = c
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(container_config("late", registry::BUSYBOX, &["true"])),
+                sandbox_config: Some(pcfg.clone()),
+            })
+            .await
+            .expect_err("pod not ready");
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+        for _ in 0..2 {
+            c.runtime
+                .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                    pod_sandbox_id: pod.clone(),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("remove pod: {e}\n{}", d.log_tail()));
+        }
+        let left = c
+            .runtime
+            .list_containers(cri::ListContainersRequest { filter: None })
+            .await
+            .expect("list")
+            .into_inner()
+            .containers;
+        assert!(left.is_empty(), "{left:?}");
+
+        // The event stream saw the transitions, in order per container.
+        let mut seen: Vec<(String, i32)> = Vec::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while let Ok(Ok(Some(ev))) = tokio::time::timeout_at(deadline, events.message()).await {
+            seen.push((ev.container_id, ev.container_event_type));
+            if seen.iter().filter(|(id, t)| *id == c1 && *t == 3).count() == 1
+                && seen.iter().any(|(id, t)| *id == c2 && *t == 3)
+            {
+                break;
+            }
+        }
+        let kinds = |id: &str| -> Vec<i32> {
+            seen.iter()
+                .filter(|(i, _)| i == id)
+                .map(|(_, t)| *t)
+                .collect()
+        };
+        assert_eq!(kinds(&c1), vec![0, 1, 2, 3], "{seen:?}");
+        assert_eq!(kinds(&c2), vec![0, 1, 2, 3], "{seen:?}");
+    });
+    finish(env, &d);
+}
