@@ -1,0 +1,203 @@
+//! Shared set-up of the criusctl and streaming integration tests: a containerd with its own CRI plugin
+//! (runc runtime, the test's CNI network, crius's pause imported as the sandbox image), config files
+//! in crictl's format, and `criusctl` run as a process against the CRI socket.
+#![allow(dead_code)]
+
+use crius_test::{paths, registry, Containerd, ContainerdOptions, TestEnv};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The test's env, the CRI socket and a dir for config files and logs.
+pub struct Setup {
+    pub env: TestEnv,
+    pub socket: PathBuf,
+    pub dir: PathBuf,
+}
+
+fn sh(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// crius's static pause as an OCI image (umoci), imported under the CRI plugin's sandbox image name:
+/// tests never push to the shared registry.
+fn import_pause(dir: &Path, c: &Containerd) {
+    let pause = paths::pause_bin();
+    let layout = dir.join("pause-oci");
+    let bundle = dir.join("pause-bundle");
+    let image = format!("{}:latest", layout.display());
+    sh(Command::new("umoci")
+        .args(["init", "--layout"])
+        .arg(&layout));
+    sh(Command::new("umoci").args(["new", "--image", &image]));
+    sh(Command::new("umoci")
+        .args(["unpack", "--image", &image])
+        .arg(&bundle));
+    std::fs::copy(&pause, bundle.join("rootfs/pause")).expect("copy pause");
+    sh(Command::new("umoci")
+        .args(["repack", "--image", &image])
+        .arg(&bundle));
+    sh(Command::new("umoci").args(["config", "--image", &image, "--config.entrypoint", "/pause"]));
+    let tar = dir.join("pause.tar");
+    sh(Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("."));
+    sh(c.ctr("k8s.io")
+        .args([
+            "images",
+            "import",
+            "--base-name",
+            registry::PAUSE.trim_end_matches(":latest"),
+        ])
+        .arg(&tar));
+}
+
+/// containerd + CRI plugin (runc) + CNI + pause, or None after a SKIP line.
+pub fn setup(name: &str) -> Option<Setup> {
+    let mut env = TestEnv::new(name)?;
+    for bin in [paths::criusctl_bin(), paths::pause_bin()] {
+        if !bin.exists() {
+            eprintln!(
+                "SKIP: {name}: {} missing (hack/build.sh builds it)",
+                bin.display()
+            );
+            return None;
+        }
+    }
+    for tool in ["umoci", "tar"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            eprintln!("SKIP: {name}: `{tool}` not found (run hack/setup.sh)");
+            return None;
+        }
+    }
+    registry::ensure().expect("local registry");
+    let net = env.cni().expect("CNI network");
+    let dir = env.dir().join("ctl");
+    std::fs::create_dir_all(dir.join("logs")).expect("dirs");
+    let c = env
+        .containerd(ContainerdOptions {
+            cri: true,
+            cni_conf_dir: Some(net.conf_dir.clone()),
+            default_runtime: "runc".into(),
+        })
+        .expect("containerd with CRI");
+    import_pause(&dir, c);
+    let socket = c.socket();
+    Some(Setup { env, socket, dir })
+}
+
+impl Setup {
+    /// `criusctl -r unix://<socket> --timeout 10s <args>`, not yet run.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(paths::criusctl_bin());
+        c.arg("-r")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(["--timeout", "10s"])
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Run criusctl; its output whatever the status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args)
+            .output()
+            .unwrap_or_else(|e| panic!("criusctl {args:?}: {e}"))
+    }
+
+    /// Run criusctl, insist on success, return stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "criusctl {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Write a file into the test's dir; its path as text.
+    pub fn file(&self, name: &str, text: &str) -> String {
+        let p = self.dir.join(name);
+        std::fs::write(&p, text).expect("write config");
+        p.display().to_string()
+    }
+
+    /// A pod config (YAML, crictl's format) named `name`, its cgroups under the test's id.
+    pub fn pod_yaml(&self, name: &str) -> String {
+        let id = self.env.id();
+        self.file(
+            &format!("pod-{name}.yaml"),
+            &format!(
+                "metadata:\n  name: {name}\n  namespace: default\n  uid: uid-{name}-{id}\n  attempt: 0\nhostname: {name}\nlog_directory: {logs}\nlabels:\n  app: {name}\nlinux:\n  cgroup_parent: /{id}/{name}\n",
+                logs = self.dir.join("logs").display()
+            ),
+        )
+    }
+
+    /// A container config (JSON, crictl's format) running `cmd` in busybox.
+    pub fn ctr_json(&self, name: &str, cmd: &[&str], stdin: bool, tty: bool) -> String {
+        let v = serde_json::json!({
+            "metadata": {"name": name},
+            "image": {"image": registry::BUSYBOX},
+            "command": cmd,
+            "log_path": format!("{name}.log"),
+            "stdin": stdin,
+            "tty": tty,
+            "labels": {"ctr": name},
+        });
+        self.file(&format!("ctr-{name}.json"), &v.to_string())
+    }
+
+    /// Poll `criusctl inspect` until the container's state is `state` (0 created, 1 running,
+    /// 2 exited); its status JSON.
+    pub fn wait_state(&self, ctr: &str, state: i64, secs: u64) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let v: serde_json::Value =
+                serde_json::from_str(&self.ok(&["inspect", ctr])).expect("inspect JSON");
+            if v["status"]["state"].as_i64() == Some(state) || Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Stop and remove every pod (with its containers), drop the cgroup parents, run the leak check.
+    pub fn finish(self) {
+        for pod in self.ok(&["pods", "-q"]).lines().filter(|l| !l.is_empty()) {
+            self.ok(&["stopp", pod]);
+            self.ok(&["rmp", pod]);
+        }
+        remove_cgroup_parents(self.env.id());
+        self.env.finish().expect("no leaks");
+    }
+}
+
+/// CRI leaves the cgroup parents it was given: remove `/<id>/*` and `/<id>` in every hierarchy.
+fn remove_cgroup_parents(id: &str) {
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let top = h.path().join(id);
+        if let Ok(rd) = std::fs::read_dir(&top) {
+            for sub in rd.flatten().filter(|e| e.path().is_dir()) {
+                let _ = std::fs::remove_dir(sub.path());
+            }
+        }
+        let _ = std::fs::remove_dir(top);
+    }
+}
