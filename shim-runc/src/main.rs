@@ -25,7 +25,7 @@
 //! - Logs: tracing into containerd's `log` fifo, filter from
 //!   `CRIUS_SHIM_LOG` (env-filter syntax), with `container_id` fields.
 //! - UNIMPLEMENTED: Checkpoint (and restore), `binary://` log URIs, Update of
-//!   a fast-path sandbox. OOM events are not reported yet.
+//!   a fast-path sandbox. OOM events (TaskOOM) come from cgroup v1 only.
 
 mod cgroups;
 mod container;
@@ -33,6 +33,7 @@ mod error;
 mod events;
 mod fastpath;
 mod logging;
+mod oom;
 mod process;
 mod reaper;
 mod runc;

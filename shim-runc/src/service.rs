@@ -356,6 +356,7 @@ impl Inner {
             }
             let pid = c.init.pid;
             drop(map);
+            crate::oom::watch(id, pid, self.events.clone());
             tracing::info!(container_id = id, pid, "started");
             let ev = TaskStart {
                 container_id: id.to_string(),
