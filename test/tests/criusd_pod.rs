@@ -303,19 +303,20 @@ fn criusd_pod_with_two_containers_logs_exec_stats_events() {
         let s1 = container_state(&mut c, &c1).await;
         assert_eq!(s1.state, cri::ContainerState::ContainerExited as i32);
         assert_ne!(s1.exit_code, 0);
-        let text = eventually(5, || {
-            let p = log1.clone();
-            async move {
-                let t = std::fs::read_to_string(&p).ok()?;
-                t.contains("partial").then_some(t)
-            }
-        })
-        .await
-        .expect("partial line flushed");
-        assert!(
-            text.lines().any(|l| l.ends_with(" stdout F partial")),
-            "{text}"
-        );
+        // (binary:// mode: containerd's shim keeps the pipes until the task is deleted, so
+        // the partial line shows up at RemoveContainer instead.)
+        if std::env::var("CRIUS_TEST_LOG_MODE").as_deref() != Ok("binary") {
+            let text = eventually(5, || {
+                let p = log1.clone();
+                async move {
+                    let t = std::fs::read_to_string(&p).ok()?;
+                    t.contains("partial").then_some(t)
+                }
+            })
+            .await
+            .expect("partial line flushed");
+            assert!(text.lines().any(|l| l.ends_with(" stdout F partial")), "{text}");
+        }
 
         // Bad input.
         let e = c

@@ -149,24 +149,36 @@ impl Puller<'_> {
                 started,
             )
             .await;
-        self.lease_delete(&lease).await;
-        let (id, target, size) = res?;
-
-        let mut labels = HashMap::new();
-        labels.insert(LABEL_ID.to_string(), id.clone());
-        labels.insert(LABEL_SIZE.to_string(), size.to_string());
-        labels.insert(
-            LABEL_USER.to_string(),
-            config.run().user.unwrap_or_default(),
-        );
         let mut names = vec![record_name(r)];
         let dn = digest_name(r, &top_digest);
         if !names.contains(&dn) {
             names.push(dn);
         }
-        for n in &names {
-            records::put(self.ctrd, None, n, target.clone(), labels.clone()).await?;
-        }
+        // The records go in while the lease still holds everything: deleting the lease
+        // triggers containerd's GC, which would otherwise take the unreferenced blobs.
+        let res = match res {
+            Ok((id, target, size)) => {
+                let mut labels = HashMap::new();
+                labels.insert(LABEL_ID.to_string(), id.clone());
+                labels.insert(LABEL_SIZE.to_string(), size.to_string());
+                labels.insert(
+                    LABEL_USER.to_string(),
+                    config.run().user.unwrap_or_default(),
+                );
+                let mut put = Ok(());
+                for n in &names {
+                    put = records::put(self.ctrd, Some(&lease), n, target.clone(), labels.clone())
+                        .await;
+                    if put.is_err() {
+                        break;
+                    }
+                }
+                put.map(|()| (id, size))
+            }
+            Err(e) => Err(e),
+        };
+        self.lease_delete(&lease).await;
+        let (id, size) = res?;
         tracing::info!(image = %r, id = %id, size, elapsed_ms = started.elapsed().as_millis() as u64, "pull: done");
         Ok(Pulled { id, names })
     }

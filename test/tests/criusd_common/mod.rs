@@ -11,6 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The container runtime under test (`CRIUS_TEST_RUNTIME`, default the crius shim).
+/// `CRIUS_TEST_LOG_MODE=binary` runs criusd's log driver from `binary://` URIs instead of
+/// fifos (needs a shim that supports them, e.g. `io.containerd.runc.v2`).
 pub fn runtime() -> String {
     std::env::var("CRIUS_TEST_RUNTIME").unwrap_or_else(|_| "io.containerd.crius.v2".into())
 }
@@ -88,6 +90,7 @@ cni_bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
 registry_config_dir = "{certs}"
 log_level = "info,crius_cri_front=debug"
 pod_stop_grace_secs = 3
+log_mode = "{log_mode}"
 
 [pause]
 binary = "{pause}"
@@ -103,6 +106,7 @@ binary = "{pause}"
         certs = certs_d.display(),
         pause = paths::pause_bin().display(),
         rt = runtime(),
+        log_mode = std::env::var("CRIUS_TEST_LOG_MODE").unwrap_or_else(|_| "fifo".into()),
     );
     std::fs::write(&config, text).expect("write criusd config");
     let mut d = Criusd {

@@ -1,0 +1,154 @@
+//! UpdateContainerResources reaches the container's cgroup; ReopenContainerLog makes the
+//! log driver start a new file after kubelet-style rotation; a failed Create (bad user)
+//! leaves nothing behind.
+
+mod criusd_common;
+
+use crius_proto::runtime as cri;
+use crius_proto::tonic::Code;
+use crius_test::{env_or_skip, registry};
+use criusd_common::{client, container_config, eventually, finish, pod_config, pull, rt, start};
+
+#[test]
+fn criusd_update_resources_and_reopen_log() {
+    let mut env = env_or_skip!("criusd_update_resources_and_reopen_log");
+    let Some(d) = start(&mut env) else { return };
+    let log_dir = env.dir().join("pod-logs");
+    std::fs::create_dir_all(&log_dir).expect("log dir");
+    let cgroup_top = format!("/sys/fs/cgroup/memory/crius-{}", env.id());
+    rt().block_on(async {
+        let mut c = client(&d).await;
+        pull(&mut c, registry::BUSYBOX).await;
+        let pcfg = pod_config(&env, "tuned", &log_dir);
+        let pod = c
+            .runtime
+            .run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pcfg.clone()), runtime_handler: String::new() })
+            .await
+            .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
+            .into_inner()
+            .pod_sandbox_id;
+
+        // A user the image does not have: INVALID_ARGUMENT, and no container is left.
+        let mut bad = container_config("bad", registry::BUSYBOX, &["true"]);
+        bad.linux = Some(cri::LinuxContainerConfig {
+            security_context: Some(cri::LinuxContainerSecurityContext {
+                run_as_username: "no-such-user".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let e = c
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(bad),
+                sandbox_config: Some(pcfg.clone()),
+            })
+            .await
+            .expect_err("unknown user");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+        let none = c
+            .runtime
+            .list_containers(cri::ListContainersRequest { filter: None })
+            .await
+            .expect("list")
+            .into_inner()
+            .containers;
+        assert!(none.is_empty(), "{none:?}");
+
+        let mut cfg = container_config(
+            "tick",
+            registry::BUSYBOX,
+            &["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"],
+        );
+        cfg.linux = Some(cri::LinuxContainerConfig {
+            resources: Some(cri::LinuxContainerResources {
+                memory_limit_in_bytes: 64 << 20,
+                cpu_shares: 256,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let id = c
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(cfg),
+                sandbox_config: Some(pcfg.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}\n{}", d.log_tail()))
+            .into_inner()
+            .container_id;
+        c.runtime
+            .start_container(cri::StartContainerRequest { container_id: id.clone() })
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}\n{}", d.log_tail()));
+        let limit_file = format!("{cgroup_top}/pod-tuned/{id}/memory.limit_in_bytes");
+        let read_limit = || std::fs::read_to_string(&limit_file).unwrap_or_default().trim().to_string();
+        assert_eq!(read_limit(), (64u64 << 20).to_string(), "{limit_file}");
+
+        c.runtime
+            .update_container_resources(cri::UpdateContainerResourcesRequest {
+                container_id: id.clone(),
+                linux: Some(cri::LinuxContainerResources {
+                    memory_limit_in_bytes: 96 << 20,
+                    cpu_shares: 512,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("update: {e}\n{}", d.log_tail()));
+        assert_eq!(read_limit(), (96u64 << 20).to_string());
+
+        // Rotation as kubelet does it: rename, then ReopenContainerLog.
+        let log = log_dir.join("tick/0.log");
+        let rotated = log_dir.join("tick/0.log.1");
+        eventually(5, || {
+            let p = log.clone();
+            async move { std::fs::read_to_string(&p).ok().filter(|t| t.contains("tick 3")) }
+        })
+        .await
+        .expect("first log fills");
+        std::fs::rename(&log, &rotated).expect("rotate");
+        c.runtime
+            .reopen_container_log(cri::ReopenContainerLogRequest { container_id: id.clone() })
+            .await
+            .unwrap_or_else(|e| panic!("reopen: {e}\n{}", d.log_tail()));
+        let fresh = eventually(5, || {
+            let p = log.clone();
+            async move { std::fs::read_to_string(&p).ok().filter(|t| t.lines().count() >= 3) }
+        })
+        .await
+        .expect("new log file after reopen");
+        let last_old: u64 = std::fs::read_to_string(&rotated)
+            .expect("rotated")
+            .lines()
+            .filter_map(|l| l.rsplit_once(" tick ").and_then(|(_, n)| n.parse().ok()))
+            .max()
+            .expect("numbers");
+        let first_new: u64 = fresh
+            .lines()
+            .filter_map(|l| l.rsplit_once(" tick ").and_then(|(_, n)| n.parse().ok()))
+            .min()
+            .expect("numbers");
+        assert_eq!(first_new, last_old + 1, "no line lost or repeated across the reopen");
+
+        c.runtime
+            .stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod.clone() })
+            .await
+            .expect("stop pod");
+        let e = c
+            .runtime
+            .reopen_container_log(cri::ReopenContainerLogRequest { container_id: id.clone() })
+            .await
+            .expect_err("not running");
+        assert_eq!(e.code(), Code::FailedPrecondition);
+        c.runtime
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod.clone() })
+            .await
+            .expect("remove pod");
+    });
+    finish(env, &d);
+}
