@@ -45,7 +45,10 @@ fn criusd_pulls_lists_and_removes_images() {
         // By id too.
         let by_id = c
             .image
-            .image_status(cri::ImageStatusRequest { image: spec(&id), verbose: false })
+            .image_status(cri::ImageStatusRequest {
+                image: spec(&id),
+                verbose: false,
+            })
             .await
             .expect("status by id")
             .into_inner()
@@ -55,7 +58,10 @@ fn criusd_pulls_lists_and_removes_images() {
 
         let cfg_st = c
             .image
-            .image_status(cri::ImageStatusRequest { image: spec(&cfg_id), verbose: false })
+            .image_status(cri::ImageStatusRequest {
+                image: spec(&cfg_id),
+                verbose: false,
+            })
             .await
             .expect("status")
             .into_inner()
@@ -81,14 +87,21 @@ fn criusd_pulls_lists_and_removes_images() {
             .await
             .expect("fs info")
             .into_inner();
-        let used = fs.image_filesystems[0].used_bytes.as_ref().map(|u| u.value).unwrap_or(0);
+        let used = fs.image_filesystems[0]
+            .used_bytes
+            .as_ref()
+            .map(|u| u.value)
+            .unwrap_or(0);
         assert!(used > 0, "{fs:?}");
 
         // Bad input.
         for bad in ["", "UPPER/case:x", "busybox:"] {
             let e = c
                 .image
-                .pull_image(cri::PullImageRequest { image: spec(bad), ..Default::default() })
+                .pull_image(cri::PullImageRequest {
+                    image: spec(bad),
+                    ..Default::default()
+                })
                 .await
                 .expect_err("invalid ref");
             assert_eq!(e.code(), Code::InvalidArgument, "{bad:?}: {e}");
@@ -107,20 +120,27 @@ fn criusd_pulls_lists_and_removes_images() {
         // Remove: by tag removes every name of the image; twice is fine.
         for _ in 0..2 {
             c.image
-                .remove_image(cri::RemoveImageRequest { image: spec(registry::BUSYBOX) })
+                .remove_image(cri::RemoveImageRequest {
+                    image: spec(registry::BUSYBOX),
+                })
                 .await
                 .expect("remove");
         }
         let gone = c
             .image
-            .image_status(cri::ImageStatusRequest { image: spec(&id), verbose: false })
+            .image_status(cri::ImageStatusRequest {
+                image: spec(&id),
+                verbose: false,
+            })
             .await
             .expect("status")
             .into_inner()
             .image;
         assert!(gone.is_none(), "{gone:?}");
         c.image
-            .remove_image(cri::RemoveImageRequest { image: spec(&cfg_id) })
+            .remove_image(cri::RemoveImageRequest {
+                image: spec(&cfg_id),
+            })
             .await
             .expect("remove by id");
         let list = c
