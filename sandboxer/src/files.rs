@@ -46,14 +46,14 @@ pub fn write_pod_files(
         Some(d) => resolv_conf(d).into_bytes(),
         None => read_or_empty(HOST_RESOLV)?,
     };
-    atomic::write(&dir.join("resolv.conf"), &resolv)?;
-    atomic::write(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
+    atomic::write_fast(&dir.join("resolv.conf"), &resolv)?;
+    atomic::write_fast(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
     let hosts = if host_network {
         read_or_empty(HOST_HOSTS)?
     } else {
         POD_HOSTS.as_bytes().to_vec()
     };
-    atomic::write(&dir.join("hosts"), &hosts)
+    atomic::write_fast(&dir.join("hosts"), &hosts)
 }
 
 fn read_or_empty(p: &str) -> io::Result<Vec<u8>> {

@@ -172,9 +172,14 @@ impl Sandboxer {
             .cloned()
     }
 
-    /// Save a record to disk, then to memory.
+    /// Save a record to disk (durably), then to memory.
     pub(crate) fn save(&self, rec: &PodRecord) -> Result<()> {
-        store::save(&self.cfg.state_dir, rec)
+        self.save_with(rec, true)
+    }
+
+    /// Save a record; `durable = false` on the pod-start path (see `atomic`).
+    pub(crate) fn save_with(&self, rec: &PodRecord, durable: bool) -> Result<()> {
+        store::save(&self.cfg.state_dir, rec, durable)
             .map_err(|e| io_step("save pod record", e).pod(&rec.id))?;
         self.pods
             .lock()
@@ -262,7 +267,7 @@ impl Sandboxer {
         }
         let span = tracing::info_span!("run_pod", pod = %id, name = %rec.config.metadata.name, namespace = %rec.config.metadata.namespace);
         let _enter = span.enter();
-        if let Err(e) = self.save(&rec) {
+        if let Err(e) = self.save_with(&rec, false) {
             self.forget(&id);
             return Err(e);
         }
@@ -270,8 +275,17 @@ impl Sandboxer {
             Ok(()) => {
                 rec.phase = Phase::Running;
                 rec.timings.total_us = elapsed_us(t0);
-                match self.save(&rec) {
+                match self.save_with(&rec, false) {
                     Ok(()) => {
+                        // Durable in the background: losing it to a power loss only
+                        // turns the pod (dead then anyway) into one recover() tears down.
+                        let state_dir = self.cfg.state_dir.clone();
+                        let sync_id = id.clone();
+                        tokio::task::spawn_blocking(move || {
+                            if let Err(e) = store::sync(&state_dir, &sync_id) {
+                                tracing::warn!(pod = %sync_id, error = %e, "fsync of pod record failed");
+                            }
+                        });
                         tracing::info!(pod = %id, ips = ?rec.ips, pause_pid = ?rec.pause_pid, timings = ?rec.timings, "pod ready");
                         Ok(self.to_status(&rec, PodState::Ready))
                     }
@@ -301,31 +315,49 @@ impl Sandboxer {
         }
     }
 
-    /// Everything of `run` after the record exists.
+    /// Everything of `run` after the record exists. Independent steps run side
+    /// by side: pod files ∥ netns ∥ pause container record, then CNI ADD ∥
+    /// pause task start (CNI needs the netns, not the pause).
     async fn make(&self, rec: &mut PodRecord, t0: Instant) -> Result<()> {
-        let id = rec.id.clone();
-        let pod_dir = store::pod_dir(&self.cfg.state_dir, &id);
-        files::write_pod_files(
-            &pod_dir,
-            rec.config.dns.as_ref(),
-            &rec.hostname,
-            rec.config.host_network(),
-        )
-        .map_err(|e| io_step("write pod files", e))?;
-        if let Some(shm) = &rec.shm_path {
-            sys::mount_shm(shm).map_err(|e| io_step("mount shm", e))?;
-        }
         rec.timings.prepare_us = elapsed_us(t0);
-
-        if let Some(ns) = &rec.netns_path {
+        let pod_dir = store::pod_dir(&self.cfg.state_dir, &rec.id);
+        let files = {
+            let (dns, hostname, host_net, shm) = (
+                rec.config.dns.clone(),
+                rec.hostname.clone(),
+                rec.config.host_network(),
+                rec.shm_path.clone(),
+            );
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    files::write_pod_files(&pod_dir, dns.as_ref(), &hostname, host_net)
+                        .map_err(|e| io_step("write pod files", e))?;
+                    if let Some(shm) = &shm {
+                        sys::mount_shm(shm).map_err(|e| io_step("mount shm", e))?;
+                    }
+                    Ok::<_, Error>(())
+                })
+                .await
+                .map_err(|e| io_step("write pod files", e))?
+            }
+        };
+        let ns = async {
+            let Some(ns) = &rec.netns_path else {
+                return Ok(0);
+            };
             let t = Instant::now();
             netns::create(ns)
                 .await
                 .map_err(|e| io_step("create netns", e))?;
-            rec.timings.netns_us = elapsed_us(t);
-        }
+            Ok::<_, Error>(elapsed_us(t))
+        };
+        let t_pause = Instant::now();
+        let container = self.create_pause_container(rec);
+        let (files, ns, container) = tokio::join!(files, ns, container);
+        files?;
+        rec.timings.netns_us = ns?;
+        container?;
 
-        // CNI ADD needs the netns, not the pause: run both at once.
         let rec_ro = rec.clone();
         let network = async {
             let Some(ns) = &rec_ro.netns_path else {
@@ -349,9 +381,12 @@ impl Sandboxer {
             Ok::<_, Error>((ips, elapsed_us(t)))
         };
         let pause = async {
-            let t = Instant::now();
-            let pid = self.start_pause(&rec_ro).await?;
-            Ok::<_, Error>((pid, elapsed_us(t)))
+            let pid = self
+                .ctrd
+                .start_task(&rec_ro.id)
+                .await
+                .map_err(|s| ctrd_err("start pause task", s))?;
+            Ok::<_, Error>((pid, elapsed_us(t_pause)))
         };
         let (net, pause) = tokio::join!(network, pause);
         // Record what exists before judging, so teardown finds the pause.
@@ -367,7 +402,8 @@ impl Sandboxer {
         Ok(())
     }
 
-    async fn start_pause(&self, rec: &PodRecord) -> Result<u32> {
+    /// The pause's containerd container record (spec, labels, runtime).
+    async fn create_pause_container(&self, rec: &PodRecord) -> Result<()> {
         spec::check_sysctls(&rec.config)
             .map_err(|m| Error::new(ErrorKind::InvalidArgument, "pause spec", m))?;
         let cgroups_path = spec::cgroups_path(&rec.cgroup_parent, &rec.id);
@@ -391,11 +427,7 @@ impl Sandboxer {
         self.ctrd
             .create_container(&rec.id, &self.cfg.runtime, spec_bytes, labels)
             .await
-            .map_err(|s| ctrd_err("create pause container", s))?;
-        self.ctrd
-            .start_task(&rec.id)
-            .await
-            .map_err(|s| ctrd_err("start pause task", s))
+            .map_err(|s| ctrd_err("create pause container", s))
     }
 
     /// Is the pause of this record alive? (pid + start time, no RPC.)

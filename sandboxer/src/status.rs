@@ -51,10 +51,13 @@ pub struct PodStatus {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RunTimings {
-    /// Record, pod files, /dev/shm.
+    /// Validation and the first record write, before anything is made.
     pub prepare_us: u64,
+    /// Netns creation with `lo` up (side by side with pod files and the pause's container record).
     pub netns_us: u64,
+    /// The whole CNI plugin chain.
     pub cni_add_us: u64,
+    /// From the pause's container record to its task started.
     pub pause_start_us: u64,
     pub total_us: u64,
 }

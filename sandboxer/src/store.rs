@@ -50,11 +50,22 @@ pub fn pod_dir(state_dir: &Path, id: &str) -> PathBuf {
     state_dir.join(id)
 }
 
-pub fn save(state_dir: &Path, rec: &PodRecord) -> io::Result<()> {
+/// Write the record atomically; `durable` also waits for the disk (see `atomic`).
+pub fn save(state_dir: &Path, rec: &PodRecord, durable: bool) -> io::Result<()> {
     let dir = pod_dir(state_dir, &rec.id);
     std::fs::create_dir_all(&dir)?;
     let bytes = serde_json::to_vec_pretty(rec).map_err(io::Error::other)?;
-    atomic::write(&dir.join("pod.json"), &bytes)
+    let path = dir.join("pod.json");
+    if durable {
+        atomic::write(&path, &bytes)
+    } else {
+        atomic::write_fast(&path, &bytes)
+    }
+}
+
+/// Make a record saved with `durable = false` durable.
+pub fn sync(state_dir: &Path, id: &str) -> io::Result<()> {
+    atomic::sync(&pod_dir(state_dir, id).join("pod.json"))
 }
 
 pub fn load(state_dir: &Path, id: &str) -> io::Result<PodRecord> {
@@ -109,7 +120,9 @@ mod tests {
             shm_path: None,
             timings: RunTimings::default(),
         };
-        save(d.path(), &rec).expect("save");
+        save(d.path(), &rec, true).expect("save");
+        save(d.path(), &rec, false).expect("save fast");
+        sync(d.path(), "abc").expect("sync");
         assert_eq!(load(d.path(), "abc").expect("load"), rec);
         assert_eq!(ids(d.path()).expect("ids"), vec!["abc".to_string()]);
         delete(d.path(), "abc").expect("delete");

@@ -146,6 +146,37 @@ pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
     Ok(buf)
 }
 
+/// Pids whose command line holds every `(flag, value)` pair as adjacent
+/// arguments (e.g. `-id <id>`).
+pub fn pids_with_args(pairs: &[(&str, &str)]) -> Vec<u32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| {
+            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+            pairs.iter().all(|(flag, value)| {
+                args.windows(2)
+                    .any(|w| w[0] == flag.as_bytes() && w[1] == value.as_bytes())
+            })
+        })
+        .collect()
+}
+
+/// SIGKILL one process (best effort).
+pub fn kill_pid(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
 /// SIGKILL a whole process group (best effort: it may be gone already).
 pub fn kill_process_group(pgid: u32) {
     if let Ok(pgid) = i32::try_from(pgid) {
@@ -159,6 +190,23 @@ pub fn kill_process_group(pgid: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_processes_by_args() {
+        // sh's own argv keeps `-id crius-sys-test` as positional args while it waits.
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30; true", "sh", "-id", "crius-sys-test"])
+            .process_group(0)
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let found = pids_with_args(&[("-id", "crius-sys-test")]);
+        kill_process_group(child.id());
+        let _ = child.wait();
+        assert_eq!(found, vec![child.id()]);
+        assert!(pids_with_args(&[("-id", "no-such-crius-thing")]).is_empty());
+    }
 
     #[test]
     fn own_start_time() {

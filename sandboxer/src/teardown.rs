@@ -56,13 +56,15 @@ impl Sandboxer {
     }
 
     /// SIGTERM the pause, SIGKILL after the grace period, then delete its task.
-    pub(crate) async fn stop_pause(&self, id: &str) -> Result<()> {
-        if let Some(task) = self
+    /// Ok(false) when the pause had no task.
+    pub(crate) async fn stop_pause(&self, id: &str) -> Result<bool> {
+        let task = self
             .ctrd
             .task(id)
             .await
-            .map_err(|s| ctrd_err("pause state", s))?
-        {
+            .map_err(|s| ctrd_err("pause state", s))?;
+        let had_task = task.is_some();
+        if let Some(task) = task {
             if task.running {
                 self.ctrd
                     .kill(id, SIGTERM, false)
@@ -98,7 +100,23 @@ impl Sandboxer {
                 .await
                 .map_err(|s| ctrd_err("delete pause task", s))?;
         }
-        Ok(())
+        Ok(had_task)
+    }
+
+    /// A crash while containerd was starting the pause's shim (the client's
+    /// Tasks.Create cancelled) can leave that shim running with no task, which
+    /// containerd then never stops. Its command line names our containerd, our
+    /// namespace and the pod id; SIGKILL it (it holds nothing: no task).
+    fn reap_orphan_shim(&self, id: &str) {
+        let address = self.cfg.containerd_address.to_string_lossy();
+        for pid in sys::pids_with_args(&[
+            ("-namespace", self.cfg.containerd_namespace.as_str()),
+            ("-id", id),
+            ("-address", address.as_ref()),
+        ]) {
+            tracing::warn!(pod = %id, pid, "killing a shim left without a task by a crash mid-start");
+            sys::kill_pid(pid);
+        }
     }
 
     /// Remove everything of the pod, continuing past failures; returns them.
@@ -138,7 +156,11 @@ impl Sandboxer {
             }
             Err(e) => note(&mut errs, Err(e)),
         }
-        note(&mut errs, self.stop_pause(id).await);
+        match self.stop_pause(id).await {
+            Ok(true) => {}
+            Ok(false) => self.reap_orphan_shim(id),
+            Err(e) => note(&mut errs, Err(e)),
+        }
         note(
             &mut errs,
             self.ctrd

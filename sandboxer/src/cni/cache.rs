@@ -35,7 +35,7 @@ pub fn path(dir: &Path, id: &str, ifname: &str) -> PathBuf {
 pub fn write(dir: &Path, e: &Entry) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let bytes = serde_json::to_vec_pretty(e).map_err(std::io::Error::other)?;
-    atomic::write(&path(dir, &e.container_id, &e.if_name), &bytes)
+    atomic::write_fast(&path(dir, &e.container_id, &e.if_name), &bytes)
 }
 
 pub fn read(dir: &Path, id: &str, ifname: &str) -> std::io::Result<Option<Entry>> {

@@ -78,6 +78,7 @@ pub async fn run(plugin: &str, inv: &Invocation<'_>, stdin: &Value) -> Result<Va
         msg,
     };
     let input = serde_json::to_vec(stdin).map_err(|e| io_err(e.to_string()))?;
+    let started = std::time::Instant::now();
     let mut child =
         spawn(&bin, inv).map_err(|e| io_err(format!("spawn {}: {e}", bin.display())))?;
     let pgid = child.id();
@@ -116,6 +117,14 @@ pub async fn run(plugin: &str, inv: &Invocation<'_>, stdin: &Value) -> Result<Va
             ))
         })?
     };
+    tracing::debug!(
+        plugin,
+        command = inv.command,
+        pod = inv.container_id,
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        ok = out.status.success(),
+        "CNI plugin ran"
+    );
     if out.status.success() {
         return Ok(stdout);
     }

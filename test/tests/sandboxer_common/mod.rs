@@ -108,7 +108,17 @@ pub fn remove_cgroup_parent(env: &TestEnv) {
 }
 
 /// Remove the cgroup parent, then run the env's leak check.
-pub fn finish(env: TestEnv) {
+pub fn finish(mut env: TestEnv) {
     remove_cgroup_parent(&env);
+    std::thread::sleep(Duration::from_millis(500));
+    if !env.leaks_now().is_empty() {
+        if let Some(c) = env.running_containerd() {
+            eprintln!("containerd log (leaks ahead):\n{}", c.log_tail());
+            let _ = std::fs::copy(
+                c.dir().join("containerd.log"),
+                "/tmp/sbx/last-containerd.log",
+            );
+        }
+    }
     env.finish().expect("no leaks");
 }
