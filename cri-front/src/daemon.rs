@@ -26,6 +26,8 @@ pub struct Daemon {
     /// Clamp containers' oom_score_adj to `own_oom_score` (no CAP_SYS_RESOURCE).
     pub oom_clamp: bool,
     pub own_oom_score: i32,
+    /// The streaming server (Exec/Attach/PortForward URLs), once installed.
+    pub streaming: std::sync::OnceLock<Arc<dyn crate::streaming_hook::Streaming>>,
     /// Last CPU sample per container/pod: (time ns, cpu ns), for usage_nano_cores.
     pub cpu_samples: std::sync::Mutex<std::collections::HashMap<String, (i64, u64)>>,
 }
@@ -65,6 +67,7 @@ impl Daemon {
             oom_clamp,
             own_oom_score,
             cpu_samples: Default::default(),
+            streaming: std::sync::OnceLock::new(),
         }))
     }
 

@@ -30,4 +30,5 @@ pub mod logfmt;
 pub mod pod;
 pub mod runtime;
 pub mod server;
+pub mod streaming_hook;
 pub mod sys;

@@ -250,6 +250,7 @@ impl Daemon {
 
     /// Kill the pod's containers (no grace: kubelet stopped them already if it wanted
     /// grace), then let the sandboxer stop the pause and the network. Idempotent.
+    #[tracing::instrument(level = "debug", skip_all, fields(pod = %id))]
     pub async fn stop_pod(&self, id: &str) -> Result<()> {
         let pod = match self.find_pod(id).await {
             Ok(p) => p,
@@ -269,6 +270,7 @@ impl Daemon {
     }
 
     /// Remove the pod's containers, then the pod. Unknown ids are fine (idempotent).
+    #[tracing::instrument(level = "debug", skip_all, fields(pod = %id))]
     pub async fn remove_pod(&self, id: &str) -> Result<()> {
         let pod_id = match self.find_pod(id).await {
             Ok(p) => p.id,

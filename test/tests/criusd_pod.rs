@@ -332,7 +332,7 @@ fn criusd_pod_with_two_containers_logs_exec_stats_events() {
             .runtime
             .exec(cri::ExecRequest::default())
             .await
-            .expect_err("streaming not yet");
+            .expect_err("no streaming server installed");
         assert_eq!(e.code(), Code::Unimplemented);
 
         // Stop and remove the pod: containers go with it.

@@ -43,6 +43,7 @@ pub fn new_id() -> String {
 }
 
 impl Daemon {
+    #[tracing::instrument(level = "debug", skip_all, fields(pod = %pod_id))]
     pub async fn create_container(
         &self,
         pod_id: &str,

@@ -47,6 +47,7 @@ async fn read_capped(mut r: pipe::Receiver, cap: usize) -> (Vec<u8>, bool) {
 }
 
 impl Daemon {
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
     pub async fn exec_sync(
         &self,
         id: &str,

@@ -93,6 +93,7 @@ impl Daemon {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
     pub async fn start_container(&self, id: &str) -> Result<()> {
         let rec = self.store.find(id).await?;
         let id = rec.id.clone();
@@ -233,6 +234,7 @@ impl Daemon {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
     pub async fn stop_container(&self, id: &str, timeout_secs: i64) -> Result<()> {
         let rec = self.store.find(id).await?;
         let id = rec.id.clone();
@@ -308,6 +310,7 @@ impl Daemon {
 
     /// Remove a container: kill if still running, then task, containerd container,
     /// snapshot and record. Unknown ids are fine (idempotent).
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
     pub async fn remove_container(&self, id: &str) -> Result<()> {
         let rec = match self.store.find(id).await {
             Ok(r) => r,
@@ -343,6 +346,7 @@ impl Daemon {
     }
 
     /// ReopenContainerLog: SIGUSR1 to the container's crius-logger.
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
     pub async fn reopen_log(&self, id: &str) -> Result<()> {
         let rec = self.store.find(id).await?;
         if rec.phase != Phase::Running {

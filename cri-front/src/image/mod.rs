@@ -52,6 +52,7 @@ pub struct ResolvedImage {
 }
 
 impl Images {
+    #[tracing::instrument(level = "debug", skip_all, fields(image = %image))]
     pub async fn pull(&self, image: &str, auth: Option<&cri::AuthConfig>) -> Result<String> {
         let r = match reference::parse(image)? {
             ImageName::Ref(r) => r,

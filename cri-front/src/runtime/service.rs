@@ -352,26 +352,35 @@ impl RuntimeService for RuntimeSvc {
 
     async fn exec(
         &self,
-        _req: Request<cri::ExecRequest>,
+        req: Request<cri::ExecRequest>,
     ) -> Result<Response<cri::ExecResponse>, Status> {
-        Err(unimplemented("Exec", "the streaming server is issue 7"))
+        match self.d.streaming.get() {
+            Some(s) => s.exec(req.into_inner()).await.map(Response::new),
+            None => Err(unimplemented("Exec", "no streaming server is running")),
+        }
     }
 
     async fn attach(
         &self,
-        _req: Request<cri::AttachRequest>,
+        req: Request<cri::AttachRequest>,
     ) -> Result<Response<cri::AttachResponse>, Status> {
-        Err(unimplemented("Attach", "the streaming server is issue 7"))
+        match self.d.streaming.get() {
+            Some(s) => s.attach(req.into_inner()).await.map(Response::new),
+            None => Err(unimplemented("Attach", "no streaming server is running")),
+        }
     }
 
     async fn port_forward(
         &self,
-        _req: Request<cri::PortForwardRequest>,
+        req: Request<cri::PortForwardRequest>,
     ) -> Result<Response<cri::PortForwardResponse>, Status> {
-        Err(unimplemented(
-            "PortForward",
-            "the streaming server is issue 7",
-        ))
+        match self.d.streaming.get() {
+            Some(s) => s.port_forward(req.into_inner()).await.map(Response::new),
+            None => Err(unimplemented(
+                "PortForward",
+                "no streaming server is running",
+            )),
+        }
     }
 
     async fn container_stats(

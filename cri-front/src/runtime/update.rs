@@ -56,6 +56,7 @@ pub fn resources_json(r: &cri::LinuxContainerResources) -> Result<Value> {
 }
 
 impl Daemon {
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
     pub async fn update_resources(&self, id: &str, r: &cri::LinuxContainerResources) -> Result<()> {
         let rec = self.store.find(id).await?;
         let rec = self.refreshed(rec).await?;
