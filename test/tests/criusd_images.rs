@@ -154,3 +154,66 @@ fn criusd_pulls_lists_and_removes_images() {
     });
     finish(env, &d);
 }
+
+#[test]
+fn criusd_pull_falls_through_mirrors_per_hosts_toml() {
+    let mut env = env_or_skip!("criusd_pull_falls_through_mirrors_per_hosts_toml");
+    let Some(d) = start(&mut env) else { return };
+    let certs = env
+        .running_containerd()
+        .map(|c| c.certs_d())
+        .expect("containerd");
+    // A registry name that does not resolve, served by a dead mirror first, then the local registry.
+    let host_dir = certs.join("registry.crius.test");
+    std::fs::create_dir_all(&host_dir).expect("hosts dir");
+    std::fs::write(
+        host_dir.join("hosts.toml"),
+        "server = \"http://127.0.0.1:1\"\n\n\
+         [host.\"http://127.0.0.1:2\"]\n  capabilities = [\"pull\", \"resolve\"]\n\n\
+         [host.\"http://127.0.0.1:5000\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+    )
+    .expect("hosts.toml");
+    rt().block_on(async {
+        let mut c = client(&d).await;
+        let id = pull(&mut c, "registry.crius.test/crius/busybox:latest").await;
+        assert!(id.starts_with("sha256:"));
+        let st = c
+            .image
+            .image_status(cri::ImageStatusRequest {
+                image: spec("registry.crius.test/crius/busybox"),
+                verbose: false,
+            })
+            .await
+            .expect("status")
+            .into_inner()
+            .image
+            .expect("present under its own name");
+        assert_eq!(
+            st.repo_tags,
+            vec!["registry.crius.test/crius/busybox:latest".to_string()]
+        );
+        let log = std::fs::read_to_string(&d.log).unwrap_or_default();
+        assert!(
+            log.contains("pull attempt failed") && log.contains("127.0.0.1:2"),
+            "the dead mirror's failure is logged:\n{}",
+            d.log_tail()
+        );
+        // Every host down: UNAVAILABLE naming the last one tried.
+        std::fs::write(
+            host_dir.join("hosts.toml"),
+            "server = \"http://127.0.0.1:1\"\n[host.\"http://127.0.0.1:2\"]\n",
+        )
+        .expect("hosts.toml");
+        let e = c
+            .image
+            .pull_image(cri::PullImageRequest {
+                image: spec("registry.crius.test/crius/config-test:latest"),
+                ..Default::default()
+            })
+            .await
+            .expect_err("all hosts down");
+        assert_eq!(e.code(), Code::Unavailable, "{e}");
+        assert!(e.message().contains("127.0.0.1:1"), "{e}");
+    });
+    finish(env, &d);
+}

@@ -315,7 +315,10 @@ fn criusd_pod_with_two_containers_logs_exec_stats_events() {
             })
             .await
             .expect("partial line flushed");
-            assert!(text.lines().any(|l| l.ends_with(" stdout F partial")), "{text}");
+            assert!(
+                text.lines().any(|l| l.ends_with(" stdout F partial")),
+                "{text}"
+            );
         }
 
         // Bad input.

@@ -41,7 +41,10 @@ async fn ids(c: &mut crius_test::cri::CriClient) -> (Vec<String>, Vec<(String, i
 /// The numbers of `line N` records in a CRI log, in file order.
 fn numbers(log: &str) -> Vec<u64> {
     log.lines()
-        .filter_map(|l| l.rsplit_once(" F line ").and_then(|(_, n)| n.trim().parse().ok()))
+        .filter_map(|l| {
+            l.rsplit_once(" F line ")
+                .and_then(|(_, n)| n.trim().parse().ok())
+        })
         .collect()
 }
 
@@ -58,21 +61,31 @@ fn criusd_kill9_restart_keeps_pods_containers_exits_and_logs() {
         let pcfg = pod_config(&env, "survivor", &log_dir);
         let pod = c
             .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pcfg.clone()), runtime_handler: String::new() })
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(pcfg.clone()),
+                runtime_handler: String::new(),
+            })
             .await
             .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
             .into_inner()
             .pod_sandbox_id;
         let mut ids = Vec::new();
         for (name, script) in [
-            ("ticker", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.1; done"),
+            (
+                "ticker",
+                "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.1; done",
+            ),
             ("quitter", "sleep 3; echo bye; exit 5"),
         ] {
             let id = c
                 .runtime
                 .create_container(cri::CreateContainerRequest {
                     pod_sandbox_id: pod.clone(),
-                    config: Some(container_config(name, registry::BUSYBOX, &["sh", "-c", script])),
+                    config: Some(container_config(
+                        name,
+                        registry::BUSYBOX,
+                        &["sh", "-c", script],
+                    )),
                     sandbox_config: Some(pcfg.clone()),
                 })
                 .await
@@ -80,7 +93,9 @@ fn criusd_kill9_restart_keeps_pods_containers_exits_and_logs() {
                 .into_inner()
                 .container_id;
             c.runtime
-                .start_container(cri::StartContainerRequest { container_id: id.clone() })
+                .start_container(cri::StartContainerRequest {
+                    container_id: id.clone(),
+                })
                 .await
                 .unwrap_or_else(|e| panic!("start {name}: {e}\n{}", d.log_tail()));
             ids.push(id);
@@ -105,22 +120,40 @@ fn criusd_kill9_restart_keeps_pods_containers_exits_and_logs() {
         let before_ids: Vec<&String> = before.1.iter().map(|(i, _)| i).collect();
         assert_eq!(after_ids, before_ids, "containers unchanged");
         let q = container_state(&mut c, &quitter).await;
-        assert_eq!(q.state, cri::ContainerState::ContainerExited as i32, "{q:?}");
+        assert_eq!(
+            q.state,
+            cri::ContainerState::ContainerExited as i32,
+            "{q:?}"
+        );
         assert_eq!(q.exit_code, 5);
         assert_eq!(q.reason, "Error");
         let t = container_state(&mut c, &ticker).await;
-        assert_eq!(t.state, cri::ContainerState::ContainerRunning as i32, "{t:?}");
+        assert_eq!(
+            t.state,
+            cri::ContainerState::ContainerRunning as i32,
+            "{t:?}"
+        );
         let pst = c
             .runtime
-            .pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: pod.clone(), verbose: false })
+            .pod_sandbox_status(cri::PodSandboxStatusRequest {
+                pod_sandbox_id: pod.clone(),
+                verbose: false,
+            })
             .await
             .expect("pod status")
             .into_inner();
-        assert_eq!(pst.status.map(|s| s.state), Some(cri::PodSandboxState::SandboxReady as i32));
+        assert_eq!(
+            pst.status.map(|s| s.state),
+            Some(cri::PodSandboxState::SandboxReady as i32)
+        );
         // ExecSync still reaches the container.
         let ex = c
             .runtime
-            .exec_sync(cri::ExecSyncRequest { container_id: ticker.clone(), cmd: vec!["echo".into(), "alive".into()], timeout: 10 })
+            .exec_sync(cri::ExecSyncRequest {
+                container_id: ticker.clone(),
+                cmd: vec!["echo".into(), "alive".into()],
+                timeout: 10,
+            })
             .await
             .expect("exec after restart")
             .into_inner();
@@ -134,7 +167,10 @@ fn criusd_kill9_restart_keeps_pods_containers_exits_and_logs() {
     let n0 = numbers(&std::fs::read_to_string(&log).unwrap_or_default()).len();
     std::thread::sleep(Duration::from_secs(1));
     let n1 = numbers(&std::fs::read_to_string(&log).unwrap_or_default()).len();
-    assert!(n1 > n0, "ticker keeps logging while criusd is down ({n0} → {n1})");
+    assert!(
+        n1 > n0,
+        "ticker keeps logging while criusd is down ({n0} → {n1})"
+    );
     spawn(&mut env, &mut d);
 
     runtime.block_on(async {
@@ -142,7 +178,10 @@ fn criusd_kill9_restart_keeps_pods_containers_exits_and_logs() {
         let t = container_state(&mut c, &ticker).await;
         assert_eq!(t.state, cri::ContainerState::ContainerRunning as i32);
         c.runtime
-            .stop_container(cri::StopContainerRequest { container_id: ticker.clone(), timeout: 2 })
+            .stop_container(cri::StopContainerRequest {
+                container_id: ticker.clone(),
+                timeout: 2,
+            })
             .await
             .expect("stop ticker");
         // The whole log: consecutive numbers from 0, none lost across two criusd restarts.
@@ -158,11 +197,15 @@ fn criusd_kill9_restart_keeps_pods_containers_exits_and_logs() {
             assert_eq!(*n, i as u64, "gap in the log at record {i}");
         }
         c.runtime
-            .stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod.clone() })
+            .stop_pod_sandbox(cri::StopPodSandboxRequest {
+                pod_sandbox_id: pod.clone(),
+            })
             .await
             .expect("stop pod");
         c.runtime
-            .remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod.clone() })
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: pod.clone(),
+            })
             .await
             .expect("remove pod");
         let (pods, ctrs) = ids(&mut c).await;

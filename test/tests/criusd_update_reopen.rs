@@ -22,7 +22,10 @@ fn criusd_update_resources_and_reopen_log() {
         let pcfg = pod_config(&env, "tuned", &log_dir);
         let pod = c
             .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(pcfg.clone()), runtime_handler: String::new() })
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(pcfg.clone()),
+                runtime_handler: String::new(),
+            })
             .await
             .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
             .into_inner()
@@ -59,7 +62,11 @@ fn criusd_update_resources_and_reopen_log() {
         let mut cfg = container_config(
             "tick",
             registry::BUSYBOX,
-            &["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"],
+            &[
+                "sh",
+                "-c",
+                "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+            ],
         );
         cfg.linux = Some(cri::LinuxContainerConfig {
             resources: Some(cri::LinuxContainerResources {
@@ -81,11 +88,18 @@ fn criusd_update_resources_and_reopen_log() {
             .into_inner()
             .container_id;
         c.runtime
-            .start_container(cri::StartContainerRequest { container_id: id.clone() })
+            .start_container(cri::StartContainerRequest {
+                container_id: id.clone(),
+            })
             .await
             .unwrap_or_else(|e| panic!("start: {e}\n{}", d.log_tail()));
         let limit_file = format!("{cgroup_top}/pod-tuned/{id}/memory.limit_in_bytes");
-        let read_limit = || std::fs::read_to_string(&limit_file).unwrap_or_default().trim().to_string();
+        let read_limit = || {
+            std::fs::read_to_string(&limit_file)
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
         assert_eq!(read_limit(), (64u64 << 20).to_string(), "{limit_file}");
 
         c.runtime
@@ -107,18 +121,28 @@ fn criusd_update_resources_and_reopen_log() {
         let rotated = log_dir.join("tick/0.log.1");
         eventually(5, || {
             let p = log.clone();
-            async move { std::fs::read_to_string(&p).ok().filter(|t| t.contains("tick 3")) }
+            async move {
+                std::fs::read_to_string(&p)
+                    .ok()
+                    .filter(|t| t.contains("tick 3"))
+            }
         })
         .await
         .expect("first log fills");
         std::fs::rename(&log, &rotated).expect("rotate");
         c.runtime
-            .reopen_container_log(cri::ReopenContainerLogRequest { container_id: id.clone() })
+            .reopen_container_log(cri::ReopenContainerLogRequest {
+                container_id: id.clone(),
+            })
             .await
             .unwrap_or_else(|e| panic!("reopen: {e}\n{}", d.log_tail()));
         let fresh = eventually(5, || {
             let p = log.clone();
-            async move { std::fs::read_to_string(&p).ok().filter(|t| t.lines().count() >= 3) }
+            async move {
+                std::fs::read_to_string(&p)
+                    .ok()
+                    .filter(|t| t.lines().count() >= 3)
+            }
         })
         .await
         .expect("new log file after reopen");
@@ -133,20 +157,30 @@ fn criusd_update_resources_and_reopen_log() {
             .filter_map(|l| l.rsplit_once(" tick ").and_then(|(_, n)| n.parse().ok()))
             .min()
             .expect("numbers");
-        assert_eq!(first_new, last_old + 1, "no line lost or repeated across the reopen");
+        assert_eq!(
+            first_new,
+            last_old + 1,
+            "no line lost or repeated across the reopen"
+        );
 
         c.runtime
-            .stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: pod.clone() })
+            .stop_pod_sandbox(cri::StopPodSandboxRequest {
+                pod_sandbox_id: pod.clone(),
+            })
             .await
             .expect("stop pod");
         let e = c
             .runtime
-            .reopen_container_log(cri::ReopenContainerLogRequest { container_id: id.clone() })
+            .reopen_container_log(cri::ReopenContainerLogRequest {
+                container_id: id.clone(),
+            })
             .await
             .expect_err("not running");
         assert_eq!(e.code(), Code::FailedPrecondition);
         c.runtime
-            .remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: pod.clone() })
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: pod.clone(),
+            })
             .await
             .expect("remove pod");
     });
