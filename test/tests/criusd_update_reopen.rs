@@ -115,6 +115,12 @@ fn criusd_update_resources_and_reopen_log() {
             .await
             .unwrap_or_else(|e| panic!("update: {e}\n{}", d.log_tail()));
         assert_eq!(read_limit(), (96u64 << 20).to_string());
+        let st = criusd_common::container_state(&mut c, &id).await;
+        let res = st
+            .resources
+            .and_then(|r| r.linux)
+            .expect("resources in status");
+        assert_eq!((res.memory_limit_in_bytes, res.cpu_shares), (96 << 20, 512));
 
         // Rotation as kubelet does it: rename, then ReopenContainerLog.
         let log = log_dir.join("tick/0.log");

@@ -137,6 +137,11 @@ impl Daemon {
             additional_gids: built.additional_gids.clone(),
             stop_signal: stop_signal(&config, &img),
             cgroups_path: built.cgroups_path.clone(),
+            resources: config
+                .linux
+                .as_ref()
+                .and_then(|l| l.resources.as_ref())
+                .map(super::record::ResourcesRecord::from_cri),
         };
 
         let spec_json = serde_json::to_vec(&built.spec)

@@ -28,6 +28,46 @@ pub struct MountRecord {
     pub propagation: i32,
 }
 
+/// The CRI resources last applied (reported back in ContainerStatus).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourcesRecord {
+    pub cpu_period: i64,
+    pub cpu_quota: i64,
+    pub cpu_shares: i64,
+    pub memory_limit_in_bytes: i64,
+    pub oom_score_adj: i64,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+}
+
+impl ResourcesRecord {
+    pub fn from_cri(r: &crius_proto::runtime::LinuxContainerResources) -> Self {
+        ResourcesRecord {
+            cpu_period: r.cpu_period,
+            cpu_quota: r.cpu_quota,
+            cpu_shares: r.cpu_shares,
+            memory_limit_in_bytes: r.memory_limit_in_bytes,
+            oom_score_adj: r.oom_score_adj,
+            cpuset_cpus: r.cpuset_cpus.clone(),
+            cpuset_mems: r.cpuset_mems.clone(),
+        }
+    }
+
+    pub fn to_cri(&self) -> crius_proto::runtime::LinuxContainerResources {
+        crius_proto::runtime::LinuxContainerResources {
+            cpu_period: self.cpu_period,
+            cpu_quota: self.cpu_quota,
+            cpu_shares: self.cpu_shares,
+            memory_limit_in_bytes: self.memory_limit_in_bytes,
+            oom_score_adj: self.oom_score_adj,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            cpuset_mems: self.cpuset_mems.clone(),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerRecord {
     pub id: String,
@@ -69,6 +109,8 @@ pub struct ContainerRecord {
     /// cgroupfs path of the container (stats, updates).
     #[serde(default)]
     pub cgroups_path: String,
+    #[serde(default)]
+    pub resources: Option<ResourcesRecord>,
 }
 
 impl ContainerRecord {
@@ -246,6 +288,7 @@ mod tests {
             additional_gids: vec![],
             stop_signal: String::new(),
             cgroups_path: String::new(),
+            resources: None,
         }
     }
 

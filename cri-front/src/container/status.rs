@@ -140,7 +140,10 @@ pub fn to_cri_status(r: &ContainerRecord) -> cri::ContainerStatus {
             })
             .collect(),
         log_path: r.log_path.clone(),
-        resources: None,
+        resources: r.resources.as_ref().map(|x| cri::ContainerResources {
+            linux: Some(x.to_cri()),
+            windows: None,
+        }),
         image_id: r.image_id.clone(),
         user: Some(cri::ContainerUser {
             linux: Some(cri::LinuxContainerUser {

@@ -16,6 +16,7 @@ use crate::error::{CtrdContext, Error, Result};
 
 /// Largest chunk sent in one Write message (containerd's gRPC limit is 16 MiB).
 const CHUNK: usize = 1 << 20;
+const PROGRESS_EVERY: i64 = 32 << 20;
 
 /// Is the blob already in the store?
 pub async fn exists(ctrd: &Ctrd, digest: &str) -> Result<bool> {
@@ -91,6 +92,10 @@ where
             .await?;
             next(&mut resp, &step).await?;
             offset += piece.len() as i64;
+            // Big layers: say how far along they are every 32 MiB.
+            if offset / PROGRESS_EVERY != (offset - piece.len() as i64) / PROGRESS_EVERY {
+                tracing::info!(blob = %digest, bytes = offset, total = size, "pull: progress");
+            }
         }
     }
     send(WriteContentRequest {

@@ -126,6 +126,33 @@ impl Daemon {
                 )))
             }
         }
+        let mut merged = rec.resources.clone().unwrap_or_default();
+        let new = crate::container::record::ResourcesRecord::from_cri(r);
+        // Zero means "unchanged" in an update.
+        if new.cpu_period != 0 {
+            merged.cpu_period = new.cpu_period;
+        }
+        if new.cpu_quota != 0 {
+            merged.cpu_quota = new.cpu_quota;
+        }
+        if new.cpu_shares != 0 {
+            merged.cpu_shares = new.cpu_shares;
+        }
+        if new.memory_limit_in_bytes != 0 {
+            merged.memory_limit_in_bytes = new.memory_limit_in_bytes;
+        }
+        if !new.cpuset_cpus.is_empty() {
+            merged.cpuset_cpus = new.cpuset_cpus;
+        }
+        if !new.cpuset_mems.is_empty() {
+            merged.cpuset_mems = new.cpuset_mems;
+        }
+        self.store
+            .update(&rec.id, |x| {
+                x.resources = Some(merged.clone());
+                true
+            })
+            .await?;
         tracing::info!(container = %rec.id, resources = %res, "UpdateContainerResources");
         Ok(())
     }

@@ -1,0 +1,115 @@
+//! A hostNetwork pod through criusd: its container sees the host's interfaces and
+//! hostname; a container with its own PID namespace is PID 1 in it.
+
+mod criusd_common;
+
+use crius_proto::runtime as cri;
+use crius_test::{env_or_skip, registry};
+use criusd_common::{client, container_config, finish, pod_config, pull, rt, start};
+
+async fn exec(c: &mut crius_test::cri::CriClient, id: &str, script: &str) -> String {
+    let r = c
+        .runtime
+        .exec_sync(cri::ExecSyncRequest {
+            container_id: id.into(),
+            cmd: vec!["sh".into(), "-c".into(), script.into()],
+            timeout: 10,
+        })
+        .await
+        .expect("exec")
+        .into_inner();
+    assert_eq!(r.exit_code, 0, "{}", String::from_utf8_lossy(&r.stderr));
+    String::from_utf8_lossy(&r.stdout).into_owned()
+}
+
+#[test]
+fn criusd_host_network_pod_and_container_pid_namespace() {
+    let mut env = env_or_skip!("criusd_host_network_pod_and_container_pid_namespace");
+    let Some(d) = start(&mut env) else { return };
+    let log_dir = env.dir().join("pod-logs");
+    std::fs::create_dir_all(&log_dir).expect("log dir");
+    rt().block_on(async {
+        let mut c = client(&d).await;
+        pull(&mut c, registry::BUSYBOX).await;
+        let mut pcfg = pod_config(&env, "hostnet", &log_dir);
+        pcfg.hostname = String::new();
+        if let Some(l) = pcfg.linux.as_mut() {
+            l.security_context = Some(cri::LinuxSandboxSecurityContext {
+                namespace_options: Some(cri::NamespaceOption {
+                    network: cri::NamespaceMode::Node as i32,
+                    pid: cri::NamespaceMode::Container as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+        }
+        let pod = c
+            .runtime
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(pcfg.clone()),
+                runtime_handler: String::new(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
+            .into_inner()
+            .pod_sandbox_id;
+        let mut cfg = container_config("probe", registry::BUSYBOX, &["sleep", "1000"]);
+        cfg.linux = Some(cri::LinuxContainerConfig {
+            security_context: Some(cri::LinuxContainerSecurityContext {
+                namespace_options: Some(cri::NamespaceOption {
+                    network: cri::NamespaceMode::Node as i32,
+                    pid: cri::NamespaceMode::Container as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let id = c
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(cfg),
+                sandbox_config: Some(pcfg.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}\n{}", d.log_tail()))
+            .into_inner()
+            .container_id;
+        c.runtime
+            .start_container(cri::StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}\n{}", d.log_tail()));
+
+        let mut host_ifaces: Vec<String> = std::fs::read_dir("/sys/class/net")
+            .expect("host interfaces")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        host_ifaces.sort();
+        let inside = exec(&mut c, &id, "ls /sys/class/net").await;
+        let mut inside: Vec<String> = inside.split_whitespace().map(String::from).collect();
+        inside.sort();
+        // Interfaces may come and go on a busy machine; the host's main ones must be there.
+        for i in host_ifaces
+            .iter()
+            .filter(|i| !i.starts_with("veth") && !i.starts_with("cb"))
+        {
+            assert!(inside.contains(i), "{i} missing inside: {inside:?}");
+        }
+        let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+        assert_eq!(exec(&mut c, &id, "hostname").await.trim(), host_name.trim());
+        // Own PID namespace: sleep is PID 1.
+        assert_eq!(exec(&mut c, &id, "cat /proc/1/comm").await.trim(), "sleep");
+
+        c.runtime
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: pod.clone(),
+            })
+            .await
+            .expect("remove running pod");
+    });
+    finish(env, &d);
+}
