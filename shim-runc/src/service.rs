@@ -960,3 +960,277 @@ impl Task for Service {
         Ok(Empty::new())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use containerd_shim::protos::{protobuf::well_known_types::any::Any, ttrpc};
+
+    /// A service whose event publisher talks to a socket nobody answers.
+    async fn service(dir: &Path) -> (Service, tokio::net::UnixListener) {
+        let sock = dir.join("events.sock");
+        let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+        let publisher = containerd_shim::publisher::RemotePublisher::new(sock.to_str().unwrap())
+            .await
+            .unwrap();
+        let svc = Service::new(
+            Events::new(publisher, "test"),
+            "test",
+            Arc::new(ExitSignal::default()),
+        );
+        (svc, listener)
+    }
+
+    fn code<T: std::fmt::Debug>(r: TtrpcResult<T>) -> ttrpc::Code {
+        match r {
+            Err(ttrpc::Error::RpcStatus(s)) => s.code(),
+            other => panic!("expected an rpc status, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_ids_are_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let (svc, _l) = service(dir.path()).await;
+        let ctx = TtrpcContext::default();
+        let id = || "nope".to_string();
+        use ttrpc::Code::NOT_FOUND;
+        assert_eq!(
+            code(
+                svc.state(
+                    &ctx,
+                    api::StateRequest {
+                        id: id(),
+                        ..Default::default()
+                    }
+                )
+                .await
+            ),
+            NOT_FOUND
+        );
+        assert_eq!(
+            code(
+                svc.start(
+                    &ctx,
+                    api::StartRequest {
+                        id: id(),
+                        ..Default::default()
+                    }
+                )
+                .await
+            ),
+            NOT_FOUND
+        );
+        assert_eq!(
+            code(
+                svc.kill(
+                    &ctx,
+                    api::KillRequest {
+                        id: id(),
+                        signal: 9,
+                        ..Default::default()
+                    }
+                )
+                .await
+            ),
+            NOT_FOUND
+        );
+        assert_eq!(
+            code(
+                svc.delete(
+                    &ctx,
+                    api::DeleteRequest {
+                        id: id(),
+                        ..Default::default()
+                    }
+                )
+                .await
+            ),
+            NOT_FOUND
+        );
+        assert_eq!(
+            code(
+                svc.wait(
+                    &ctx,
+                    api::WaitRequest {
+                        id: id(),
+                        ..Default::default()
+                    }
+                )
+                .await
+            ),
+            NOT_FOUND
+        );
+        assert_eq!(
+            code(
+                svc.pids(
+                    &ctx,
+                    api::PidsRequest {
+                        id: id(),
+                        ..Default::default()
+                    }
+                )
+                .await
+            ),
+            NOT_FOUND
+        );
+        assert_eq!(
+            code(
+                svc.stats(
+                    &ctx,
+                    api::StatsRequest {
+                        id: id(),
+                        ..Default::default()
+                    }
+                )
+                .await
+            ),
+            NOT_FOUND
+        );
+        assert_eq!(
+            code(
+                svc.pause(
+                    &ctx,
+                    api::PauseRequest {
+                        id: id(),
+                        ..Default::default()
+                    }
+                )
+                .await
+            ),
+            NOT_FOUND
+        );
+        assert_eq!(
+            code(
+                svc.resize_pty(
+                    &ctx,
+                    api::ResizePtyRequest {
+                        id: id(),
+                        ..Default::default()
+                    }
+                )
+                .await
+            ),
+            NOT_FOUND
+        );
+        assert_eq!(
+            code(
+                svc.close_io(
+                    &ctx,
+                    api::CloseIORequest {
+                        id: id(),
+                        ..Default::default()
+                    }
+                )
+                .await
+            ),
+            NOT_FOUND
+        );
+        let exec = api::ExecProcessRequest {
+            id: id(),
+            exec_id: "e".into(),
+            spec: MessageField::some(Any {
+                value: b"{}".to_vec(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(code(svc.exec(&ctx, exec).await), NOT_FOUND);
+        assert_eq!(
+            code(
+                svc.checkpoint(
+                    &ctx,
+                    api::CheckpointTaskRequest {
+                        id: id(),
+                        ..Default::default()
+                    }
+                )
+                .await
+            ),
+            ttrpc::Code::UNIMPLEMENTED
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_create_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let (svc, _l) = service(dir.path()).await;
+        let ctx = TtrpcContext::default();
+        let bundle = dir.path().join("bundle");
+        std::fs::create_dir_all(&bundle).unwrap();
+        let req = |id: &str| api::CreateTaskRequest {
+            id: id.into(),
+            bundle: bundle.to_string_lossy().into_owned(),
+            ..Default::default()
+        };
+        assert_eq!(
+            code(svc.create(&ctx, req("")).await),
+            ttrpc::Code::INVALID_ARGUMENT
+        );
+        // No config.json, then a broken one.
+        assert_eq!(
+            code(svc.create(&ctx, req("c1")).await),
+            ttrpc::Code::INVALID_ARGUMENT
+        );
+        std::fs::write(bundle.join("config.json"), b"{not json").unwrap();
+        assert_eq!(
+            code(svc.create(&ctx, req("c1")).await),
+            ttrpc::Code::INVALID_ARGUMENT
+        );
+        // A missing runc binary.
+        std::fs::write(
+            bundle.join("config.json"),
+            br#"{"process":{"args":["true"]}}"#,
+        )
+        .unwrap();
+        let opts = Options {
+            binary_name: "/nonexistent/runc".into(),
+            ..Default::default()
+        };
+        let mut r = req("c1");
+        r.options = MessageField::some(Any {
+            type_url: "containerd.runc.v1.Options".into(),
+            value: opts.write_to_bytes().unwrap(),
+            ..Default::default()
+        });
+        assert_eq!(
+            code(svc.create(&ctx, r).await),
+            ttrpc::Code::FAILED_PRECONDITION
+        );
+        // Nothing was kept.
+        assert_eq!(
+            code(
+                svc.state(
+                    &ctx,
+                    api::StateRequest {
+                        id: "c1".into(),
+                        ..Default::default()
+                    }
+                )
+                .await
+            ),
+            ttrpc::Code::NOT_FOUND
+        );
+        // Exec without an exec id.
+        let exec = api::ExecProcessRequest {
+            id: "c1".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            code(svc.exec(&ctx, exec).await),
+            ttrpc::Code::INVALID_ARGUMENT
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_without_tasks_exits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (svc, _l) = service(dir.path()).await;
+        svc.shutdown(&TtrpcContext::default(), api::ShutdownRequest::default())
+            .await
+            .unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(1), svc.inner.exit.wait())
+            .await
+            .expect("shutdown signals exit");
+    }
+}

@@ -16,7 +16,8 @@ pub const CRIUS_SANDBOX_ID: &str = "io.crius.sandbox-id";
 /// keeps every field containerd put there.
 pub fn read(bundle: &Path) -> Result<Value> {
     let path = bundle.join("config.json");
-    let text = std::fs::read(&path).map_err(Error::io(format!("read {}", path.display())))?;
+    let text = std::fs::read(&path)
+        .map_err(|e| Error::InvalidArgument(format!("bad bundle: read {}: {e}", path.display())))?;
     serde_json::from_slice(&text)
         .map_err(|e| Error::InvalidArgument(format!("bad spec {}: {e}", path.display())))
 }
