@@ -400,6 +400,7 @@ impl Daemon {
                 .as_ref()
                 .map(|c| c.drop_capabilities.clone())
                 .unwrap_or_default(),
+            available_caps: spec::own_bounding_set(),
             oom_score_adj: oom,
             net: Some(net),
             ipc: Some(ipc),

@@ -56,6 +56,8 @@ pub struct SpecInput {
     pub no_new_privs: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    /// Bounding set the caps must fit in (criusd's own).
+    pub available_caps: u64,
     pub oom_score_adj: Option<i32>,
     pub net: Option<Ns>,
     pub ipc: Option<Ns>,
@@ -157,10 +159,27 @@ fn cap_name(c: &str) -> String {
     }
 }
 
+/// Capabilities whose bit is set in `available` (criusd's bounding set: runc cannot grant more).
+fn all_available(available: u64) -> Vec<String> {
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| available & (1u64 << bit) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
 /// Default set, then drops, then adds (`ALL` allowed in both), as containerd does.
-pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result<Vec<String>> {
+/// `available` is criusd's own bounding set: privileged and `ALL` mean "all of those", and
+/// adding one outside it is refused here rather than by runc.
+pub fn capabilities(
+    privileged: bool,
+    add: &[String],
+    drop: &[String],
+    available: u64,
+) -> Result<Vec<String>> {
     if privileged {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        return Ok(all_available(available));
     }
     let add: Vec<String> = add.iter().map(|c| cap_name(c)).collect();
     let drop: Vec<String> = drop.iter().map(|c| cap_name(c)).collect();
@@ -179,15 +198,36 @@ pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result
             .collect()
     };
     if add.iter().any(|c| c == "ALL") {
-        caps = ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        caps = all_available(available);
     } else {
+        let have = all_available(available);
         for c in add {
+            if !have.contains(&c) {
+                return Err(Error::InvalidArgument(format!(
+                    "capability {c} is not in criusd's bounding set, so it cannot be granted"
+                )));
+            }
             if !caps.contains(&c) {
                 caps.push(c);
             }
         }
     }
+    // The defaults, too, can only be what criusd has.
+    let have = all_available(available);
+    caps.retain(|c| have.contains(c));
     Ok(caps)
+}
+
+/// criusd's capability bounding set from `/proc/self/status` (all bits if unreadable).
+pub fn own_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
 }
 
 fn ns_entry(kind: &str, ns: &Option<Ns>) -> Option<Value> {
@@ -207,7 +247,7 @@ fn bind(dst: &str, src: &str, ro: bool, prop: &str) -> Value {
 
 /// Build and validate the spec.
 pub fn build(i: &SpecInput) -> Result<Spec> {
-    let caps = capabilities(i.privileged, &i.cap_add, &i.cap_drop)?;
+    let caps = capabilities(i.privileged, &i.cap_add, &i.cap_drop, i.available_caps)?;
     let user_set: Vec<&str> = i.mounts.iter().map(|m| m.container_path.as_str()).collect();
     let taken = |p: &str| user_set.iter().any(|u| u.trim_end_matches('/') == p);
 
@@ -405,6 +445,7 @@ mod tests {
     fn base() -> SpecInput {
         SpecInput {
             args: vec!["sh".into()],
+            available_caps: u64::MAX,
             env: vec!["PATH=/bin".into()],
             cwd: "/".into(),
             net: Some(Ns::Join("/run/crius/netns/p".into())),
@@ -419,17 +460,25 @@ mod tests {
 
     #[test]
     fn caps_rules() {
-        let c = capabilities(false, &["NET_ADMIN".into()], &["MKNOD".into()]).expect("caps");
+        let all = u64::MAX;
+        let c = capabilities(false, &["NET_ADMIN".into()], &["MKNOD".into()], all).expect("caps");
         assert!(c.contains(&"CAP_NET_ADMIN".to_string()));
         assert!(!c.contains(&"CAP_MKNOD".to_string()));
-        assert!(capabilities(false, &[], &["ALL".into()])
+        assert!(capabilities(false, &[], &["ALL".into()], all)
             .expect("c")
             .is_empty());
         assert_eq!(
-            capabilities(true, &[], &[]).expect("c").len(),
+            capabilities(true, &[], &[], all).expect("c").len(),
             ALL_CAPS.len()
         );
-        assert!(capabilities(false, &["NOPE".into()], &[]).is_err());
+        assert!(capabilities(false, &["NOPE".into()], &[], all).is_err());
+        // Without CAP_SYS_RESOURCE (bit 24) in the bounding set: privileged leaves it out,
+        // an explicit add is refused.
+        let no_res = all & !(1 << 24);
+        let p = capabilities(true, &[], &[], no_res).expect("c");
+        assert!(!p.contains(&"CAP_SYS_RESOURCE".to_string()));
+        assert_eq!(p.len(), ALL_CAPS.len() - 1);
+        assert!(capabilities(false, &["SYS_RESOURCE".into()], &[], no_res).is_err());
     }
 
     #[test]
