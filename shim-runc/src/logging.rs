@@ -2,19 +2,30 @@
 //!
 //! containerd creates a `log` fifo in the bundle (the shim's cwd) and copies
 //! whatever arrives there into its own log, so that is where the serving shim
-//! writes. `start`/`delete` runs write to stderr, which containerd reports
-//! when they fail.
+//! writes. `start`/`delete` runs write errors only, to stderr, which
+//! containerd reports when they fail. The level comes from `-debug` or
+//! `CRIUS_SHIM_LOG` (error|warn|info|debug|trace); a plain level filter keeps
+//! the regex engine out of the binary.
 
 use std::{fs::OpenOptions, os::unix::fs::OpenOptionsExt, sync::Mutex};
 
-use tracing_subscriber::{fmt, EnvFilter};
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::fmt;
+
+fn level(debug: bool) -> LevelFilter {
+    std::env::var("CRIUS_SHIM_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if debug {
+            LevelFilter::DEBUG
+        } else {
+            LevelFilter::INFO
+        })
+}
 
 pub fn init(debug: bool, to_fifo: bool) {
-    let default = if debug { "debug" } else { "info" };
-    let filter =
-        EnvFilter::try_from_env("CRIUS_SHIM_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = fmt()
-        .with_env_filter(filter)
+        .with_max_level(level(debug))
         .with_ansi(false)
         .with_target(false);
     let fifo = if to_fifo {
@@ -38,10 +49,10 @@ pub fn init(debug: bool, to_fifo: bool) {
     }
 }
 
-/// For `start`: only errors, on stderr (containerd shows them on failure).
+/// For `start`/`delete`: only errors, on stderr (containerd shows them on failure).
 pub fn init_quiet() {
     let _ = fmt()
-        .with_env_filter(EnvFilter::new("error"))
+        .with_max_level(LevelFilter::ERROR)
         .with_ansi(false)
         .with_writer(std::io::stderr)
         .try_init();

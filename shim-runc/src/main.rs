@@ -23,7 +23,7 @@
 //! - oom_score_adj: without CAP_SYS_RESOURCE a requested score below the
 //!   shim's own is clamped to the shim's own score, with one log line.
 //! - Logs: tracing into containerd's `log` fifo, filter from
-//!   `CRIUS_SHIM_LOG` (env-filter syntax), with `container_id` fields.
+//!   `CRIUS_SHIM_LOG` (a level: error..trace), with `container_id` fields.
 //! - UNIMPLEMENTED: Checkpoint (and restore), `binary://` log URIs, Update of
 //!   a fast-path sandbox. OOM events (TaskOOM) come from cgroup v1 only.
 

@@ -120,16 +120,16 @@ impl Inner {
     }
 
     async fn on_exit(&self, id: &str, exec_id: &str, pid: i32, exit: Exit) {
-        {
-            let mut map = self.containers.lock().await;
-            let Some(p) = map.get_mut(id).and_then(|c| c.process_mut(exec_id)) else {
-                return;
-            };
-            if p.pid != pid {
-                return;
-            }
-            p.set_exited(exit);
+        // The lock is held until TaskExit is queued, so no Delete (and its
+        // TaskDelete) can slip in between.
+        let mut map = self.containers.lock().await;
+        let Some(p) = map.get_mut(id).and_then(|c| c.process_mut(exec_id)) else {
+            return;
+        };
+        if p.pid != pid {
+            return;
         }
+        p.set_exited(exit);
         tracing::info!(
             container_id = id,
             exec_id,
@@ -146,6 +146,7 @@ impl Inner {
             ..Default::default()
         };
         self.events.send(id, ev).await;
+        drop(map);
     }
 
     fn oom_clamp(id: &str) -> impl Fn(i64) -> i64 + '_ {
@@ -256,7 +257,6 @@ impl Inner {
                 rootfs,
             },
         );
-        drop(map);
         tracing::info!(container_id = id, pid, "created");
         let ev = TaskCreate {
             container_id: id.to_string(),
@@ -274,6 +274,7 @@ impl Inner {
             ..Default::default()
         };
         self.events.send(id, ev).await;
+        drop(map);
         Ok(pid)
     }
 
@@ -355,15 +356,17 @@ impl Inner {
                 c.init.state = State::Running;
             }
             let pid = c.init.pid;
-            drop(map);
-            crate::oom::watch(id, pid, self.events.clone());
             tracing::info!(container_id = id, pid, "started");
             let ev = TaskStart {
                 container_id: id.to_string(),
                 pid: pid as u32,
                 ..Default::default()
             };
+            // Queued under the lock: the exit handler needs it, so a quick
+            // exit's TaskExit can never overtake TaskStart.
             self.events.send(id, ev).await;
+            drop(map);
+            crate::oom::watch(id, pid, self.events.clone());
             return Ok(pid);
         }
         if c.init.state != State::Running {
@@ -414,7 +417,6 @@ impl Inner {
         p.pid = pid;
         p.state = State::Running;
         self.watch_exit(id, exec_id, pid);
-        drop(map);
         tracing::info!(container_id = id, exec_id, pid, "exec started");
         let ev = TaskExecStarted {
             container_id: id.to_string(),
@@ -422,7 +424,9 @@ impl Inner {
             pid: pid as u32,
             ..Default::default()
         };
+        // Under the lock, like TaskStart: ahead of this exec's TaskExit.
         self.events.send(id, ev).await;
+        drop(map);
         Ok(pid)
     }
 
