@@ -416,3 +416,43 @@ fn shim_sandbox_fast_path_runs_pause_without_runc() {
     remove_all(c, &ns);
     env.finish().expect("no leaks");
 }
+
+#[test]
+fn shim_sandbox_fast_path_off_switch_uses_runc() {
+    let mut env = env_or_skip!("shim_sandbox_fast_path_off_switch_uses_runc");
+    // containerd (and so the shim) inherits the test process's environment; the other tests in
+    // this binary run one at a time (--test-threads=1), and the variable is removed right after.
+    std::env::set_var("CRIUS_SHIM_SANDBOX_FASTPATH", "0");
+    let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        registry::ensure().expect("local registry");
+        env.containerd(ContainerdOptions::default()).map(|_| ())
+    }));
+    std::env::remove_var("CRIUS_SHIM_SANDBOX_FASTPATH");
+    started.expect("setup").expect("containerd");
+    let ns = env.id().to_string();
+    let c = env.running_containerd().expect("containerd");
+    c.pull(&ns, BUSYBOX).expect("pull busybox");
+    let sandbox = [
+        "-d",
+        "--null-io",
+        "--annotation",
+        "io.crius.container-type=sandbox",
+    ];
+    let (code, _, err) = ctr_run(c, &ns, &sandbox, "sb", &["sleep", "300"]);
+    assert_eq!(code, 0, "{err}");
+    let runc_state = Command::new("runc")
+        .args([
+            "--root",
+            &format!("/run/containerd/runc/{ns}"),
+            "state",
+            "sb",
+        ])
+        .output()
+        .expect("runc state");
+    assert!(
+        runc_state.status.success(),
+        "with the switch off runc runs the sandbox"
+    );
+    remove_all(c, &ns);
+    env.finish().expect("no leaks");
+}
