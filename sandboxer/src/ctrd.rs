@@ -31,7 +31,10 @@ pub struct Ctrd {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TaskInfo {
     pub pid: u32,
+    /// Created, running or paused: has a process.
     pub running: bool,
+    /// Created but never started (its process waits in the runtime's init).
+    pub created_only: bool,
 }
 
 impl Ctrd {
@@ -130,6 +133,7 @@ impl Ctrd {
             Ok(r) => Ok(r.into_inner().process.map(|p| TaskInfo {
                 pid: p.pid,
                 running: is_live(p.status),
+                created_only: p.status == TaskStatus::Created as i32,
             })),
             Err(s) if s.code() == Code::NotFound => Ok(None),
             Err(s) => Err(s),
@@ -154,6 +158,7 @@ impl Ctrd {
                     TaskInfo {
                         pid: p.pid,
                         running: is_live(p.status),
+                        created_only: p.status == TaskStatus::Created as i32,
                     },
                 )
             })

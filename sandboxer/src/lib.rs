@@ -10,12 +10,19 @@
 //! let sb = Sandboxer::new(SandboxerConfig { .. }).await?;   // dirs, pause rootfs, CNI config, containerd
 //! let report = sb.recover().await?;                          // once at start-up
 //! let pod: PodStatus = sb.run(pod_config).await?;            // netns + CNI ADD side by side with pause start
-//! sb.status(&pod.id).await?; sb.list().await?;               // PodState Ready / NotReady
+//! sb.status(&pod.id).await?; sb.list().await?;               // PodState Ready / NotReady (no RPC: pid + start time)
 //! sb.netns_view(&pod.id).await?;                             // rtnetlink view of the pod's netns
+//! sb.check_network(&pod.id).await?;                          // CNI CHECK
 //! sb.stop(&pod.id).await?;                                   // pod containers' tasks, pause, CNI DEL (idempotent)
 //! sb.remove(&pod.id).await?;                                 // containerd containers, netns, files (idempotent)
-//! sb.network_status();  sb.update_pod_cidr("10.1.0.0/24")?;
+//! sb.network_status();  sb.update_pod_cidr("10.1.0.0/24")?;  // CRI NetworkReady; ipRanges capability arg
+//! sb.oom_score_adj(requested);                               // the clamp policy, for containers too
 //! ```
+//! `run` fails with nothing left behind (or, if teardown itself failed, the
+//! pod kept as NotReady for the next `recover`/`remove`). `stop` is
+//! NotFound for an unknown id; `remove` of an unknown id is Ok. Pods being
+//! created show in `list` as NotReady. `PodStatus::timings` has the phase
+//! breakdown of `run`.
 //! Errors carry an [`ErrorKind`] that criusd maps to gRPC codes
 //! (NotFound, AlreadyExists{existing_id}, InvalidArgument, FailedPrecondition,
 //! Unavailable, Unimplemented, Internal); messages name the pod and the step.
@@ -30,7 +37,18 @@
 //! - Files per pod: `<state_dir>/<id>/pod.json` (record), `resolv.conf`, `hostname`,
 //!   `hosts`; `<run_dir>/netns/<id>` (netns bind mount), `<run_dir>/sandboxes/<id>/shm`
 //!   (tmpfs /dev/shm). Paths are in [`PodStatus`].
-//! - CNI: `CNI_IFNAME=eth0`; results cached in `cni_cache_dir/<network>-<id>-eth0.json`.
+//! - CNI: `CNI_IFNAME=eth0`, `CNI_ARGS` with `K8S_POD_NAMESPACE/NAME/INFRA_CONTAINER_ID/UID`;
+//!   capability args `portMappings` (host_port > 0), `bandwidth` (from the
+//!   `kubernetes.io/{ingress,egress}-bandwidth` annotations), `ipRanges` (pod CIDR).
+//!   The config in force is the first `*.conflist|*.conf|*.json` of `cni_conf_dir`
+//!   (re-read when the dir changes). Each pod's config, args and ADD result are
+//!   cached in `cni_cache_dir/<id>-eth0.json` (written before ADD starts), so DEL
+//!   runs with ADD's exact config after a restart; DEL with the netns gone passes
+//!   an empty `CNI_NETNS`.
+//! - Not implemented: [`PauseSource::Image`] (`Sandboxer::new` returns
+//!   Unimplemented); seccomp/AppArmor on the pause itself (it only waits for
+//!   signals); pod-level resources/overhead are recorded, not applied (the
+//!   cgroup parent from kubelet carries them).
 //!
 //! ## The pause binary
 //! `src/bin/crius-pause.rs` (std + libc). It must be static, since the pause

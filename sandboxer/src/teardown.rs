@@ -66,17 +66,12 @@ impl Sandboxer {
         let had_task = task.is_some();
         if let Some(task) = task {
             if task.running {
-                self.ctrd
-                    .kill(id, SIGTERM, false)
-                    .await
-                    .map_err(|s| ctrd_err("SIGTERM pause", s))?;
-                let exited = self
-                    .ctrd
-                    .wait(id, self.cfg.stop_grace)
-                    .await
-                    .map_err(|s| ctrd_err("wait pause", s))?;
+                // A task never started has no pause to ask nicely.
+                let exited = !task.created_only && self.term_and_wait(id).await?;
                 if !exited {
-                    tracing::info!(pod = %id, "pause ignored SIGTERM; SIGKILL");
+                    if !task.created_only {
+                        tracing::info!(pod = %id, "pause ignored SIGTERM; SIGKILL");
+                    }
                     self.ctrd
                         .kill(id, SIGKILL, true)
                         .await
@@ -101,6 +96,34 @@ impl Sandboxer {
                 .map_err(|s| ctrd_err("delete pause task", s))?;
         }
         Ok(had_task)
+    }
+
+    /// SIGTERM the pause and wait up to the grace period, re-sending SIGTERM
+    /// every half second: a signal that lands before the pause has blocked it
+    /// is dropped by the kernel (it is PID 1 of its namespace with no handler
+    /// yet), which a pod stopped right after start would otherwise pay with
+    /// the whole grace period.
+    async fn term_and_wait(&self, id: &str) -> Result<bool> {
+        let deadline = tokio::time::Instant::now() + self.cfg.stop_grace;
+        loop {
+            self.ctrd
+                .kill(id, SIGTERM, false)
+                .await
+                .map_err(|s| ctrd_err("SIGTERM pause", s))?;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let slice = left.min(Duration::from_millis(500));
+            if self
+                .ctrd
+                .wait(id, slice)
+                .await
+                .map_err(|s| ctrd_err("wait pause", s))?
+            {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+        }
     }
 
     /// A crash while containerd was starting the pause's shim (the client's

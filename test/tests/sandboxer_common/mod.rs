@@ -114,10 +114,6 @@ pub fn finish(mut env: TestEnv) {
     if !env.leaks_now().is_empty() {
         if let Some(c) = env.running_containerd() {
             eprintln!("containerd log (leaks ahead):\n{}", c.log_tail());
-            let _ = std::fs::copy(
-                c.dir().join("containerd.log"),
-                "/tmp/sbx/last-containerd.log",
-            );
         }
     }
     env.finish().expect("no leaks");
