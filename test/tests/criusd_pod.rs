@@ -238,6 +238,13 @@ fn criusd_pod_with_two_containers_logs_exec_stats_events() {
             .into_inner()
             .stats;
         assert_eq!(pstats.len(), 1);
+        let net = pstats[0]
+            .linux
+            .as_ref()
+            .and_then(|l| l.network.as_ref())
+            .and_then(|n| n.default_interface.as_ref())
+            .expect("pod network stats (eth0)");
+        assert_eq!(net.name, "eth0");
 
         // Lists and filters.
         let running = c

@@ -87,6 +87,42 @@ pub fn sample(path: &str) -> CgroupSample {
     }
 }
 
+/// Per-interface counters of `/proc/<pid>/net/dev` (the netns `pid` lives in), `lo` left out.
+pub fn parse_net_dev(text: &str) -> Vec<cri::NetworkInterfaceUsage> {
+    text.lines()
+        .skip(2)
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(':')?;
+            let name = name.trim();
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            if name == "lo" || f.len() < 16 {
+                return None;
+            }
+            Some(cri::NetworkInterfaceUsage {
+                name: name.to_string(),
+                rx_bytes: u(Some(f[0])),
+                rx_errors: u(Some(f[2])),
+                tx_bytes: u(Some(f[8])),
+                tx_errors: u(Some(f[10])),
+            })
+        })
+        .collect()
+}
+
+/// Network usage of the netns process `pid` is in; `eth0` (CNI_IFNAME) is the default interface.
+pub fn network_usage(pid: u32) -> Option<cri::NetworkUsage> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).ok()?;
+    let interfaces = parse_net_dev(&text);
+    Some(cri::NetworkUsage {
+        timestamp: now_ns(),
+        default_interface: interfaces.iter().find(|i| i.name == "eth0").cloned(),
+        interfaces,
+    })
+}
+
 fn u(v: Option<u64>) -> Option<cri::UInt64Value> {
     v.map(|value| cri::UInt64Value { value })
 }
@@ -173,6 +209,16 @@ impl Daemon {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn net_dev() {
+        let t = "Inter-|   Receive |  Transmit\n face |bytes packets errs drop fifo frame compressed multicast|bytes packets errs drop fifo colls carrier compressed\n    lo: 10 1 0 0 0 0 0 0 10 1 0 0 0 0 0 0\n  eth0: 500 5 1 0 0 0 0 0 700 7 2 0 0 0 0 0\n";
+        let v = parse_net_dev(t);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].name, "eth0");
+        assert_eq!(v[0].rx_bytes.map(|x| x.value), Some(500));
+        assert_eq!(v[0].tx_errors.map(|x| x.value), Some(2));
+    }
 
     #[test]
     fn stat_fields() {

@@ -113,7 +113,11 @@ impl RuntimeSvc {
                 linux: Some(cri::LinuxPodSandboxStats {
                     cpu: Some(cpu),
                     memory: Some(memory),
-                    network: None,
+                    // hostNetwork pods would report the host's interfaces: none then.
+                    network: p
+                        .pause_pid
+                        .filter(|_| p.netns_path.is_some())
+                        .and_then(crate::container::stats::network_usage),
                     process: sample.pids.map(|n| cri::ProcessUsage {
                         timestamp: cpu.timestamp,
                         process_count: Some(cri::UInt64Value { value: n }),
