@@ -18,6 +18,9 @@ use crate::{
     reaper,
 };
 
+/// File in the bundle recording a non-default runc binary/root.
+const SAVED: &str = "crius-runc.json";
+
 #[derive(Clone, Debug)]
 pub struct Runc {
     pub binary: PathBuf,
@@ -55,6 +58,24 @@ impl Runc {
             binary: PathBuf::from(binary),
             root: Path::new(root).join(namespace),
         }
+    }
+
+    /// Records binary and root in the bundle (see [`Runc::load`]).
+    pub fn save(&self, bundle: &Path) {
+        let v = serde_json::json!({ "binary": self.binary, "root": self.root });
+        if let Err(e) = std::fs::write(bundle.join(SAVED), v.to_string()) {
+            tracing::warn!(bundle = %bundle.display(), error = %e, "cannot record runc options");
+        }
+    }
+
+    /// The runc a bundle was created with, if it was not the default.
+    pub fn load(bundle: &Path) -> Option<Self> {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(bundle.join(SAVED)).ok()?).ok()?;
+        Some(Runc {
+            binary: PathBuf::from(v.get("binary")?.as_str()?),
+            root: PathBuf::from(v.get("root")?.as_str()?),
+        })
     }
 
     fn command(&self, log: Option<&Path>) -> Command {
@@ -193,6 +214,17 @@ mod tests {
             .unwrap()
             .contains("executable file not found"));
         assert_eq!(last_json_error("garbage"), None);
+    }
+
+    #[test]
+    fn saved_options_round_trip() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(Runc::load(d.path()).is_none());
+        let r = Runc::new("k8s.io", "/opt/runc", "/run/x");
+        r.save(d.path());
+        let back = Runc::load(d.path()).unwrap();
+        assert_eq!(back.binary, PathBuf::from("/opt/runc"));
+        assert_eq!(back.root, PathBuf::from("/run/x/k8s.io"));
     }
 
     #[test]

@@ -181,6 +181,10 @@ impl Inner {
         let mut spec_json = spec::read(&bundle)?;
         let opts = runtime_options(&req)?;
         let runc = Runc::new(&self.namespace, &opts.binary_name, &opts.root);
+        if !opts.binary_name.is_empty() || !opts.root.is_empty() {
+            // For `delete` after a shim death, which gets no runtime options.
+            runc.save(&bundle);
+        }
         let stdio = Stdio::new(&req.stdin, &req.stdout, &req.stderr, req.terminal);
 
         let rootfs = if req.rootfs.is_empty() {

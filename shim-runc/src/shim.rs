@@ -214,7 +214,7 @@ async fn delete(flags: &Flags) -> Result<DeleteResponse> {
         }
         let _ = std::fs::remove_file(&record);
     } else {
-        let runc = Runc::new(&flags.namespace, "", "");
+        let runc = Runc::load(&bundle).unwrap_or_else(|| Runc::new(&flags.namespace, "", ""));
         if let Err(e) = runc.output(&["delete", "--force", id], None).await {
             if !runc::is_not_exist(&e) {
                 tracing::warn!(container_id = id, error = %e, "runc delete failed");
