@@ -41,6 +41,8 @@ pub struct SandboxerConfig {
     pub stop_grace: Duration,
     /// cgroup parent used when the pod config names none (cgroupfs driver).
     pub default_cgroup_parent: String,
+    /// containerd snapshotter for a [`PauseSource::Image`] pause's rootfs.
+    pub snapshotter: String,
 }
 
 impl Default for SandboxerConfig {
@@ -59,6 +61,7 @@ impl Default for SandboxerConfig {
             oom_score: OomScorePolicy::Auto,
             stop_grace: Duration::from_secs(10),
             default_cgroup_parent: "/crius".to_string(),
+            snapshotter: "overlayfs".to_string(),
         }
     }
 }
@@ -70,8 +73,9 @@ pub enum PauseSource {
     /// A statically linked pause binary (crius's own `crius-pause`), copied into
     /// a read-only rootfs owned by the sandboxer. No image, no snapshot.
     Binary(PathBuf),
-    /// An image reference already present in the containerd namespace
-    /// (criusd pulls it). Its entrypoint runs on a read-only view snapshot.
+    /// An image reference already pulled and unpacked (with `snapshotter`) in
+    /// the containerd namespace (criusd pulls it). Its entrypoint runs on a
+    /// read-only view snapshot `crius-pause-<pod id>`.
     Image(String),
 }
 

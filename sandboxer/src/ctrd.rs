@@ -8,15 +8,21 @@ use std::time::Duration;
 
 use containerd_client::services::v1::container::Runtime;
 use containerd_client::services::v1::containers_client::ContainersClient;
+use containerd_client::services::v1::content_client::ContentClient;
+use containerd_client::services::v1::images_client::ImagesClient;
+use containerd_client::services::v1::snapshots::snapshots_client::SnapshotsClient;
+use containerd_client::services::v1::snapshots::{RemoveSnapshotRequest, ViewSnapshotRequest};
 use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::{
     Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
     DeleteTaskRequest, GetRequest, KillRequest, ListContainersRequest, ListTasksRequest,
     StartRequest, WaitRequest,
 };
+use containerd_client::services::v1::{GetImageRequest, ReadContentRequest};
 use containerd_client::tonic::transport::{Channel, Endpoint, Uri};
 use containerd_client::tonic::{Code, Request, Status};
 use containerd_client::types::v1::Status as TaskStatus;
+use containerd_client::types::Mount;
 
 /// `Any` type URL of an OCI runtime spec, as containerd registers it.
 pub const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
@@ -73,17 +79,23 @@ impl Ctrd {
         TasksClient::new(self.channel.clone())
     }
 
-    /// Create the container record (no image, no snapshot: the spec names its rootfs).
+    /// Create the container record. `snapshot`: (image, snapshotter, key) when
+    /// the rootfs is a snapshot; None when the spec names its rootfs dir.
     pub async fn create_container(
         &self,
         id: &str,
         runtime: &str,
         spec_json: Vec<u8>,
         labels: HashMap<String, String>,
+        snapshot: Option<(&str, &str, &str)>,
     ) -> Result<(), Status> {
+        let (image, snapshotter, snapshot_key) = snapshot.unwrap_or(("", "", ""));
         let container = Container {
             id: id.to_string(),
             labels,
+            image: image.to_string(),
+            snapshotter: snapshotter.to_string(),
+            snapshot_key: snapshot_key.to_string(),
             runtime: Some(Runtime {
                 name: runtime.to_string(),
                 options: None,
@@ -102,11 +114,12 @@ impl Ctrd {
         Ok(())
     }
 
-    /// Create and start the task; returns its pid.
-    pub async fn start_task(&self, id: &str) -> Result<u32, Status> {
+    /// Create (with `rootfs` mounts, if any) and start the task; returns its pid.
+    pub async fn start_task(&self, id: &str, rootfs: Vec<Mount>) -> Result<u32, Status> {
         self.tasks()
             .create(self.req(CreateTaskRequest {
                 container_id: id.to_string(),
+                rootfs,
                 ..Default::default()
             }))
             .await?;
@@ -242,6 +255,76 @@ impl Ctrd {
             }))
             .await?;
         Ok(resp.into_inner().containers)
+    }
+}
+
+impl Ctrd {
+    /// The image's target descriptor (media type, digest); None if absent.
+    pub async fn image_target(&self, name: &str) -> Result<Option<(String, String)>, Status> {
+        match ImagesClient::new(self.channel.clone())
+            .get(self.req(GetImageRequest {
+                name: name.to_string(),
+            }))
+            .await
+        {
+            Ok(r) => Ok(r
+                .into_inner()
+                .image
+                .and_then(|i| i.target)
+                .map(|t| (t.media_type, t.digest))),
+            Err(s) if s.code() == Code::NotFound => Ok(None),
+            Err(s) => Err(s),
+        }
+    }
+
+    /// A whole blob from the content store.
+    pub async fn read_content(&self, digest: &str) -> Result<Vec<u8>, Status> {
+        let mut stream = ContentClient::new(self.channel.clone())
+            .read(self.req(ReadContentRequest {
+                digest: digest.to_string(),
+                offset: 0,
+                size: 0,
+            }))
+            .await?
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.message().await? {
+            out.extend_from_slice(&chunk.data);
+        }
+        Ok(out)
+    }
+
+    /// A read-only view snapshot of `parent` (an image's chain id).
+    pub async fn view_snapshot(
+        &self,
+        snapshotter: &str,
+        key: &str,
+        parent: &str,
+    ) -> Result<Vec<Mount>, Status> {
+        let r = SnapshotsClient::new(self.channel.clone())
+            .view(self.req(ViewSnapshotRequest {
+                snapshotter: snapshotter.to_string(),
+                key: key.to_string(),
+                parent: parent.to_string(),
+                labels: HashMap::new(),
+            }))
+            .await?;
+        Ok(r.into_inner().mounts)
+    }
+
+    /// Remove a snapshot. Idempotent.
+    pub async fn remove_snapshot(&self, snapshotter: &str, key: &str) -> Result<(), Status> {
+        match SnapshotsClient::new(self.channel.clone())
+            .remove(self.req(RemoveSnapshotRequest {
+                snapshotter: snapshotter.to_string(),
+                key: key.to_string(),
+            }))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(s) if s.code() == Code::NotFound => Ok(()),
+            Err(s) => Err(s),
+        }
     }
 }
 

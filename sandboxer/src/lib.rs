@@ -45,10 +45,13 @@
 //!   cached in `cni_cache_dir/<id>-eth0.json` (written before ADD starts), so DEL
 //!   runs with ADD's exact config after a restart; DEL with the netns gone passes
 //!   an empty `CNI_NETNS`.
-//! - Not implemented: [`PauseSource::Image`] (`Sandboxer::new` returns
-//!   Unimplemented); seccomp/AppArmor on the pause itself (it only waits for
-//!   signals); pod-level resources/overhead are recorded, not applied (the
-//!   cgroup parent from kubelet carries them).
+//! - [`PauseSource::Image`]: the image must already be pulled and unpacked
+//!   (snapshotter `config.snapshotter`) in the containerd namespace; it is
+//!   resolved at the first pod, and each pause runs on a view snapshot
+//!   `crius-pause-<id>` removed with the pod.
+//! - Not applied to the pause: seccomp/AppArmor (it only waits for signals);
+//!   pod-level resources/overhead are recorded, not applied (the cgroup parent
+//!   from kubelet carries them).
 //!
 //! ## The pause binary
 //! `src/bin/crius-pause.rs` (std + libc). It must be static, since the pause

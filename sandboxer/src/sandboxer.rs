@@ -8,12 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use containerd_client::tonic::Status;
+use containerd_client::types::Mount;
 
 use crate::cni::{Attachment, Cni, CniError};
 use crate::config::{PauseSource, SandboxerConfig};
 use crate::ctrd::{self, Ctrd};
 use crate::error::{Error, ErrorKind, Result};
-use crate::pause::{rootfs, spec};
+use crate::pause::image::PauseImage;
+use crate::pause::{image, rootfs, spec};
 use crate::pod::{NamespaceMode, PodConfig};
 use crate::status::{NetnsView, NetworkStatus, PodState, PodStatus, RunTimings};
 use crate::store::{self, Phase, PodRecord};
@@ -26,6 +28,8 @@ pub struct Sandboxer {
     pub(crate) cni: Cni,
     pub(crate) ctrd: Ctrd,
     rootfs: PathBuf,
+    /// The resolved pause image (PauseSource::Image), once a pod needed it.
+    pause_image: tokio::sync::Mutex<Option<Arc<PauseImage>>>,
     oom_clamp: bool,
     own_oom: i32,
     /// Every pod known, by id (records are also on disk).
@@ -87,13 +91,8 @@ impl Sandboxer {
                 rootfs::install(bin, &rootfs_dir)
                     .map_err(|m| Error::new(ErrorKind::FailedPrecondition, "install pause", m))?;
             }
-            PauseSource::Image(r) => {
-                return Err(Error::new(
-                    ErrorKind::Unimplemented,
-                    "pause",
-                    format!("pause image {r:?}: image pause sources are not implemented; use PauseSource::Binary"),
-                ))
-            }
+            // Resolved at the first pod: criusd may pull it after start-up.
+            PauseSource::Image(_) => {}
         }
         let own_oom = oom::own_score();
         let has_cap = oom::has_cap_sys_resource();
@@ -131,6 +130,7 @@ impl Sandboxer {
             cni,
             ctrd,
             rootfs: rootfs_dir,
+            pause_image: tokio::sync::Mutex::new(None),
             oom_clamp,
             own_oom,
             pods: Mutex::new(pods),
@@ -356,7 +356,7 @@ impl Sandboxer {
         let (files, ns, container) = tokio::join!(files, ns, container);
         files?;
         rec.timings.netns_us = ns?;
-        container?;
+        let rootfs_mounts = container?;
 
         let rec_ro = rec.clone();
         let network = async {
@@ -383,7 +383,7 @@ impl Sandboxer {
         let pause = async {
             let pid = self
                 .ctrd
-                .start_task(&rec_ro.id)
+                .start_task(&rec_ro.id, rootfs_mounts)
                 .await
                 .map_err(|s| ctrd_err("start pause task", s))?;
             Ok::<_, Error>((pid, elapsed_us(t_pause)))
@@ -402,8 +402,31 @@ impl Sandboxer {
         Ok(())
     }
 
-    /// The pause's containerd container record (spec, labels, runtime).
-    async fn create_pause_container(&self, rec: &PodRecord) -> Result<()> {
+    /// The pause image, resolved in containerd at first use.
+    async fn pause_image(&self) -> Result<Option<Arc<PauseImage>>> {
+        let PauseSource::Image(name) = &self.cfg.pause else {
+            return Ok(None);
+        };
+        let mut cached = self.pause_image.lock().await;
+        if cached.is_none() {
+            let im = image::resolve(&self.ctrd, name)
+                .await
+                .map_err(|m| Error::new(ErrorKind::FailedPrecondition, "pause image", m))?;
+            tracing::info!(image = %name, chain_id = %im.chain_id, args = ?im.args, "pause image resolved");
+            *cached = Some(Arc::new(im));
+        }
+        Ok(cached.clone())
+    }
+
+    /// Key of an image pause's view snapshot.
+    pub(crate) fn pause_snapshot_key(id: &str) -> String {
+        format!("crius-pause-{id}")
+    }
+
+    /// The pause's containerd container record (spec, labels, runtime) and,
+    /// for an image pause, its rootfs view snapshot (the mounts returned).
+    async fn create_pause_container(&self, rec: &PodRecord) -> Result<Vec<Mount>> {
+        let im = self.pause_image().await?;
         spec::check_sysctls(&rec.config)
             .map_err(|m| Error::new(ErrorKind::InvalidArgument, "pause spec", m))?;
         let cgroups_path = spec::cgroups_path(&rec.cgroup_parent, &rec.id);
@@ -418,16 +441,34 @@ impl Sandboxer {
             hostname: &rec.hostname,
             cgroups_path: &cgroups_path,
             oom_score_adj: score,
+            image: im.as_deref(),
         })
         .map_err(|m| Error::new(ErrorKind::Internal, "pause spec", m))?;
         let labels = HashMap::from([
             (crate::LABEL_KIND.to_string(), "sandbox".to_string()),
             (crate::LABEL_SANDBOX_ID.to_string(), rec.id.clone()),
         ]);
+        let key = Self::pause_snapshot_key(&rec.id);
+        let snapshot = im.as_deref().map(|im| {
+            (
+                im.name.as_str(),
+                self.cfg.snapshotter.as_str(),
+                key.as_str(),
+            )
+        });
+        // The container first: it references the snapshot, so containerd's GC keeps it.
         self.ctrd
-            .create_container(&rec.id, &self.cfg.runtime, spec_bytes, labels)
+            .create_container(&rec.id, &self.cfg.runtime, spec_bytes, labels, snapshot)
             .await
-            .map_err(|s| ctrd_err("create pause container", s))
+            .map_err(|s| ctrd_err("create pause container", s))?;
+        match im {
+            None => Ok(Vec::new()),
+            Some(im) => self
+                .ctrd
+                .view_snapshot(&self.cfg.snapshotter, &key, &im.chain_id)
+                .await
+                .map_err(|s| ctrd_err("pause image snapshot", s)),
+        }
     }
 
     /// Is the pause of this record alive? (pid + start time, no RPC.)

@@ -191,6 +191,15 @@ impl Sandboxer {
                 .await
                 .map_err(|s| ctrd_err("delete pause container", s)),
         );
+        if matches!(self.cfg.pause, crate::config::PauseSource::Image(_)) {
+            note(
+                &mut errs,
+                self.ctrd
+                    .remove_snapshot(&self.cfg.snapshotter, &Self::pause_snapshot_key(id))
+                    .await
+                    .map_err(|s| ctrd_err("remove pause snapshot", s)),
+            );
+        }
         let ns_path = self.netns_path(id);
         let live_ns = netns::exists(&ns_path).then_some(ns_path.as_path());
         note(

@@ -260,6 +260,38 @@ fn sandboxer_create_remove_cycles_leak_nothing() {
     finish(env);
 }
 
+#[test]
+fn sandboxer_pause_from_an_image_runs_on_a_view_snapshot() {
+    let mut env = env_or_skip!("sandboxer_pause_from_an_image_runs_on_a_view_snapshot");
+    let Some((mut cfg, _net)) = start(&mut env) else {
+        return;
+    };
+    crius_test::registry::ensure().expect("local registry");
+    let ctrd = env.running_containerd().expect("containerd");
+    ctrd.pull("crius", crius_test::registry::PAUSE)
+        .expect("pull pause image");
+    cfg.pause = crius_sandboxer::PauseSource::Image(crius_test::registry::PAUSE.into());
+    rt().block_on(async {
+        let sb = Sandboxer::new(cfg).await.expect("sandboxer");
+        let p = sb.run(pod("imgpause")).await.expect("run");
+        assert_eq!(p.state, PodState::Ready);
+        let pid = p.pause_pid.expect("pause pid");
+        let root = std::fs::read_link(format!("/proc/{pid}/root")).expect("pause root");
+        assert!(root.to_string_lossy().contains("rootfs"), "{root:?}");
+        sb.remove(&p.id).await.expect("remove");
+    });
+    let snaps = env
+        .running_containerd()
+        .expect("containerd")
+        .ctr_output("crius", &["snapshots", "ls"])
+        .expect("ctr snapshots ls");
+    assert!(
+        !snaps.contains("crius-pause-"),
+        "pause snapshot left:\n{snaps}"
+    );
+    finish(env);
+}
+
 fn ns_ino(path: &str) -> u64 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(Path::new(path))

@@ -1,4 +1,5 @@
 //! The pause container: its read-only rootfs and its OCI spec.
 
+pub mod image;
 pub mod rootfs;
 pub mod spec;

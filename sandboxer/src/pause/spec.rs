@@ -24,6 +24,9 @@ pub struct SpecInput<'a> {
     pub hostname: &'a str,
     pub cgroups_path: &'a str,
     pub oom_score_adj: i32,
+    /// A pause image: its process, and `rootfs` (the snapshot containerd
+    /// mounts in the bundle) instead of `rootfs`'s dir.
+    pub image: Option<&'a crate::pause::image::PauseImage>,
 }
 
 const MASKED: &[&str] = &[
@@ -139,11 +142,28 @@ pub fn build(i: &SpecInput<'_>) -> Result<Vec<u8>, String> {
         annotations.insert("io.kubernetes.cri.sandbox-log-directory".into(), json!(dir));
     }
 
+    let image_user = i.image.and_then(|im| im.user);
     let user = json!({
-        "uid": c.linux.run_as_user.unwrap_or(0),
-        "gid": c.linux.run_as_group.unwrap_or(0),
+        "uid": c.linux.run_as_user.or(image_user.map(|u| u.0)).unwrap_or(0),
+        "gid": c.linux.run_as_group.or(image_user.map(|u| u.1)).unwrap_or(0),
         "additionalGids": c.linux.supplemental_groups,
     });
+    let default_env =
+        vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()];
+    let (args, env, cwd, root) = match i.image {
+        Some(im) => (
+            im.args.clone(),
+            im.env.clone(),
+            im.cwd.clone(),
+            json!("rootfs"),
+        ),
+        None => (
+            vec![crate::pause::rootfs::PAUSE_IN_ROOTFS.to_string()],
+            default_env,
+            "/".to_string(),
+            json!(i.rootfs),
+        ),
+    };
     let mut linux = json!({
         "namespaces": namespaces,
         "cgroupsPath": i.cgroups_path,
@@ -159,14 +179,14 @@ pub fn build(i: &SpecInput<'_>) -> Result<Vec<u8>, String> {
         "process": {
             "terminal": false,
             "user": user,
-            "args": [crate::pause::rootfs::PAUSE_IN_ROOTFS],
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "cwd": "/",
+            "args": args,
+            "env": env,
+            "cwd": cwd,
             "capabilities": {"bounding": [], "effective": [], "permitted": []},
             "noNewPrivileges": true,
             "oomScoreAdj": i.oom_score_adj,
         },
-        "root": {"path": i.rootfs, "readonly": true},
+        "root": {"path": root, "readonly": true},
         "mounts": mounts,
         "annotations": annotations,
         "linux": linux,
@@ -226,6 +246,7 @@ mod tests {
             hostname: "web",
             cgroups_path: "/crius/abc",
             oom_score_adj: 0,
+            image: None,
         })
         .expect("spec");
         let v = as_value(&bytes);
@@ -268,6 +289,7 @@ mod tests {
                 hostname: "node1",
                 cgroups_path: "/crius/abc",
                 oom_score_adj: -998,
+                image: None,
             })
             .expect("spec"),
         );
