@@ -42,6 +42,8 @@ fn criusd_pulls_lists_and_removes_images() {
         assert!(st.size > 100_000, "size {}", st.size);
         assert_eq!(st.repo_tags, vec![registry::BUSYBOX.to_string()]);
         assert!(st.repo_digests[0].starts_with("127.0.0.1:5000/crius/busybox@sha256:"));
+        // Pulling by that digest finds the same image.
+        assert_eq!(pull(&mut c, &st.repo_digests[0]).await, id);
         // By id too.
         let by_id = c
             .image

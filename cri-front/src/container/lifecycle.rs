@@ -55,6 +55,12 @@ fn query_escape(s: &str) -> String {
 }
 
 fn signal_number(name: &str) -> u32 {
+    // Image configs may give the number itself ("15").
+    if let Ok(n) = name.trim().parse::<u32>() {
+        if (1..=64).contains(&n) {
+            return n;
+        }
+    }
     let n = name.trim().to_ascii_uppercase();
     let n = if n.starts_with("SIG") {
         n
@@ -392,5 +398,6 @@ mod tests {
         assert_eq!(signal_number("SIGKILL"), 9);
         assert_eq!(signal_number("quit"), 3);
         assert_eq!(signal_number("bogus"), 15);
+        assert_eq!(signal_number("2"), 2);
     }
 }
