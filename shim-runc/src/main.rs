@@ -2,7 +2,9 @@
 //! `io.containerd.crius.v2`), a ttrpc Task service over runc.
 //!
 //! # Face to the other crates and to containerd
-//! - Binary protocol: `start` (prints the ttrpc address), `delete`, `-v`,
+//! - Binary protocol as containerd 1.6 speaks it: `start` prints the bare
+//!   ttrpc address, the Task service answers as `containerd.task.v2.Task`
+//!   (and `v3`); `delete`, `-v`,
 //!   and the flags containerd passes (`-namespace -id -address
 //!   -publish-binary -bundle -debug`). Runtime options
 //!   (`containerd.runc.v1.Options`): `binary_name`, `root`, `no_pivot_root`,
