@@ -1,9 +1,10 @@
 //! Pod start benchmark (driven by `hack/bench/pods`, which sets up containerd, CNI and the registry).
 //!
 //! 1. The sandboxer's `run` N times in a row: latency p50/p99 per phase (prepare, netns, CNI ADD,
-//!    pause start, total), each pod removed before the next.
+//!    pause start, total), each pod removed before the next; interleaved with one containerd CRI
+//!    RunPodSandbox per handler per round, so outside load hits both alike.
 //! 2. The sandboxer with C concurrent requests: throughput (pods/s) and latency p50/p99.
-//! 3. The same two against containerd's own CRI plugin (RunPodSandbox, same CNI conflist, a
+//! 3. The concurrent run against containerd's own CRI plugin (RunPodSandbox, same CNI conflist, a
 //!    locally served pause image), for every runtime handler given.
 //!
 //! Usage: bench-pods --containerd SOCK --cni-conf-dir DIR --pause BIN --work DIR
@@ -119,6 +120,17 @@ async fn sandboxer_bench(a: &Args) -> Result<(), BoxError> {
     let w = sb.run(pod(0, "warm")).await?;
     sb.remove(&w.id).await?;
 
+    // One at a time, interleaved: each round starts one pod on every system
+    // under test, so load from elsewhere on the machine hits all alike.
+    let mut cri = Vec::new();
+    if let Some(sock) = &a.cri {
+        for h in &a.handlers {
+            let mut c = cri_client(sock).await?;
+            let w = cri_run(&mut c, 0, &format!("warm-{h}"), h).await?;
+            cri_remove(&mut c, &w).await?;
+            cri.push((h.clone(), c, Vec::new()));
+        }
+    }
     let mut t: Vec<RunTimings> = Vec::new();
     let mut removes = Vec::new();
     for i in 0..a.n {
@@ -127,14 +139,30 @@ async fn sandboxer_bench(a: &Args) -> Result<(), BoxError> {
         let r = Instant::now();
         sb.remove(&p.id).await?;
         removes.push(r.elapsed().as_micros() as u64);
+        for (h, c, lat) in cri.iter_mut() {
+            let t = Instant::now();
+            let id = cri_run(c, i, &format!("seq-{h}"), h).await?;
+            lat.push(t.elapsed().as_micros() as u64);
+            cri_remove(c, &id).await?;
+        }
     }
-    println!("sandboxer ({}), {} pods one at a time:", a.runtime, a.n);
+    println!("{} pods one at a time (interleaved):", a.n);
+    println!("sandboxer (pause runtime {}):", a.runtime);
     row("prepare", t.iter().map(|x| x.prepare_us).collect());
     row("netns", t.iter().map(|x| x.netns_us).collect());
     row("CNI ADD", t.iter().map(|x| x.cni_add_us).collect());
     row("pause start", t.iter().map(|x| x.pause_start_us).collect());
     row("run total", t.iter().map(|x| x.total_us).collect());
     row("stop+remove", removes);
+    let mut sb_total: Vec<u64> = t.iter().map(|x| x.total_us).collect();
+    let sb_p50 = pct(&mut sb_total, 0.5);
+    for (h, _, lat) in cri {
+        println!("containerd CRI RunPodSandbox (handler {h}):");
+        let mut l = lat.clone();
+        let p50 = pct(&mut l, 0.5);
+        row("run total", lat);
+        println!("  sandboxer p50 / this p50 = {:.2}", sb_p50 / p50);
+    }
 
     let (lat, wall) = concurrent(a.n, a.concurrency, |i| {
         let sb = sb.clone();
@@ -248,21 +276,7 @@ async fn cri_remove(c: &mut RuntimeServiceClient<Channel>, id: &str) -> Result<(
 }
 
 async fn cri_bench(a: &Args, sock: &Path, handler: &str) -> Result<(), BoxError> {
-    let mut c = cri_client(sock).await?;
-    let w = cri_run(&mut c, 0, &format!("warm-{handler}"), handler).await?;
-    cri_remove(&mut c, &w).await?;
-    let mut lat = Vec::new();
-    for i in 0..a.n {
-        let t = Instant::now();
-        let id = cri_run(&mut c, i, &format!("seq-{handler}"), handler).await?;
-        lat.push(t.elapsed().as_micros() as u64);
-        cri_remove(&mut c, &id).await?;
-    }
-    println!(
-        "containerd CRI RunPodSandbox (handler {handler}), {} pods one at a time:",
-        a.n
-    );
-    row("run total", lat);
+    let c = cri_client(sock).await?;
     let tag = format!("conc-{handler}");
     let handler_s = handler.to_string();
     let (lat, wall) = concurrent(a.n, a.concurrency, |i| {
@@ -283,6 +297,7 @@ async fn cri_bench(a: &Args, sock: &Path, handler: &str) -> Result<(), BoxError>
         a.n as f64 / wall.as_secs_f64()
     );
     row("run", lat.iter().map(|x| x.0).collect());
+    let mut c = c;
     for (_, id) in lat {
         cri_remove(&mut c, &id).await?;
     }
