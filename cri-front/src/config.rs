@@ -165,7 +165,16 @@ impl Config {
                 .runtime_for("")
                 .unwrap_or("io.containerd.crius.v2")
                 .to_string(),
-            pause: self.pause.clone(),
+            pause: match &self.pause {
+                // The sandboxer looks the image record up by name: use the normalised one criusd pulls under.
+                PauseSource::Image(r) => PauseSource::Image(
+                    crate::image::reference::parse_ref(r)
+                        .map(|r| crate::image::reference::record_name(&r))
+                        .unwrap_or_else(|_| r.clone()),
+                ),
+                other => other.clone(),
+            },
+            snapshotter: self.snapshotter.clone(),
             oom_score: self.oom_score,
             stop_grace: Duration::from_secs(self.pod_stop_grace_secs),
             ..SandboxerConfig::default()

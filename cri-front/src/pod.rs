@@ -241,11 +241,24 @@ impl Daemon {
             )));
         }
         let cfg = from_cri(config, handler)?;
+        self.ensure_pause_image().await?;
         let (name, ns) = (cfg.metadata.name.clone(), cfg.metadata.namespace.clone());
         tracing::info!(pod_name = %name, pod_namespace = %ns, "RunPodSandbox");
         let st = self.sandboxer.run(cfg).await?;
         tracing::info!(pod = %st.id, pod_name = %name, ips = ?st.ips, "pod sandbox ready");
         Ok(st.id)
+    }
+
+    /// With a pause image configured, pull it before the first pod needs it.
+    async fn ensure_pause_image(&self) -> Result<()> {
+        let crius_sandboxer::PauseSource::Image(image) = &self.cfg.pause else {
+            return Ok(());
+        };
+        if self.images.find(image).await?.is_none() {
+            tracing::info!(image = %image, "pulling the pause image");
+            self.images.pull(image, None).await?;
+        }
+        Ok(())
     }
 
     /// Kill the pod's containers (no grace: kubelet stopped them already if it wanted

@@ -5,7 +5,7 @@ mod criusd_common;
 
 use crius_proto::runtime as cri;
 use crius_test::{env_or_skip, registry};
-use criusd_common::{client, container_config, finish, pod_config, pull, rt, start};
+use criusd_common::{client, container_config, finish, pod_config, pull, rt, start, start_with};
 
 async fn exec(c: &mut crius_test::cri::CriClient, id: &str, script: &str) -> String {
     let r = c
@@ -20,6 +20,54 @@ async fn exec(c: &mut crius_test::cri::CriClient, id: &str, script: &str) -> Str
         .into_inner();
     assert_eq!(r.exit_code, 0, "{}", String::from_utf8_lossy(&r.stderr));
     String::from_utf8_lossy(&r.stdout).into_owned()
+}
+
+#[test]
+fn criusd_pause_from_an_image_is_pulled_on_first_pod() {
+    let mut env = env_or_skip!("criusd_pause_from_an_image_is_pulled_on_first_pod");
+    if !registry::has_manifest("crius/pause") {
+        eprintln!("SKIP: criusd_pause_from_an_image_is_pulled_on_first_pod: no crius/pause image in the local registry");
+        return;
+    }
+    let Some(d) = start_with(&mut env, Some(registry::PAUSE)) else {
+        return;
+    };
+    let log_dir = env.dir().join("pod-logs");
+    rt().block_on(async {
+        let mut c = client(&d).await;
+        let pcfg = pod_config(&env, "imgpause", &log_dir);
+        let pod = c
+            .runtime
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(pcfg),
+                runtime_handler: String::new(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
+            .into_inner()
+            .pod_sandbox_id;
+        let img = c
+            .image
+            .image_status(cri::ImageStatusRequest {
+                image: Some(cri::ImageSpec {
+                    image: registry::PAUSE.into(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            })
+            .await
+            .expect("status")
+            .into_inner()
+            .image;
+        assert!(img.is_some(), "the pause image was pulled");
+        c.runtime
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: pod,
+            })
+            .await
+            .expect("remove pod");
+    });
+    finish(env, &d);
 }
 
 #[test]

@@ -456,3 +456,91 @@ fn shim_sandbox_fast_path_off_switch_uses_runc() {
     remove_all(c, &ns);
     env.finish().expect("no leaks");
 }
+
+/// True when this process may lower oom scores (CAP_SYS_RESOURCE, bit 24 of CapEff).
+fn has_cap_sys_resource() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << 24) != 0)
+}
+
+#[test]
+fn shim_negative_oom_score_is_clamped_without_cap_sys_resource() {
+    let mut env = env_or_skip!("shim_negative_oom_score_is_clamped_without_cap_sys_resource");
+    let (ns, c) = setup(&mut env);
+    // A full spec (ctr run --config) is the only way ctr sets oomScoreAdj: its root is the busybox
+    // image mounted read-only.
+    let root = c.dir().join("bbroot");
+    std::fs::create_dir_all(&root).expect("root dir");
+    c.ctr_output(&ns, &["images", "mount", BUSYBOX, &root.to_string_lossy()])
+        .expect("image mount");
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&c.ctr_output(&ns, &["oci", "spec"]).expect("oci spec"))
+            .expect("spec");
+    spec["root"] = serde_json::json!({"path": root, "readonly": true});
+    spec["process"]["oomScoreAdj"] = serde_json::json!(-500);
+    spec["process"]["env"] = serde_json::json!(["PATH=/bin:/usr/bin"]);
+    spec["mounts"] = serde_json::json!(spec["mounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .filter(|m| m["destination"] != "/run")
+        .cloned()
+        .collect::<Vec<_>>());
+    let expected = if has_cap_sys_resource() { "-500" } else { "1" };
+    let run = |id: &str, sandbox: bool, args: &[&str]| {
+        let mut s = spec.clone();
+        s["process"]["args"] = serde_json::json!(args);
+        s["linux"]["cgroupsPath"] = serde_json::json!(format!("/{ns}/{id}"));
+        if sandbox {
+            s["annotations"] = serde_json::json!({"io.crius.container-type": "sandbox"});
+        }
+        let file = c.dir().join(format!("{id}.json"));
+        std::fs::write(&file, s.to_string()).expect("spec file");
+        let mut cmd = c.ctr(&ns);
+        cmd.args(["run", "--rm", "--runtime", RUNTIME, "--config"])
+            .arg(&file);
+        if sandbox {
+            cmd.arg("--null-io");
+        }
+        cmd.arg(id).output().expect("ctr run")
+    };
+    // Through runc: the shim rewrites the spec (runc would die in its init otherwise).
+    let out = run(
+        "o1",
+        false,
+        &["/bin/sh", "-c", "cat /proc/self/oom_score_adj"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if expected == "1" {
+        // Clamped to the shim's own score, whatever containerd gave it.
+        assert!(got.parse::<i32>().is_ok_and(|v| v >= 0), "score {got}");
+    } else {
+        assert_eq!(got, expected);
+    }
+    // On the sandbox fast path: the pause runs with the clamped score.
+    let out = run("o2", true, &["/bin/sh", "-c", "exit 0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(c.dir().join("containerd.log")).unwrap_or_default();
+    if expected == "1" {
+        assert!(log.contains("clamping oom_score_adj"), "{}", c.log_tail());
+    }
+    c.ctr_output(&ns, &["images", "unmount", &root.to_string_lossy()])
+        .expect("image unmount");
+    remove_all(c, &ns);
+    env.finish().expect("no leaks");
+}

@@ -54,6 +54,11 @@ impl Criusd {
 
 /// Start containerd, a CNI network and criusd. None (after a SKIP line) when binaries are missing.
 pub fn start(env: &mut TestEnv) -> Option<Criusd> {
+    start_with(env, None)
+}
+
+/// As [`start`], with the pods' pause run from `pause_image` instead of the static binary.
+pub fn start_with(env: &mut TestEnv, pause_image: Option<&str>) -> Option<Criusd> {
     for bin in [
         paths::criusd_bin(),
         paths::pause_bin(),
@@ -93,7 +98,7 @@ pod_stop_grace_secs = 3
 log_mode = "{log_mode}"
 
 [pause]
-binary = "{pause}"
+{pause}
 
 [runtime_handlers]
 "" = "{rt}"
@@ -104,7 +109,10 @@ binary = "{pause}"
         dir = dir.display(),
         cni = net.conf_dir.display(),
         certs = certs_d.display(),
-        pause = paths::pause_bin().display(),
+        pause = match pause_image {
+            Some(i) => format!("image = \"{i}\""),
+            None => format!("binary = \"{}\"", paths::pause_bin().display()),
+        },
         rt = runtime(),
         log_mode = std::env::var("CRIUS_TEST_LOG_MODE").unwrap_or_else(|_| "fifo".into()),
     );
