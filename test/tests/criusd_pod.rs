@@ -401,3 +401,85 @@ fn criusd_pod_with_two_containers_logs_exec_stats_events() {
     });
     finish(env, &d);
 }
+
+#[test]
+fn criusd_tty_container_logs_its_terminal() {
+    let mut env = env_or_skip!("criusd_tty_container_logs_its_terminal");
+    let Some(d) = start(&mut env) else { return };
+    let log_dir = env.dir().join("pod-logs");
+    std::fs::create_dir_all(&log_dir).expect("log dir");
+    rt().block_on(async {
+        let mut c = client(&d).await;
+        pull(&mut c, registry::BUSYBOX).await;
+        let pcfg = pod_config(&env, "term", &log_dir);
+        let pod = c
+            .runtime
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(pcfg.clone()),
+                runtime_handler: String::new(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
+            .into_inner()
+            .pod_sandbox_id;
+        let mut cfg = container_config(
+            "tty",
+            registry::BUSYBOX,
+            &["sh", "-c", "tty; echo on-a-terminal"],
+        );
+        cfg.tty = true;
+        let id = c
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(cfg),
+                sandbox_config: Some(pcfg.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}\n{}", d.log_tail()))
+            .into_inner()
+            .container_id;
+        c.runtime
+            .start_container(cri::StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}\n{}", d.log_tail()));
+        let log = log_dir.join("tty/0.log");
+        let text = eventually(10, || {
+            let p = log.clone();
+            async move {
+                std::fs::read_to_string(&p)
+                    .ok()
+                    .filter(|t| t.contains("on-a-terminal"))
+            }
+        })
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "tty log: {:?}\n{}",
+                std::fs::read_to_string(&log),
+                d.log_tail()
+            )
+        });
+        assert!(text.contains(" stdout F /dev/pts/"), "{text}");
+        let st = eventually(10, || {
+            let mut c = c.clone();
+            let id = id.clone();
+            async move {
+                let s = container_state(&mut c, &id).await;
+                (s.state == cri::ContainerState::ContainerExited as i32).then_some(s)
+            }
+        })
+        .await
+        .expect("tty container exits");
+        assert_eq!(st.exit_code, 0);
+        c.runtime
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: pod.clone(),
+            })
+            .await
+            .expect("remove pod");
+    });
+    finish(env, &d);
+}

@@ -142,6 +142,7 @@ impl Daemon {
                 .as_ref()
                 .and_then(|l| l.resources.as_ref())
                 .map(super::record::ResourcesRecord::from_cri),
+            tty: config.tty,
         };
 
         let spec_json = serde_json::to_vec(&built.spec)

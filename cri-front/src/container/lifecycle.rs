@@ -173,7 +173,7 @@ impl Daemon {
                         &self.logger_pidfile(id).display().to_string(),
                         self.cfg.max_log_line_bytes,
                     );
-                    (uri.clone(), uri)
+                    (uri.clone(), if rec.tty { String::new() } else { uri })
                 }
                 LogMode::Fifo => self.spawn_logger(rec).await?,
             }
@@ -186,7 +186,8 @@ impl Daemon {
                 stdin: String::new(),
                 stdout,
                 stderr,
-                terminal: false,
+                // With a terminal the shim keeps the pty master and all output is on stdout.
+                terminal: rec.tty,
                 ..Default::default()
             }))
             .await

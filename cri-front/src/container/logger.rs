@@ -28,7 +28,13 @@ impl Daemon {
             .await
             .ctx(|| format!("create {}", dir.display()))?;
         let (out, err) = (dir.join("stdout"), dir.join("stderr"));
-        for p in [&out, &err] {
+        // A terminal has one stream: no stderr fifo (the logger would wait for a writer forever).
+        let fifos: Vec<&PathBuf> = if rec.tty {
+            vec![&out]
+        } else {
+            vec![&out, &err]
+        };
+        for p in fifos {
             crate::sys::mkfifo(p)
                 .map_err(|e| Error::Internal(format!("mkfifo {}: {e}", p.display())))?;
         }
@@ -41,7 +47,7 @@ impl Daemon {
             .arg("stdout")
             .arg(&out)
             .arg("stderr")
-            .arg(&err)
+            .arg(if rec.tty { PathBuf::new() } else { err.clone() })
             .arg("pidfile")
             .arg(self.logger_pidfile(&rec.id))
             .arg("max-line")
@@ -63,7 +69,12 @@ impl Daemon {
         });
         // The pidfile is written by the logger itself; until then remember the pid here.
         let _ = tokio::fs::write(self.logger_pidfile(&rec.id), pid.to_string()).await;
-        Ok((out.display().to_string(), err.display().to_string()))
+        let err = if rec.tty {
+            String::new()
+        } else {
+            err.display().to_string()
+        };
+        Ok((out.display().to_string(), err))
     }
 
     /// Stop a logger whose task never came up.

@@ -111,6 +111,9 @@ pub struct ContainerRecord {
     pub cgroups_path: String,
     #[serde(default)]
     pub resources: Option<ResourcesRecord>,
+    /// The container has a terminal: one output stream (stdout), no stderr.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 impl ContainerRecord {
@@ -289,6 +292,7 @@ mod tests {
             stop_signal: String::new(),
             cgroups_path: String::new(),
             resources: None,
+            tty: false,
         }
     }
 
