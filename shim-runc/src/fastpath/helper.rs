@@ -18,11 +18,11 @@ use std::{
 
 use nix::{
     fcntl::{fcntl, FcntlArg, FdFlag},
-    mount::{mount, MsFlags},
+    mount::{mount, umount2, MntFlags, MsFlags},
     sched::{setns, unshare, CloneFlags},
     sys::resource::{setrlimit, Resource},
     unistd::{
-        chdir, chroot, dup2_stderr, dup2_stdin, dup2_stdout, execve, setgid, setgroups,
+        chdir, chroot, dup2_stderr, dup2_stdin, dup2_stdout, execve, pivot_root, setgid, setgroups,
         sethostname, setuid, Gid, Uid,
     },
 };
@@ -147,6 +147,25 @@ fn rlimit_resource(res: i32) -> Option<Resource> {
     .find(|r| *r as i32 == res)
 }
 
+/// Makes `rootfs` the root of our own mount namespace and drops every other
+/// mount from it, as runc does: a copy of the host's mounts (other pods'
+/// rootfs and netns bind mounts, on a host whose / is private) would
+/// otherwise stay pinned for as long as the pause lives.
+fn enter_root_detached(rootfs: &str) -> Result<(), String> {
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| format!("bind {rootfs}: {e}"))?;
+    chdir(rootfs).map_err(|e| format!("chdir {rootfs}: {e}"))?;
+    pivot_root(".", ".").map_err(|e| format!("pivot_root {rootfs}: {e}"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detach old root: {e}"))?;
+    chdir("/").map_err(|e| format!("chdir /: {e}"))
+}
+
 /// Splits off the pause process (in the new pid namespace, if any) and
 /// turns it into the pause.
 fn run(plan: &Plan, devnull: File, mut report: std::io::Stdout) -> ! {
@@ -188,7 +207,11 @@ fn become_pause(plan: &Plan, devnull: File, report: &mut impl Write) -> Result<(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
 
-    chroot(plan.rootfs.as_str()).map_err(|e| format!("chroot {}: {e}", plan.rootfs))?;
+    if plan.new.iter().any(|n| n == "mount") {
+        enter_root_detached(&plan.rootfs)?;
+    } else {
+        chroot(plan.rootfs.as_str()).map_err(|e| format!("chroot {}: {e}", plan.rootfs))?;
+    }
     chdir(plan.cwd.as_str()).map_err(|e| format!("chdir {}: {e}", plan.cwd))?;
 
     if let Some(caps) = &plan.caps {
