@@ -18,6 +18,9 @@ pub struct Container {
     pub execs: HashMap<String, Process>,
     /// Set when the shim mounted the rootfs, so Delete unmounts it.
     pub rootfs: Option<PathBuf>,
+    /// No pid namespace of its own: when the init exits, its other
+    /// processes do not die with it and must be killed (as runc-v2 does).
+    pub shares_pid_ns: bool,
 }
 
 impl Container {

@@ -130,6 +130,21 @@ impl Inner {
             return;
         }
         p.set_exited(exit);
+        if let Some(c) = map
+            .get(id)
+            .filter(|c| exec_id.is_empty() && c.shares_pid_ns)
+        {
+            // Its other processes would outlive it: end them as runc-v2 does.
+            if matches!(c.kind, Kind::Runc) {
+                let runc = c.runc.clone();
+                let cid = id.to_string();
+                tokio::spawn(async move {
+                    if let Err(e) = runc.output(&["kill", "--all", &cid, "9"], None).await {
+                        tracing::debug!(container_id = %cid, error = %e, "kill --all after init exit");
+                    }
+                });
+            }
+        }
         tracing::info!(
             container_id = id,
             exec_id,
@@ -202,6 +217,7 @@ impl Inner {
             Some(target)
         };
 
+        let shares_pid_ns = spec::shares_pid_ns(&spec_json);
         let fast =
             spec::is_sandbox(&spec_json) && fastpath::enabled() && !req.terminal && stdio.is_null();
         let mut created = None;
@@ -259,6 +275,7 @@ impl Inner {
                 init,
                 execs: HashMap::new(),
                 rootfs,
+                shares_pid_ns,
             },
         );
         tracing::info!(container_id = id, pid, "created");

@@ -42,6 +42,24 @@ pub fn is_sandbox(spec: &Value) -> bool {
         .any(|k| annotation(spec, k) == Some("sandbox"))
 }
 
+/// Whether the container lacks a pid namespace of its own (host's, or
+/// joined by path, e.g. a pod sharing its process namespace).
+pub fn shares_pid_ns(spec: &Value) -> bool {
+    let own = spec
+        .pointer("/linux/namespaces")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|ns| {
+            ns.get("type").and_then(Value::as_str) == Some("pid")
+                && ns
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+        });
+    !own
+}
+
 /// The id whose shim this container joins: its pod's sandbox id, or its own.
 pub fn group_id(spec: &Value, id: &str) -> String {
     if is_sandbox(spec) {
@@ -123,6 +141,19 @@ mod tests {
             group_id(&json!({"annotations": {CRI_SANDBOX_ID: ""}}), "solo"),
             "solo"
         );
+    }
+
+    #[test]
+    fn pid_namespace_sharing() {
+        assert!(!shares_pid_ns(
+            &json!({"linux": {"namespaces": [{"type": "pid"}]}})
+        ));
+        assert!(shares_pid_ns(
+            &json!({"linux": {"namespaces": [{"type": "pid", "path": "/proc/1/ns/pid"}]}})
+        ));
+        assert!(shares_pid_ns(
+            &json!({"linux": {"namespaces": [{"type": "network"}]}})
+        ));
     }
 
     #[test]
