@@ -45,8 +45,11 @@ pub struct Record {
 
 /// Start time of `pid` (field 22 of /proc/pid/stat), to recognise it later.
 pub fn starttime(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
+    starttime_of(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn starttime_of(stat: &str) -> Option<u64> {
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     rest.split(' ').nth(19)?.parse().ok()
 }
 
@@ -192,5 +195,18 @@ impl FastTask {
     pub fn abandon(&mut self) {
         self.start.take();
         self.report.take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starttime_field() {
+        let stat = "42 (a b) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(starttime_of(stat), Some(987654));
+        assert_eq!(starttime_of("42 (x)"), None);
+        assert_eq!(starttime_of("garbage"), None);
     }
 }
