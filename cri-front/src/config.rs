@@ -66,6 +66,9 @@ pub struct Config {
     pub cgroup_driver: String,
     /// Grace period for pod stop (SIGTERM → SIGKILL), seconds.
     pub pod_stop_grace_secs: u64,
+    /// The streaming server (Exec/Attach/PortForward URLs): `ip:port`, port 0 = any free one
+    /// (kubelet's default); empty = no streaming server (those RPCs then answer UNIMPLEMENTED).
+    pub streaming_address: String,
 }
 
 impl Default for Config {
@@ -93,6 +96,7 @@ impl Default for Config {
             exec_sync_max_output_bytes: 16 * 1024 * 1024,
             cgroup_driver: "cgroupfs".into(),
             pod_stop_grace_secs: 10,
+            streaming_address: "127.0.0.1:0".into(),
         }
     }
 }

@@ -91,3 +91,18 @@ pub fn mount(kind: &str, source: &str, options: &[String], target: &Path) -> nix
 pub fn umount(target: &Path) -> nix::Result<()> {
     nix::mount::umount2(target, MntFlags::MNT_DETACH)
 }
+
+/// Connect to `127.0.0.1:port` inside the network namespace at `netns`. Runs on a thread of its
+/// own, which alone enters the namespace and then ends: no other task ever runs in it. The
+/// socket stays in the pod's namespace.
+pub fn connect_in_netns(netns: &Path, port: u16) -> std::io::Result<std::net::TcpStream> {
+    let netns = netns.to_path_buf();
+    std::thread::spawn(move || {
+        let f = File::open(&netns)?;
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| std::io::Error::other(format!("setns {}: {e}", netns.display())))?;
+        std::net::TcpStream::connect(("127.0.0.1", port))
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("netns connect thread panicked"))?
+}
