@@ -99,19 +99,22 @@ impl Sandboxer {
     }
 
     /// SIGTERM the pause and wait up to the grace period, re-sending SIGTERM
-    /// every half second: a signal that lands before the pause has blocked it
+    /// after 50 ms, then at doubling intervals up to 1 s: a signal that lands
+    /// before the pause has blocked it
     /// is dropped by the kernel (it is PID 1 of its namespace with no handler
     /// yet), which a pod stopped right after start would otherwise pay with
     /// the whole grace period.
     async fn term_and_wait(&self, id: &str) -> Result<bool> {
         let deadline = tokio::time::Instant::now() + self.cfg.stop_grace;
+        let mut every = Duration::from_millis(50);
         loop {
             self.ctrd
                 .kill(id, SIGTERM, false)
                 .await
                 .map_err(|s| ctrd_err("SIGTERM pause", s))?;
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let slice = left.min(Duration::from_millis(500));
+            let slice = left.min(every);
+            every = (every * 2).min(Duration::from_secs(1));
             if self
                 .ctrd
                 .wait(id, slice)

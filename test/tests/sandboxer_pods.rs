@@ -271,13 +271,23 @@ fn sandboxer_pause_from_an_image_runs_on_a_view_snapshot() {
     ctrd.pull("crius", crius_test::registry::PAUSE)
         .expect("pull pause image");
     cfg.pause = crius_sandboxer::PauseSource::Image(crius_test::registry::PAUSE.into());
+    let socket = cfg.containerd_address.clone();
     rt().block_on(async {
         let sb = Sandboxer::new(cfg).await.expect("sandboxer");
         let p = sb.run(pod("imgpause")).await.expect("run");
         assert_eq!(p.state, PodState::Ready);
         let pid = p.pause_pid.expect("pause pid");
-        let root = std::fs::read_link(format!("/proc/{pid}/root")).expect("pause root");
-        assert!(root.to_string_lossy().contains("rootfs"), "{root:?}");
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+        // The pause container sits on the pod's view snapshot of the image.
+        let info = std::process::Command::new("ctr")
+            .arg("-a")
+            .arg(&socket)
+            .args(["-n", "crius", "containers", "info", &p.id])
+            .output()
+            .expect("ctr containers info");
+        let info = String::from_utf8_lossy(&info.stdout);
+        assert!(info.contains(&format!("crius-pause-{}", p.id)), "{info}");
+        assert!(info.contains("crius/pause"), "{info}");
         sb.remove(&p.id).await.expect("remove");
     });
     let snaps = env
