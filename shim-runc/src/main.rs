@@ -26,14 +26,19 @@
 //!   shim's own is clamped to the shim's own score, with one log line.
 //! - Logs: tracing into containerd's `log` fifo, filter from
 //!   `CRIUS_SHIM_LOG` (a level: error..trace), with `container_id` fields.
-//! - UNIMPLEMENTED: Checkpoint (and restore), `binary://` log URIs, Update of
-//!   a fast-path sandbox. OOM events (TaskOOM) come from cgroup v1 only.
+//! - stdio: fifos, `file://` paths, and `binary://` log drivers (containerd's
+//!   protocol: stdout/stderr/ready on fds 3/4/5; started through this binary
+//!   re-executed as `__crius-logger-exec`).
+//! - UNIMPLEMENTED: Checkpoint (and restore), `binary://` with a terminal,
+//!   Update of a fast-path sandbox. OOM events (TaskOOM) come from cgroup v1
+//!   only.
 
 mod cgroups;
 mod container;
 mod error;
 mod events;
 mod fastpath;
+mod logbinary;
 mod logging;
 mod oom;
 mod process;
@@ -52,6 +57,9 @@ fn main() {
     // Helper mode runs before any thread exists, so it may fork.
     if args.get(1).map(String::as_str) == Some(fastpath::helper::HELPER_ARG) {
         fastpath::helper::main(args.get(2).map_or("", String::as_str));
+    }
+    if args.get(1).map(String::as_str) == Some(logbinary::HELPER_ARG) {
+        logbinary::helper_main(&args[2..]);
     }
     if args
         .iter()

@@ -37,6 +37,8 @@ pub struct Process {
     pub exited: watch::Sender<Option<Exit>>,
     /// An exec's OCI process spec (JSON), kept from Exec until Start.
     pub spec: Option<Vec<u8>>,
+    /// The `binary://` log driver, finished when the process is deleted.
+    pub logger: Option<crate::logbinary::Logger>,
 }
 
 impl Process {
@@ -50,6 +52,7 @@ impl Process {
             exit: None,
             exited: watch::channel(None).0,
             spec: None,
+            logger: None,
         }
     }
 

@@ -351,9 +351,16 @@ impl Inner {
             let master = console.receive()?;
             p.pty = Some(stdio::attach_pty(&p.io, &p.stdio, master)?);
         } else {
-            let proc_stdio = stdio::pipes(&p.io, &p.stdio)?;
+            let (proc_stdio, logger) = stdio::pipes(&p.io, &p.stdio, id, &self.namespace).await?;
+            p.logger = logger;
             args.push(id.to_string());
-            runc.detached(&args, proc_stdio, &log).await?;
+            if let Err(e) = runc.detached(&args, proc_stdio, &log).await {
+                // The driver saw EOF with runc gone; let it go.
+                if let Some(l) = p.logger.take() {
+                    l.finish(id).await;
+                }
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -461,12 +468,15 @@ impl Inner {
                     "exec {exec_id} is running"
                 )));
             }
-            let p = c
+            let mut p = c
                 .execs
                 .remove(exec_id)
                 .ok_or_else(|| not_found(id, exec_id))?;
             drop(map);
             p.io.shutdown().await;
+            if let Some(l) = p.logger.take() {
+                l.finish(id).await;
+            }
             return Ok((p.pid, p.exit));
         }
         if matches!(c.init.state, State::Running | State::Paused) {
@@ -490,9 +500,12 @@ impl Inner {
                 }
             }
         }
-        let c = map.remove(id).ok_or_else(|| not_found(id, ""))?;
+        let mut c = map.remove(id).ok_or_else(|| not_found(id, ""))?;
         drop(map);
         c.init.io.shutdown().await;
+        if let Some(l) = c.init.logger.take() {
+            l.finish(id).await;
+        }
         if let Kind::Fast(t) = &c.kind {
             cgroups::remove(&t.cgroups).await;
             let _ = std::fs::remove_file(c.bundle.join(fastpath::RECORD_FILE));

@@ -23,6 +23,7 @@ use tokio::net::unix::pipe;
 
 use crate::{
     error::{Error, Result},
+    logbinary::{self, Logger},
     runc::ProcStdio,
 };
 
@@ -39,8 +40,9 @@ fn target(uri: &str) -> Result<Target<'_>> {
     } else if let Some(path) = uri.strip_prefix("file://") {
         Ok(Target::File(path))
     } else if uri.starts_with("binary://") {
+        // Only as stdout (which takes stderr along), and not with a terminal.
         Err(Error::Unimplemented(format!(
-            "binary:// log URIs are not supported: {uri}"
+            "binary:// log URI here is not supported: {uri}"
         )))
     } else if let Some(path) = uri.strip_prefix("fifo://") {
         Ok(Target::Fifo(path))
@@ -54,7 +56,14 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Sets up the non-terminal stdio of a process and starts copying it.
-pub fn pipes(io: &IoTasks, req: &Stdio) -> Result<ProcStdio> {
+/// With a `binary://` stdout the log driver gets both output streams (as in
+/// containerd's shims) and is returned, to be finished when the process is deleted.
+pub async fn pipes(
+    io: &IoTasks,
+    req: &Stdio,
+    id: &str,
+    namespace: &str,
+) -> Result<(ProcStdio, Option<Logger>)> {
     let mut out = ProcStdio::null();
     if !req.stdin.is_empty() {
         let (r, w) = pipe()?;
@@ -62,9 +71,15 @@ pub fn pipes(io: &IoTasks, req: &Stdio) -> Result<ProcStdio> {
         io.copy_from_fifo(&req.stdin, sender)?;
         out.stdin = CmdStdio::from(r);
     }
+    if req.stdout.starts_with("binary://") {
+        let (stdout, stderr, logger) = logbinary::start(&req.stdout, id, namespace).await?;
+        out.stdout = stdout;
+        out.stderr = stderr;
+        return Ok((out, Some(logger)));
+    }
     out.stdout = output(io, &req.stdout)?;
     out.stderr = output(io, &req.stderr)?;
-    Ok(out)
+    Ok((out, None))
 }
 
 fn output(io: &IoTasks, uri: &str) -> Result<CmdStdio> {

@@ -149,3 +149,13 @@ pub fn register_fd(
     // open and unchanged for as long as the registration lives.
     unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(std::io::Error::from)
 }
+
+/// dup2 on raw descriptor numbers (the log helper's fd shuffle).
+pub fn dup2_raw(from: RawFd, to: RawFd) -> std::io::Result<()> {
+    // SAFETY: dup2 only manipulates the descriptor table; `to` is a standard
+    // or well-known slot the single-threaded helper owns.
+    if unsafe { libc::dup2(from, to) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -544,3 +544,33 @@ fn shim_negative_oom_score_is_clamped_without_cap_sys_resource() {
     remove_all(c, &ns);
     env.finish().expect("no leaks");
 }
+
+#[test]
+fn shim_binary_log_uri_starts_the_log_driver() {
+    let mut env = env_or_skip!("shim_binary_log_uri_starts_the_log_driver");
+    let logger = crius_test::paths::bin_dir().join("crius-logger");
+    if !logger.is_file() {
+        eprintln!("SKIP: shim_binary_log_uri_starts_the_log_driver: crius-logger is not built");
+        return;
+    }
+    let (ns, c) = setup(&mut env);
+    let log = c.dir().join("logs/a b.log");
+    let uri = format!(
+        "binary://{}?path={}",
+        logger.display(),
+        log.display().to_string().replace(' ', "%20")
+    );
+    let (code, _, err) = ctr_run(
+        c,
+        &ns,
+        &["--rm", "--log-uri", &uri],
+        "l1",
+        &["sh", "-c", "echo out1; echo err1 >&2; exit 2"],
+    );
+    assert_eq!(code, 2, "{err}");
+    let text = std::fs::read_to_string(&log).expect("log file written by the driver");
+    assert!(text.lines().any(|l| l.contains(" stdout F out1")), "{text}");
+    assert!(text.lines().any(|l| l.contains(" stderr F err1")), "{text}");
+    remove_all(c, &ns);
+    env.finish().expect("no leaks");
+}
