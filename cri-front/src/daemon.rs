@@ -26,6 +26,11 @@ pub struct Daemon {
     /// Clamp containers' oom_score_adj to `own_oom_score` (no CAP_SYS_RESOURCE).
     pub oom_clamp: bool,
     pub own_oom_score: i32,
+    /// Write ends of containers' stdin fifos (config.stdin), kept open so the process never
+    /// sees EOF between attaches; None once closed (stdin_once).
+    pub stdin_pipes: Mutex<
+        std::collections::HashMap<String, Arc<Mutex<Option<tokio::net::unix::pipe::Sender>>>>,
+    >,
     /// The streaming server (Exec/Attach/PortForward URLs), once installed.
     pub streaming: std::sync::OnceLock<Arc<dyn crate::streaming_hook::Streaming>>,
     /// Last CPU sample per container/pod: (time ns, cpu ns), for usage_nano_cores.
@@ -68,6 +73,7 @@ impl Daemon {
             own_oom_score,
             cpu_samples: Default::default(),
             streaming: std::sync::OnceLock::new(),
+            stdin_pipes: Mutex::new(Default::default()),
         }))
     }
 

@@ -143,6 +143,8 @@ impl Daemon {
                 .and_then(|l| l.resources.as_ref())
                 .map(super::record::ResourcesRecord::from_cri),
             tty: config.tty,
+            stdin: config.stdin,
+            stdin_once: config.stdin_once,
         };
 
         let spec_json = serde_json::to_vec(&built.spec)

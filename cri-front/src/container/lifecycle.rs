@@ -178,12 +178,17 @@ impl Daemon {
                 LogMode::Fifo => self.spawn_logger(rec).await?,
             }
         };
+        let stdin = if rec.stdin {
+            self.open_stdin(id).await?.0
+        } else {
+            String::new()
+        };
         self.ctrd
             .tasks()
             .create(self.ctrd.req(CreateTaskRequest {
                 container_id: id.clone(),
                 rootfs,
-                stdin: String::new(),
+                stdin,
                 stdout,
                 stderr,
                 // With a terminal the shim keeps the pty master and all output is on stdout.
@@ -344,6 +349,7 @@ impl Daemon {
             Err(s) => return Err(Error::containerd(format!("container delete {id}"), s)),
         }
         self.remove_snapshot(&id).await;
+        self.stdin_pipes.lock().await.remove(&id);
         let _ = tokio::fs::remove_dir_all(self.io_dir(&id)).await;
         let rec = self.store.get(&id).await.unwrap_or(rec);
         self.store.remove(&id).await?;

@@ -5,7 +5,11 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
+use std::sync::Arc;
+
 use nix::sys::signal::Signal;
+use tokio::net::unix::pipe;
+use tokio::sync::Mutex;
 
 use super::record::ContainerRecord;
 use crate::daemon::Daemon;
@@ -75,6 +79,34 @@ impl Daemon {
             err.display().to_string()
         };
         Ok((out.display().to_string(), err))
+    }
+
+    /// The container's stdin fifo, created if needed and held open read-write by criusd (so
+    /// opening never blocks and the process sees EOF only when criusd closes it). Its path.
+    pub(crate) async fn open_stdin(
+        &self,
+        id: &str,
+    ) -> Result<(String, Arc<Mutex<Option<pipe::Sender>>>)> {
+        let dir = self.io_dir(id);
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .ctx(|| format!("create {}", dir.display()))?;
+        let path = dir.join("stdin");
+        let mut map = self.stdin_pipes.lock().await;
+        if let Some(h) = map.get(id) {
+            return Ok((path.display().to_string(), h.clone()));
+        }
+        if !path.exists() {
+            crate::sys::mkfifo(&path)
+                .map_err(|e| Error::Internal(format!("mkfifo {}: {e}", path.display())))?;
+        }
+        let w = pipe::OpenOptions::new()
+            .read_write(true)
+            .open_sender(&path)
+            .ctx(|| format!("open {}", path.display()))?;
+        let h = Arc::new(Mutex::new(Some(w)));
+        map.insert(id.to_string(), h.clone());
+        Ok((path.display().to_string(), h))
     }
 
     /// Stop a logger whose task never came up.

@@ -114,6 +114,12 @@ pub struct ContainerRecord {
     /// The container has a terminal: one output stream (stdout), no stderr.
     #[serde(default)]
     pub tty: bool,
+    /// The container's stdin is a fifo criusd keeps open (attach writes to it).
+    #[serde(default)]
+    pub stdin: bool,
+    /// Close stdin when the first attach ends.
+    #[serde(default)]
+    pub stdin_once: bool,
 }
 
 impl ContainerRecord {
@@ -293,6 +299,8 @@ mod tests {
             cgroups_path: String::new(),
             resources: None,
             tty: false,
+            stdin: false,
+            stdin_once: false,
         }
     }
 
