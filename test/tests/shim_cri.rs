@@ -245,7 +245,7 @@ fn shim_bench_run_pod_sandbox() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
-    let Some((mut env, socket, log_dir)) = setup("shim_bench_run_pod_sandbox", &runtime) else {
+    let Some((env, socket, log_dir)) = setup("shim_bench_run_pod_sandbox", &runtime) else {
         return;
     };
     let id = env.id().to_string();
