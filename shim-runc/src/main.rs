@@ -30,8 +30,8 @@
 //!   protocol: stdout/stderr/ready on fds 3/4/5; started through this binary
 //!   re-executed as `__crius-logger-exec`).
 //! - UNIMPLEMENTED: Checkpoint (and restore), `binary://` with a terminal,
-//!   Update of a fast-path sandbox. OOM events (TaskOOM) come from cgroup v1
-//!   only.
+//!   Update of a fast-path sandbox. TaskOOM: cgroup v1 (eventfd) or v2
+//!   (memory.events; untested on this v1 machine).
 
 mod cgroups;
 mod container;

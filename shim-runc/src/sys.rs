@@ -159,3 +159,22 @@ pub fn dup2_raw(from: RawFd, to: RawFd) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// A non-blocking inotify descriptor watching `path` for modification
+/// (cgroup v2 `memory.events`).
+pub fn inotify_modify(path: &std::path::Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::{fd::FromRawFd, unix::ffi::OsStrExt};
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: plain syscall; on success we own the returned descriptor.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is fresh and owned by nobody else.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: `c` is a valid NUL-terminated path for the call's duration.
+    if unsafe { libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_MODIFY) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(owned)
+}
