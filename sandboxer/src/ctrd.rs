@@ -337,8 +337,10 @@ fn is_live(status: i32) -> bool {
 
 /// Is this error containerd being unreachable (vs. a refusal)?
 pub fn is_unavailable(s: &Status) -> bool {
-    matches!(
-        s.code(),
-        Code::Unavailable | Code::DeadlineExceeded | Code::Unknown
-    ) && (s.code() != Code::Unknown || s.message().contains("transport"))
+    match s.code() {
+        Code::Unavailable | Code::DeadlineExceeded => true,
+        // tonic reports a failed connect as Unknown with a transport error.
+        Code::Unknown => s.message().contains("transport"),
+        _ => false,
+    }
 }

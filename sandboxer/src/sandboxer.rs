@@ -9,6 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use containerd_client::tonic::Status;
 use containerd_client::types::Mount;
+use tracing::Instrument;
 
 use crate::cni::{Attachment, Cni, CniError};
 use crate::config::{PauseSource, SandboxerConfig};
@@ -227,7 +228,7 @@ impl Sandboxer {
         } else {
             config.linux.cgroup_parent.clone()
         };
-        let mut rec = PodRecord {
+        let rec = PodRecord {
             version: store::RECORD_VERSION,
             id: id.clone(),
             phase: Phase::Creating,
@@ -266,7 +267,12 @@ impl Sandboxer {
             pods.insert(id.clone(), rec.clone());
         }
         let span = tracing::info_span!("run_pod", pod = %id, name = %rec.config.metadata.name, namespace = %rec.config.metadata.namespace);
-        let _enter = span.enter();
+        self.run_reserved(rec, t0).instrument(span).await
+    }
+
+    /// `run` once the pod's identity is reserved (and its lock held).
+    async fn run_reserved(&self, mut rec: PodRecord, t0: Instant) -> Result<PodStatus> {
+        let id = rec.id.clone();
         if let Err(e) = self.save_with(&rec, false) {
             self.forget(&id);
             return Err(e);
