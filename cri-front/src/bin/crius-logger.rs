@@ -15,7 +15,8 @@
 //!   ready pipe on fd 5, which is closed once the log file is open.
 //!
 //! Arguments come as pairs (`path <log file>`, `pidfile <file>`, `max-line <bytes>`,
-//! `stdout <fifo>`, `stderr <fifo>`, `open-timeout <secs>`); `--key=value` works too
+//! `stdout <fifo>`, `stderr <fifo>`, `open-timeout <secs>`, `stdin-hold <fifo>`: kept open so a
+//! container's stdin never sees EOF while criusd restarts); `--key=value` works too
 //! (containerd passes a `binary://` URI's query as pairs). SIGUSR1 reopens the log file
 //! (CRI ReopenContainerLog after rotation).
 
@@ -159,6 +160,12 @@ fn main() {
         });
     }
 
+    // Kept (never read) until the logger exits: the container's stdin fifo always has a writer,
+    // so criusd restarting does not end the container's input.
+    let _stdin_hold = opts
+        .get("stdin-hold")
+        .filter(|p| !p.is_empty())
+        .and_then(|p| OpenOptions::new().read(true).write(true).open(p).ok());
     let mut threads = Vec::new();
     let fifo_mode = opts.contains_key("stdout") || opts.contains_key("stderr");
     if fifo_mode {

@@ -38,7 +38,8 @@ impl Daemon {
         } else {
             vec![&out, &err]
         };
-        for p in fifos {
+        let stdin = dir.join("stdin");
+        for p in fifos.into_iter().chain(rec.stdin.then_some(&stdin)) {
             crate::sys::mkfifo(p)
                 .map_err(|e| Error::Internal(format!("mkfifo {}: {e}", p.display())))?;
         }
@@ -54,6 +55,10 @@ impl Daemon {
             .arg(if rec.tty { PathBuf::new() } else { err.clone() })
             .arg("pidfile")
             .arg(self.logger_pidfile(&rec.id))
+            // Holding the stdin fifo open too keeps a container's stdin from reaching EOF
+            // while criusd (which writes to it) restarts.
+            .arg("stdin-hold")
+            .arg(if rec.stdin { dir.join("stdin") } else { PathBuf::new() })
             .arg("max-line")
             .arg(self.cfg.max_log_line_bytes.to_string())
             .env("CONTAINER_ID", &rec.id)
