@@ -12,6 +12,7 @@ use crius_test::env_or_skip;
 use sandboxer_common::{finish, ping, pod, rt, start};
 use std::net::IpAddr;
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 #[test]
@@ -299,6 +300,71 @@ fn sandboxer_pause_from_an_image_runs_on_a_view_snapshot() {
         !snaps.contains("crius-pause-"),
         "pause snapshot left:\n{snaps}"
     );
+    finish(env);
+}
+
+#[test]
+fn sandboxer_pod_cidr_and_port_mappings_reach_the_plugins() {
+    let mut env = env_or_skip!("sandboxer_pod_cidr_and_port_mappings_reach_the_plugins");
+    let Some((cfg, net)) = start(&mut env) else {
+        return;
+    };
+    // The test network, with the bridge plugin taking the ipRanges capability (host-local reads it)
+    let conf = std::fs::read_dir(&net.conf_dir)
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .next()
+        .expect("conflist");
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&conf).expect("read")).expect("json");
+    // host-local appends runtime ipRanges to static ranges: leave it only the pod CIDR, as a
+    // node's kubelet-driven config does.
+    v["plugins"][0]["capabilities"] = serde_json::json!({"ipRanges": true});
+    v["plugins"][0]["ipam"]
+        .as_object_mut()
+        .expect("ipam")
+        .remove("ranges");
+    std::fs::write(&conf, serde_json::to_vec(&v).expect("json")).expect("write");
+    let base = net.subnet.trim_end_matches(".0/24").to_string();
+    let host_port = 20000 + (std::process::id() % 20000) as i32;
+    rt().block_on(async {
+        let sb = Sandboxer::new(cfg).await.expect("sandboxer");
+        assert!(sb.update_pod_cidr("not-a-cidr").is_err());
+        sb.update_pod_cidr(&format!("{base}.64/26"))
+            .expect("pod cidr");
+        let mut c = pod("ports");
+        c.port_mappings.push(PortMapping {
+            protocol: Protocol::Tcp,
+            container_port: 80,
+            host_port,
+            host_ip: String::new(),
+        });
+        let p = sb.run(c).await.expect("run");
+        let last: u8 = p.ips[0]
+            .to_string()
+            .rsplit('.')
+            .next()
+            .and_then(|o| o.parse().ok())
+            .expect("octet");
+        assert!((65..127).contains(&last), "{:?} not in {base}.64/26", p.ips);
+        let nat = Command::new("iptables")
+            .args(["-t", "nat", "-S"])
+            .output()
+            .expect("iptables");
+        let nat = String::from_utf8_lossy(&nat.stdout);
+        assert!(
+            nat.contains(&format!("--dport {host_port}")) && nat.contains(&p.ips[0].to_string()),
+            "no DNAT for {host_port} → {}:80",
+            p.ips[0]
+        );
+        sb.remove(&p.id).await.expect("remove");
+        let nat = Command::new("iptables")
+            .args(["-t", "nat", "-S"])
+            .output()
+            .expect("iptables");
+        assert!(!String::from_utf8_lossy(&nat.stdout).contains(&format!("--dport {host_port}")));
+    });
     finish(env);
 }
 
