@@ -30,5 +30,6 @@ pub mod logfmt;
 pub mod pod;
 pub mod runtime;
 pub mod server;
+pub mod streaming;
 pub mod streaming_hook;
 pub mod sys;
