@@ -89,6 +89,13 @@ async fn start(flags: &Flags) -> Result<String> {
         Ok(s) => spec::group_id(&s, &opts.id),
         Err(_) => opts.id.clone(),
     };
+    // The pod's shim already serves: no need to start a server only for it
+    // to find the socket taken.
+    let existing = opts.socket_address(&group);
+    if Client::connect(&existing).await.is_ok() {
+        let _ = std::fs::write("address", &existing);
+        return Ok(existing);
+    }
     let address = spawn(opts, &group, Vec::new()).await?;
     let _ = std::fs::write("address", &address);
     Ok(address)
