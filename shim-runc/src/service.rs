@@ -237,22 +237,30 @@ impl Inner {
         let created = match created {
             Some(res) => res,
             None => {
-                if let Some((wanted, got)) = spec::clamp_spec_oom(
+                // runc reads the spec itself: the clamp has to be written back.
+                let written = match spec::clamp_spec_oom(
                     &mut spec_json,
                     spec::own_oom_score(),
                     spec::has_cap_sys_resource(),
                 ) {
-                    tracing::info!(
-                        container_id = id,
-                        wanted,
-                        got,
-                        "clamping oom_score_adj to the shim's own: no CAP_SYS_RESOURCE"
-                    );
-                    spec::write(&bundle, &spec_json)?;
+                    Some((wanted, got)) => {
+                        tracing::info!(
+                            container_id = id,
+                            wanted,
+                            got,
+                            "clamping oom_score_adj to the shim's own: no CAP_SYS_RESOURCE"
+                        );
+                        spec::write(&bundle, &spec_json)
+                    }
+                    None => Ok(()),
+                };
+                match written {
+                    Ok(()) => self
+                        .runc_create(id, &bundle, &runc, &opts, stdio.clone())
+                        .await
+                        .map(|(p, pid)| (Kind::Runc, pid, p)),
+                    Err(e) => Err(e),
                 }
-                self.runc_create(id, &bundle, &runc, &opts, stdio.clone())
-                    .await
-                    .map(|(p, pid)| (Kind::Runc, pid, p))
             }
         };
         let (kind, pid, mut init) = match created {
@@ -325,11 +333,18 @@ impl Inner {
         let res = self
             .run_with_stdio(id, &mut p, runc, args, bundle.join("log.json"))
             .await;
-        if let Err(e) = res {
-            p.io.abort().await;
-            return Err(e);
-        }
-        let pid = read_pid(&pid_file)?;
+        let pid = match res.and_then(|()| read_pid(&pid_file)) {
+            Ok(pid) => pid,
+            Err(e) => {
+                // Leave nothing behind: no runc state, no copies, no driver.
+                let _ = runc.output(&["delete", "--force", id], None).await;
+                p.io.abort().await;
+                if let Some(l) = p.logger.take() {
+                    l.finish(id).await;
+                }
+                return Err(e);
+            }
+        };
         Ok((p, pid))
     }
 
