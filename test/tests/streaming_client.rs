@@ -1,6 +1,7 @@
-//! criusctl's streaming client (WebSocket: v4/v5.channel.k8s.io for exec and attach, channel framing
-//! for port-forward) against containerd's CRI streaming server — kubelet's own library — with real
-//! processes in a runc container. Then the leak check.
+//! criusctl's streaming client against containerd's CRI streaming server — kubelet's own library —
+//! with real processes in runc containers, over both transports: WebSocket (v5/v4.channel.k8s.io,
+//! channel framing for port-forward) and SPDY/3.1 (crius's framing, `--transport spdy`, against
+//! Go's spdystream). Then the leak check.
 
 mod criusctl_common;
 
@@ -42,22 +43,61 @@ fn read_until(child: &mut Child, want: &str) -> String {
 }
 
 #[test]
-fn streaming_client_exec_attach_port_forward_over_websocket() {
-    let Some(s) = setup("streaming_client_exec_attach_port_forward_over_websocket") else {
+fn streaming_client_exec_attach_port_forward_websocket_and_spdy() {
+    let Some(s) = setup("streaming_client_exec_attach_port_forward_websocket_and_spdy") else {
         return;
     };
     let ctr = run_ctr(&s, "sh", &["sleep", "300"], false, false);
+    let echo = run_ctr(
+        &s,
+        "echo",
+        &["sh", "-c", "echo ready; while read l; do echo got-$l; done"],
+        true,
+        false,
+    );
+    let web = s.pod_yaml("web");
+    let httpd = s.ctr_json(
+        "httpd",
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /www && echo hello-pf > /www/index.html && exec httpd -f -p 80 -h /www",
+        ],
+        false,
+        false,
+    );
+    let id = s.ok(&["run", &httpd, &web]).trim().to_string();
+    s.wait_state(&id, 1, 20);
+    let pod_id = s
+        .ok(&["pods", "-q", "--label", "app=web"])
+        .trim()
+        .to_string();
+    for transport in ["websocket", "spdy"] {
+        exercise(&s, transport, &ctr, &echo, &pod_id);
+    }
+    s.finish();
+}
 
+fn exercise(s: &Setup, transport: &str, ctr: &str, echo: &str, pod_id: &str) {
+    let t = ["--transport", transport];
     // exec: stdout and stderr apart, the exit code passed through.
-    let out = s.run(&["exec", &ctr, "sh", "-c", "echo out; echo err >&2; exit 4"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
-    assert_eq!(out.status.code(), Some(4));
-    assert_eq!(s.ok(&["exec", &ctr, "true"]), "");
+    let out = s.run(&[
+        "exec",
+        t[0],
+        t[1],
+        ctr,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 4",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n", "{transport}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n", "{transport}");
+    assert_eq!(out.status.code(), Some(4), "{transport}");
+    assert_eq!(s.ok(&["exec", t[0], t[1], ctr, "true"]), "");
 
     // exec -i: stdin reaches the command.
     let mut child = s
-        .cmd(&["exec", "-i", &ctr, "head", "-n", "1"])
+        .cmd(&["exec", t[0], t[1], "-i", ctr, "head", "-n", "1"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -69,14 +109,18 @@ fn streaming_client_exec_attach_port_forward_over_websocket() {
         .write_all(b"from-stdin\nmore\n")
         .expect("write stdin");
     let out = child.wait_with_output().expect("exec -i");
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "from-stdin\n");
+    assert!(out.status.success(), "{transport}: {out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "from-stdin\n",
+        "{transport}"
+    );
 
     // exec -it under a pseudo-terminal (script): raw mode, and `stty size` follows our size (the
     // size is applied asynchronously by the server, hence the pause before asking).
     let bin = crius_test::paths::criusctl_bin();
     let inner = format!(
-        "stty cols 123 rows 45; {} -r unix://{} exec -it {ctr} sh -c \"sleep 1; stty size\"",
+        "stty cols 123 rows 45; {} -r unix://{} exec --transport {transport} -it {ctr} sh -c \"sleep 1; stty size\"",
         bin.display(),
         s.socket.display()
     );
@@ -86,54 +130,37 @@ fn streaming_client_exec_attach_port_forward_over_websocket() {
         .output()
         .expect("script");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("45 123"), "stty size inside: {text:?}");
-    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("45 123"),
+        "{transport}: stty size inside: {text:?}"
+    );
+    assert!(out.status.success(), "{transport}: {text}");
 
     // attach -i: the container's stdin and output.
-    let echo = run_ctr(
-        &s,
-        "echo",
-        &["sh", "-c", "echo ready; while read l; do echo got-$l; done"],
-        true,
-        false,
-    );
     let mut child = s
-        .cmd(&["attach", "-i", &echo])
+        .cmd(&["attach", t[0], t[1], "-i", echo])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn attach");
+    let word = format!("ping-{transport}");
     child
         .stdin
         .as_mut()
         .expect("stdin")
-        .write_all(b"ping\n")
+        .write_all(format!("{word}\n").as_bytes())
         .expect("write");
-    let seen = read_until(&mut child, "got-ping");
+    let seen = read_until(&mut child, &format!("got-{word}"));
     let _ = child.kill();
     let _ = child.wait();
-    assert!(seen.contains("got-ping"), "attach saw: {seen:?}");
+    assert!(
+        seen.contains(&format!("got-{word}")),
+        "{transport}: attach saw: {seen:?}"
+    );
 
     // port-forward: busybox httpd in the pod, reached from a local port.
-    let web = s.pod_yaml("web");
-    let pod_id = {
-        let c = s.ctr_json(
-            "httpd",
-            &[
-                "sh",
-                "-c",
-                "mkdir -p /www && echo hello-pf > /www/index.html && exec httpd -f -p 80 -h /www",
-            ],
-            false,
-            false,
-        );
-        let id = s.ok(&["run", &c, &web]).trim().to_string();
-        s.wait_state(&id, 1, 20);
-        let pods = s.ok(&["pods", "-q", "--label", "app=web"]);
-        pods.trim().to_string()
-    };
     let mut pf = s
-        .cmd(&["port-forward", &pod_id, "0:80"])
+        .cmd(&["port-forward", t[0], t[1], pod_id, "0:80"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn port-forward");
@@ -155,10 +182,9 @@ fn streaming_client_exec_attach_port_forward_over_websocket() {
         let _ = tcp.read_to_string(&mut resp);
         assert!(
             resp.starts_with("HTTP/1.") && resp.contains("hello-pf"),
-            "{resp:?}"
+            "{transport}: {resp:?}"
         );
     }
     let _ = pf.kill();
     let _ = pf.wait();
-    s.finish();
 }

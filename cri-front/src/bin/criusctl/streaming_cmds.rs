@@ -2,7 +2,7 @@
 //! (see [`crate::stream`]); `exec -s` uses ExecSync instead.
 
 use crate::conn::Cri;
-use crate::stream::{self, portforward, remotecommand};
+use crate::stream::{self, portforward, remotecommand, Transport};
 use crate::term::RawMode;
 use anyhow::{bail, Context};
 use clap::Args;
@@ -23,6 +23,9 @@ pub struct ExecArgs {
     /// ExecSync timeout in seconds (0: none).
     #[arg(long, default_value_t = 0)]
     timeout: i64,
+    /// Streaming protocol.
+    #[arg(long, value_enum, default_value_t = Transport::Websocket)]
+    transport: Transport,
     container: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     cmd: Vec<String>,
@@ -64,19 +67,28 @@ pub async fn exec(c: &Cri, a: ExecArgs) -> anyhow::Result<i32> {
             }),
         )
         .await?;
-    session(&r.url, a.interactive, a.tty).await
+    session(&r.url, a.interactive, a.tty, a.transport).await
 }
 
 /// Connect to `url` and run the remote-command session; the remote exit code.
-async fn session(url: &str, stdin: bool, tty: bool) -> anyhow::Result<i32> {
-    let (ws, proto) = stream::connect(url, &[remotecommand::V5, remotecommand::V4]).await?;
+async fn session(url: &str, stdin: bool, tty: bool, transport: Transport) -> anyhow::Result<i32> {
+    let opts = remotecommand::Options { stdin, tty };
     // Raw mode only with a terminal on both ends: keystrokes go through unprocessed.
+    if transport == Transport::Spdy {
+        let _raw = if tty && stdin {
+            RawMode::enter()?
+        } else {
+            None
+        };
+        return stream::spdy::remote_command(url, opts).await;
+    }
+    let (ws, proto) = stream::connect(url, &[remotecommand::V5, remotecommand::V4]).await?;
     let _raw = if tty && stdin {
         RawMode::enter()?
     } else {
         None
     };
-    remotecommand::run(ws, &proto, remotecommand::Options { stdin, tty }).await
+    remotecommand::run(ws, &proto, opts).await
 }
 
 #[derive(Args, Debug)]
@@ -86,6 +98,9 @@ pub struct AttachArgs {
     /// The container has a terminal.
     #[arg(short, long)]
     tty: bool,
+    /// Streaming protocol.
+    #[arg(long, value_enum, default_value_t = Transport::Websocket)]
+    transport: Transport,
     container: String,
 }
 
@@ -102,7 +117,7 @@ pub async fn attach(c: &Cri, a: AttachArgs) -> anyhow::Result<i32> {
             }),
         )
         .await?;
-    session(&r.url, a.interactive, a.tty).await
+    session(&r.url, a.interactive, a.tty, a.transport).await
 }
 
 #[derive(Args, Debug)]
@@ -110,6 +125,9 @@ pub struct PortForwardArgs {
     /// Local address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     address: String,
+    /// Streaming protocol.
+    #[arg(long, value_enum, default_value_t = Transport::Websocket)]
+    transport: Transport,
     pod: String,
     /// [LOCAL:]REMOTE; LOCAL 0 picks a free port.
     #[arg(required = true)]
@@ -144,6 +162,7 @@ pub async fn port_forward(c: &Cri, a: PortForwardArgs) -> anyhow::Result<()> {
         let _ = std::io::stdout().flush();
         let rt = c.runtime.clone();
         let pod = a.pod.clone();
+        let transport = a.transport;
         tasks.spawn(async move {
             loop {
                 let Ok((tcp, peer)) = l.accept().await else {
@@ -163,6 +182,9 @@ pub async fn port_forward(c: &Cri, a: PortForwardArgs) -> anyhow::Result<()> {
                             .map_err(|s| crate::conn::status_error("PortForward", &s))?
                             .into_inner()
                             .url;
+                        if transport == Transport::Spdy {
+                            return stream::spdy::port_forward(&url, remote, tcp).await;
+                        }
                         let (ws, _) = stream::connect(&url, portforward::PROTOCOLS).await?;
                         portforward::pipe(ws, tcp).await
                     }

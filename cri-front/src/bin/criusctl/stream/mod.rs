@@ -1,10 +1,20 @@
 //! The client side of the CRI streaming protocols over WebSocket, as kubelet's streaming server
 //! (and crius's) speaks them: `remotecommand` for exec/attach, `portforward` for port-forward.
 //!
-//! Frames are binary WebSocket messages whose first byte names the channel.
+//! WebSocket (default): frames are binary messages whose first byte names the channel. SPDY/3.1
+//! (`--transport spdy`, what kubectl uses): see [`spdy`].
 
 pub mod portforward;
 pub mod remotecommand;
+pub mod spdy;
+
+/// Which protocol carries a streaming session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Transport {
+    #[default]
+    Websocket,
+    Spdy,
+}
 
 use anyhow::{bail, Context};
 use tokio::net::TcpStream;
