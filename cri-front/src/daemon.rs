@@ -31,6 +31,9 @@ pub struct Daemon {
     pub stdin_pipes: Mutex<
         std::collections::HashMap<String, Arc<Mutex<Option<tokio::net::unix::pipe::Sender>>>>,
     >,
+    /// Cancelled when criusd shuts down: ends never-ending streams (GetContainerEvents) so the
+    /// server's graceful stop does not wait on them.
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// The streaming server (Exec/Attach/PortForward URLs), once installed.
     pub streaming: std::sync::OnceLock<Arc<dyn crate::streaming_hook::Streaming>>,
     /// Last CPU sample per container/pod: (time ns, cpu ns), for usage_nano_cores.
@@ -73,6 +76,7 @@ impl Daemon {
             own_oom_score,
             cpu_samples: Default::default(),
             streaming: std::sync::OnceLock::new(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
             stdin_pipes: Mutex::new(Default::default()),
         }))
     }

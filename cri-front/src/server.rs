@@ -37,11 +37,13 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
 pub async fn serve(d: Arc<Daemon>, listener: UnixListener) -> Result<()> {
     let mut term = signal(SignalKind::terminate()).ctx(|| "install SIGTERM handler".into())?;
     let mut int = signal(SignalKind::interrupt()).ctx(|| "install SIGINT handler".into())?;
+    let token = d.shutdown.clone();
     let shutdown = async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: shutting down; containers keep running"),
             _ = int.recv() => tracing::info!("SIGINT: shutting down; containers keep running"),
         }
+        token.cancel();
     };
     let runtime = RuntimeServiceServer::new(RuntimeSvc { d: d.clone() })
         .max_decoding_message_size(MAX_MSG)

@@ -160,8 +160,24 @@ fn criusd_kill9_restart_keeps_pods_containers_exits_and_logs() {
         assert_eq!(String::from_utf8_lossy(&ex.stdout), "alive\n");
     });
 
-    // SIGTERM: criusd goes, the containers stay.
+    // SIGTERM: criusd goes (promptly, even with an event stream open, as kubelet keeps one),
+    // the containers stay.
+    let events = runtime.block_on(async {
+        let mut c = client(&d).await;
+        c.runtime
+            .get_container_events(cri::GetEventsRequest {})
+            .await
+            .expect("events")
+            .into_inner()
+    });
+    let t = std::time::Instant::now();
     env.stop_service(d.pid, false).expect("SIGTERM criusd");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "SIGTERM took {:?}",
+        t.elapsed()
+    );
+    drop(events);
     assert!(!d.socket.exists(), "socket removed on clean shutdown");
     let log = log_dir.join("ticker/0.log");
     let n0 = numbers(&std::fs::read_to_string(&log).unwrap_or_default()).len();
@@ -176,7 +192,12 @@ fn criusd_kill9_restart_keeps_pods_containers_exits_and_logs() {
     runtime.block_on(async {
         let mut c = client(&d).await;
         let t = container_state(&mut c, &ticker).await;
-        assert_eq!(t.state, cri::ContainerState::ContainerRunning as i32);
+        assert_eq!(
+            t.state,
+            cri::ContainerState::ContainerRunning as i32,
+            "{t:?}\n{}",
+            d.log_tail()
+        );
         c.runtime
             .stop_container(cri::StopContainerRequest {
                 container_id: ticker.clone(),

@@ -561,10 +561,15 @@ impl RuntimeService for RuntimeSvc {
         _req: Request<cri::GetEventsRequest>,
     ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
         let rx = self.d.events.subscribe();
-        let s = futures::stream::unfold(rx, |mut rx| async move {
+        let stop = self.d.shutdown.clone();
+        let s = futures::stream::unfold((rx, stop), |(mut rx, stop)| async move {
             loop {
-                match rx.recv().await {
-                    Ok(ev) => return Some((Ok(ev), rx)),
+                let got = tokio::select! {
+                    _ = stop.cancelled() => return None,
+                    got = rx.recv() => got,
+                };
+                match got {
+                    Ok(ev) => return Some((Ok(ev), (rx, stop))),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(lost = n, "container events receiver lagged");
                     }
