@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use crius_cri_front::config::{Config, DEFAULT_CONFIG_PATH};
 use crius_cri_front::daemon::Daemon;
-use crius_cri_front::{container, server};
+use crius_cri_front::{container, server, streaming};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
@@ -144,6 +144,36 @@ async fn main() {
     }
 }
 
+/// Start the streaming server and install it as the Exec/Attach/PortForward seam.
+async fn start_streaming(
+    d: &std::sync::Arc<Daemon>,
+) -> crius_cri_front::error::Result<Option<std::sync::Arc<streaming::StreamingServer>>> {
+    if d.cfg.streaming_address.is_empty() {
+        tracing::info!(
+            "no streaming server configured: Exec/Attach/PortForward answer UNIMPLEMENTED"
+        );
+        return Ok(None);
+    }
+    let addr = d.cfg.streaming_address.parse().map_err(|e| {
+        crius_cri_front::error::Error::Config(format!(
+            "streaming_address {:?}: {e}",
+            d.cfg.streaming_address
+        ))
+    })?;
+    let server = streaming::StreamingServer::start(
+        streaming::Config {
+            addr,
+            ..Default::default()
+        },
+        std::sync::Arc::new(container::stream_rt::DaemonStreams(d.clone())),
+    )
+    .await
+    .map_err(|e| crius_cri_front::error::Error::io("start the streaming server", e))?;
+    let server = std::sync::Arc::new(server);
+    let _ = d.streaming.set(server.clone());
+    Ok(Some(server))
+}
+
 async fn run(cfg: Config) -> crius_cri_front::error::Result<()> {
     tracing::info!(listen = %cfg.listen.display(), containerd = %cfg.containerd_address.display(),
         namespace = %cfg.containerd_namespace, "criusd starting");
@@ -161,6 +191,8 @@ async fn run(cfg: Config) -> crius_cri_front::error::Result<()> {
         Err(e) => tracing::warn!(error = %e, "container recovery failed; serving anyway"),
     }
     tokio::spawn(container::events::watch(d.clone()));
+    // Held until criusd stops: dropping the server stops it.
+    let _streaming = start_streaming(&d).await?;
     let listener = server::bind(&listen)?;
     tracing::info!(endpoint = %format!("unix://{}", listen.display()), "serving CRI");
     server::serve(d, listener).await?;

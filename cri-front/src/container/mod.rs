@@ -11,4 +11,5 @@ pub mod recover;
 pub mod spec;
 pub mod stats;
 pub mod status;
+pub mod stream_rt;
 pub mod user;

@@ -1,0 +1,404 @@
+//! criusd's side of the streaming server ([`crate::streaming::StreamRuntime`]): interactive
+//! exec through containerd's Tasks.Exec with fifos (stdin, stdout, stderr, pty resize), attach
+//! (the container's output, followed from its CRI log), and port-forward (a TCP connection made
+//! from inside the pod's network namespace).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use containerd_client::services::v1::{
+    CloseIoRequest, DeleteProcessRequest, ExecProcessRequest, GetContainerRequest, KillRequest,
+    ResizePtyRequest, StartRequest, WaitRequest,
+};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, DuplexStream};
+use tokio::net::unix::pipe;
+
+use super::exec::PROCESS_TYPE_URL;
+use super::record::Phase;
+use crate::ctrd::Ctrd;
+use crate::daemon::Daemon;
+use crate::error::Error;
+use crate::logfmt::{self, Tag};
+use crate::streaming::{StreamError, StreamIo, StreamRuntime};
+
+/// The streaming server's view of criusd.
+pub struct DaemonStreams(pub Arc<Daemon>);
+
+fn failed(e: impl std::fmt::Display) -> StreamError {
+    StreamError::Failed(e.to_string())
+}
+
+fn from_err(e: Error) -> StreamError {
+    if e.is_not_found() {
+        StreamError::NotFound(e.to_string())
+    } else {
+        StreamError::Failed(e.to_string())
+    }
+}
+
+/// Kills and deletes an exec if the session ends before it does (client gone).
+struct ExecGuard {
+    ctrd: Ctrd,
+    container: String,
+    exec: String,
+    dir: PathBuf,
+    done: bool,
+}
+
+impl Drop for ExecGuard {
+    fn drop(&mut self) {
+        let (ctrd, c, e, dir, done) = (
+            self.ctrd.clone(),
+            self.container.clone(),
+            self.exec.clone(),
+            self.dir.clone(),
+            self.done,
+        );
+        tokio::spawn(async move {
+            if !done {
+                let _ = ctrd
+                    .tasks()
+                    .kill(ctrd.req(KillRequest {
+                        container_id: c.clone(),
+                        exec_id: e.clone(),
+                        signal: 9,
+                        all: false,
+                    }))
+                    .await;
+                let _ = ctrd
+                    .tasks()
+                    .wait(ctrd.req(WaitRequest {
+                        container_id: c.clone(),
+                        exec_id: e.clone(),
+                    }))
+                    .await;
+            }
+            let _ = ctrd
+                .tasks()
+                .delete_process(ctrd.req(DeleteProcessRequest {
+                    container_id: c,
+                    exec_id: e,
+                }))
+                .await;
+            let _ = tokio::fs::remove_dir_all(dir).await;
+        });
+    }
+}
+
+async fn copy_out(mut r: pipe::Receiver, mut w: crate::streaming::BoxWrite) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if w.write_all(&buf[..n]).await.is_err() || w.flush().await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+fn mkfifo(p: &Path) -> Result<(), StreamError> {
+    crate::sys::mkfifo(p).map_err(|e| failed(format!("mkfifo {}: {e}", p.display())))
+}
+
+#[async_trait::async_trait]
+impl StreamRuntime for DaemonStreams {
+    async fn exec(
+        &self,
+        container_id: &str,
+        cmd: Vec<String>,
+        io: StreamIo,
+    ) -> Result<i32, StreamError> {
+        let d = &self.0;
+        let rec = d.store.find(container_id).await.map_err(from_err)?;
+        let rec = d.refreshed(rec).await.map_err(from_err)?;
+        if rec.phase != Phase::Running {
+            return Err(failed(format!("container {} is not running", rec.id)));
+        }
+        let id = rec.id.clone();
+        let container = d
+            .ctrd
+            .containers()
+            .get(d.ctrd.req(GetContainerRequest { id: id.clone() }))
+            .await
+            .map_err(|s| failed(s.message()))?
+            .into_inner()
+            .container
+            .ok_or_else(|| StreamError::NotFound(id.clone()))?;
+        let spec: serde_json::Value = container
+            .spec
+            .and_then(|a| serde_json::from_slice(&a.value).ok())
+            .unwrap_or_default();
+        let mut process = spec.get("process").cloned().unwrap_or_default();
+        process["args"] = serde_json::json!(cmd);
+        process["terminal"] = serde_json::json!(io.tty);
+
+        let exec_id = format!("exec-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        let dir = d.cfg.run_dir.join("exec").join(&exec_id);
+        tokio::fs::create_dir_all(&dir).await.map_err(failed)?;
+        let mut guard = ExecGuard {
+            ctrd: d.ctrd.clone(),
+            container: id.clone(),
+            exec: exec_id.clone(),
+            dir: dir.clone(),
+            done: false,
+        };
+        let StreamIo {
+            stdin,
+            stdout,
+            stderr,
+            tty,
+            resize,
+        } = io;
+        let path = |name: &str| dir.join(name);
+        let mut holds = Vec::new();
+        let mut outs = Vec::new();
+        for (name, w) in [
+            ("stdout", stdout),
+            ("stderr", if tty { None } else { stderr }),
+        ] {
+            if let Some(w) = w {
+                mkfifo(&path(name))?;
+                let r = pipe::OpenOptions::new()
+                    .open_receiver(path(name))
+                    .map_err(failed)?;
+                // Our own writer until the shim has opened its end (no early EOF).
+                holds.push(
+                    pipe::OpenOptions::new()
+                        .open_sender(path(name))
+                        .map_err(failed)?,
+                );
+                outs.push((name, r, w));
+            }
+        }
+        let stdin_w = match &stdin {
+            Some(_) => {
+                mkfifo(&path("stdin"))?;
+                // Read-write: opening never blocks, and closing it is the process's EOF.
+                Some(
+                    pipe::OpenOptions::new()
+                        .read_write(true)
+                        .open_sender(path("stdin"))
+                        .map_err(failed)?,
+                )
+            }
+            None => None,
+        };
+        let p = |name: &str, present: bool| {
+            if present {
+                path(name).display().to_string()
+            } else {
+                String::new()
+            }
+        };
+        let has_out = outs.iter().any(|(x, _, _)| *x == "stdout");
+        let has_err = outs.iter().any(|(x, _, _)| *x == "stderr");
+        let req = ExecProcessRequest {
+            container_id: id.clone(),
+            stdin: p("stdin", stdin_w.is_some()),
+            stdout: p("stdout", has_out),
+            stderr: p("stderr", has_err),
+            terminal: tty,
+            spec: Some(prost_types::Any {
+                type_url: PROCESS_TYPE_URL.to_string(),
+                value: serde_json::to_vec(&process).map_err(failed)?,
+            }),
+            exec_id: exec_id.clone(),
+        };
+        d.ctrd
+            .tasks()
+            .exec(d.ctrd.req(req))
+            .await
+            .map_err(|s| failed(format!("exec in {id}: {}", s.message())))?;
+        let copies: Vec<_> = outs
+            .into_iter()
+            .map(|(_, r, w)| tokio::spawn(copy_out(r, w)))
+            .collect();
+        d.ctrd
+            .tasks()
+            .start(d.ctrd.req(StartRequest {
+                container_id: id.clone(),
+                exec_id: exec_id.clone(),
+            }))
+            .await
+            .map_err(|s| failed(format!("exec start in {id}: {}", s.message())))?;
+        drop(holds);
+        tracing::info!(container = %id, exec = %exec_id, tty, "streaming exec started");
+
+        if let (Some(mut r), Some(mut w)) = (stdin, stdin_w) {
+            let ctrd = d.ctrd.clone();
+            let (c, e) = (id.clone(), exec_id.clone());
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                drop(w);
+                let _ = ctrd
+                    .tasks()
+                    .close_io(ctrd.req(CloseIoRequest {
+                        container_id: c,
+                        exec_id: e,
+                        stdin: true,
+                    }))
+                    .await;
+            });
+        }
+        if let Some(mut rx) = resize {
+            let ctrd = d.ctrd.clone();
+            let (c, e) = (id.clone(), exec_id.clone());
+            tokio::spawn(async move {
+                while let Some(sz) = rx.recv().await {
+                    let _ = ctrd
+                        .tasks()
+                        .resize_pty(ctrd.req(ResizePtyRequest {
+                            container_id: c.clone(),
+                            exec_id: e.clone(),
+                            width: sz.width as u32,
+                            height: sz.height as u32,
+                        }))
+                        .await;
+                }
+            });
+        }
+        let code = d
+            .ctrd
+            .tasks()
+            .wait(d.ctrd.req(WaitRequest {
+                container_id: id.clone(),
+                exec_id: exec_id.clone(),
+            }))
+            .await
+            .map_err(|s| failed(s.message()))?
+            .into_inner()
+            .exit_status as i32;
+        guard.done = true;
+        for c in copies {
+            let _ = tokio::time::timeout(Duration::from_secs(5), c).await;
+        }
+        Ok(code)
+    }
+
+    async fn attach(&self, container_id: &str, io: StreamIo) -> Result<(), StreamError> {
+        let d = &self.0;
+        let rec = d.store.find(container_id).await.map_err(from_err)?;
+        if rec.phase != Phase::Running {
+            return Err(failed(format!("container {} is not running", rec.id)));
+        }
+        if io.stdin.is_some() && !rec.stdin {
+            return Err(failed(format!(
+                "container {} was created without stdin",
+                rec.id
+            )));
+        }
+        if let Some(mut rx) = io.resize {
+            let ctrd = d.ctrd.clone();
+            let c = rec.id.clone();
+            tokio::spawn(async move {
+                while let Some(sz) = rx.recv().await {
+                    let _ = ctrd
+                        .tasks()
+                        .resize_pty(ctrd.req(ResizePtyRequest {
+                            container_id: c.clone(),
+                            exec_id: String::new(),
+                            width: sz.width as u32,
+                            height: sz.height as u32,
+                        }))
+                        .await;
+                }
+            });
+        }
+        if let Some(mut r) = io.stdin {
+            let (_, h) = d.open_stdin(&rec.id).await.map_err(from_err)?;
+            let (ctrd, c, once) = (d.ctrd.clone(), rec.id.clone(), rec.stdin_once);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    let n = match r.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let mut g = h.lock().await;
+                    let Some(w) = g.as_mut() else { break };
+                    if w.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                if once {
+                    // stdin_once: the first attach's EOF is the process's EOF.
+                    h.lock().await.take();
+                    let _ = ctrd
+                        .tasks()
+                        .close_io(ctrd.req(CloseIoRequest {
+                            container_id: c,
+                            exec_id: String::new(),
+                            stdin: true,
+                        }))
+                        .await;
+                }
+            });
+        }
+        if rec.log_path.is_empty() {
+            return Err(failed(format!("container {} has no log to follow", rec.id)));
+        }
+        // The container's output is the CRI log (the log driver owns its pipes): follow it from now.
+        let mut f = tokio::fs::File::open(&rec.log_path).await.map_err(failed)?;
+        f.seek(std::io::SeekFrom::End(0)).await.map_err(failed)?;
+        let mut lines = tokio::io::BufReader::new(f).lines();
+        let (mut out, mut err) = (io.stdout, io.stderr);
+        loop {
+            match lines.next_line().await {
+                Ok(Some(line)) => {
+                    let Some((_, stream, tag, content)) = logfmt::parse(&line) else {
+                        continue;
+                    };
+                    let mut bytes = content.as_bytes().to_vec();
+                    if tag == Tag::Full {
+                        bytes.push(b'\n');
+                    }
+                    let w = if stream == "stderr" && err.is_some() {
+                        err.as_mut()
+                    } else {
+                        out.as_mut()
+                    };
+                    if let Some(w) = w {
+                        if w.write_all(&bytes).await.is_err() || w.flush().await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                Ok(None) => {
+                    let r = d.store.get(&rec.id).await;
+                    if r.is_none_or(|r| r.phase != Phase::Running) {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(failed(e)),
+            }
+        }
+    }
+
+    async fn port_forward(
+        &self,
+        pod_id: &str,
+        port: u16,
+        mut conn: DuplexStream,
+    ) -> Result<(), StreamError> {
+        let pod = self.0.find_pod(pod_id).await.map_err(from_err)?;
+        let netns = match (&pod.netns_path, pod.pause_pid) {
+            (Some(p), _) => p.clone(),
+            (None, Some(pid)) => PathBuf::from(format!("/proc/{pid}/ns/net")),
+            (None, None) => return Err(failed(format!("pod {} has no network namespace", pod.id))),
+        };
+        let std = tokio::task::spawn_blocking(move || crate::sys::connect_in_netns(&netns, port))
+            .await
+            .map_err(failed)?
+            .map_err(|e| failed(format!("connect to port {port} in pod {}: {e}", pod.id)))?;
+        std.set_nonblocking(true).map_err(failed)?;
+        let mut tcp = tokio::net::TcpStream::from_std(std).map_err(failed)?;
+        let _ = tokio::io::copy_bidirectional(&mut conn, &mut tcp).await;
+        Ok(())
+    }
+}
