@@ -3,6 +3,8 @@
 //! in crictl's format, and `criusctl` run as a process against the CRI socket.
 #![allow(dead_code)]
 
+pub mod flows;
+
 use crius_test::{paths, registry, Containerd, ContainerdOptions, TestEnv};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -13,6 +15,10 @@ pub struct Setup {
     pub env: TestEnv,
     pub socket: PathBuf,
     pub dir: PathBuf,
+    /// What `version` names the runtime.
+    pub runtime_name: String,
+    /// The server's log, shown when the leak check fails (criusd's).
+    pub log: Option<PathBuf>,
 }
 
 fn sh(cmd: &mut Command) {
@@ -92,7 +98,26 @@ pub fn setup(name: &str) -> Option<Setup> {
         .expect("containerd with CRI");
     import_pause(&dir, c);
     let socket = c.socket();
-    Some(Setup { env, socket, dir })
+    Some(Setup {
+        env,
+        socket,
+        dir,
+        runtime_name: "containerd".into(),
+        log: None,
+    })
+}
+
+/// A Setup on a CRI server the caller started (criusd): config files and logs go to `<env>/ctl`.
+pub fn on_server(env: TestEnv, socket: PathBuf, runtime_name: &str, log: PathBuf) -> Setup {
+    let dir = env.dir().join("ctl");
+    std::fs::create_dir_all(dir.join("logs")).expect("dirs");
+    Setup {
+        env,
+        socket,
+        dir,
+        runtime_name: runtime_name.into(),
+        log: Some(log),
+    }
 }
 
 impl Setup {
@@ -181,7 +206,23 @@ impl Setup {
             self.ok(&["rmp", pod]);
         }
         remove_cgroup_parents(self.env.id());
-        self.env.finish().expect("no leaks");
+        let log = self.log.clone();
+        if let Err(e) = self.env.finish() {
+            let tail = log
+                .and_then(|l| std::fs::read_to_string(l).ok())
+                .map(|t| {
+                    t.lines()
+                        .rev()
+                        .take(40)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default();
+            panic!("{e:#}\n--- server log tail ---\n{tail}");
+        }
     }
 }
 

@@ -1,0 +1,408 @@
+//! The criusctl flows, run against containerd's CRI plugin (criusctl_cri.rs) and against criusd
+//! (criusctl_criusd.rs): the same commands must behave the same on both.
+
+use super::Setup;
+use crius_test::registry::BUSYBOX;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// runp → create (pulls) → start → logs → ps/pods/inspect → exec -s → stats → stop/rm/stopp/rmp.
+pub fn lifecycle(s: &Setup) {
+    let pod_cfg = s.pod_yaml("web");
+    let ctr_cfg = s.ctr_json(
+        "app",
+        &[
+            "sh",
+            "-c",
+            "echo hello-criusctl; echo to-stderr >&2; echo line2; sleep 300",
+        ],
+        false,
+        false,
+    );
+    let pod = s.ok(&["runp", &pod_cfg]).trim().to_string();
+    assert_eq!(pod.len(), 64, "runp prints the pod id: {pod:?}");
+
+    let pods = s.ok(&["pods"]);
+    assert!(pods.starts_with("POD ID"), "{pods}");
+    assert!(pods.contains("web") && pods.contains("Ready"), "{pods}");
+    let pods_json: serde_json::Value =
+        serde_json::from_str(&s.ok(&["pods", "-o", "json"])).expect("json");
+    assert_eq!(pods_json["items"][0]["id"], pod.as_str());
+    assert_eq!(s.ok(&["pods", "-q", "--label", "app=web"]).trim(), pod);
+    assert_eq!(s.ok(&["pods", "-q", "--label", "app=nope"]).trim(), "");
+
+    // create pulls the missing image first (no --no-pull).
+    let ctr = s
+        .ok(&["create", &pod, &ctr_cfg, &pod_cfg])
+        .trim()
+        .to_string();
+    assert_eq!(ctr.len(), 64, "{ctr:?}");
+    let ps_a = s.ok(&["ps", "-a"]);
+    assert!(ps_a.contains("Created") && ps_a.contains("app"), "{ps_a}");
+    assert_eq!(s.ok(&["start", &ctr]).trim(), ctr);
+    let st = s.wait_state(&ctr, 1, 20);
+    assert_eq!(st["status"]["state"], 1, "{st}");
+
+    let ps = s.ok(&["ps"]);
+    assert!(
+        ps.contains("Running") && ps.contains("web") && ps.contains(&ctr[..13]),
+        "{ps}"
+    );
+    let ps_y = s.ok(&["ps", "-o", "yaml"]);
+    assert!(ps_y.contains(&format!("id: {ctr}")), "{ps_y}");
+
+    // logs: CRI log file, stdout and stderr apart, --tail.
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = s.ok(&["logs", &ctr]);
+        if logs.contains("line2") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(logs, "hello-criusctl\nline2\n", "stdout only on stdout");
+    let both = s.run(&["logs", &ctr]);
+    assert_eq!(String::from_utf8_lossy(&both.stderr), "to-stderr\n");
+    // The two streams interleave in the file in whatever order the pipes were drained.
+    let tail = s.run(&["logs", "--tail", "1", &ctr]);
+    let one = format!(
+        "{}{}",
+        String::from_utf8_lossy(&tail.stdout),
+        String::from_utf8_lossy(&tail.stderr)
+    );
+    assert!(one == "line2\n" || one == "to-stderr\n", "{one:?}");
+    let ts = s.ok(&["logs", "-t", &ctr]);
+    assert!(
+        ts.lines().all(|l| l.starts_with("20")) && ts.contains("Z line2\n"),
+        "{ts}"
+    );
+    let since = s.ok(&["logs", "--since", "1h", &ctr]);
+    assert_eq!(since, "hello-criusctl\nline2\n");
+    assert_eq!(s.ok(&["logs", "--since", "2099-01-01T00:00:00Z", &ctr]), "");
+
+    let inspect: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", &ctr])).expect("json");
+    assert_eq!(inspect["status"]["metadata"]["name"], "app");
+    assert!(inspect["status"]["log_path"]
+        .as_str()
+        .is_some_and(|p| p.ends_with("app.log")));
+    let inspectp: serde_json::Value =
+        serde_json::from_str(&s.ok(&["inspectp", &pod])).expect("json");
+    assert_eq!(inspectp["status"]["state"], 0);
+    assert!(
+        inspectp["status"]["network"]["ip"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("10.")),
+        "{inspectp}"
+    );
+
+    // exec -s passes output and the exit code through.
+    let out = s.run(&["exec", "-s", &ctr, "sh", "-c", "echo synced; exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "synced\n");
+
+    // stats and version answer.
+    let version = s.ok(&["version"]);
+    assert!(
+        version.contains(&format!("RuntimeName:  {}", s.runtime_name)),
+        "{version}"
+    );
+    let stats = s.ok(&["stats"]);
+    assert!(
+        stats.starts_with("CONTAINER") && stats.contains("app"),
+        "{stats}"
+    );
+
+    s.ok(&["stop", "-t", "1", &ctr]);
+    assert_eq!(s.wait_state(&ctr, 2, 20)["status"]["state"], 2);
+    assert!(s.ok(&["ps", "-a", "--state", "exited"]).contains("Exited"));
+    s.ok(&["rm", &ctr]);
+    assert_eq!(s.ok(&["ps", "-aq"]).trim(), "");
+    assert!(s.ok(&["stopp", &pod]).contains("Stopped sandbox"));
+    assert!(s.ok(&["pods"]).contains("NotReady"));
+    assert!(s.ok(&["rmp", &pod]).contains("Removed sandbox"));
+    assert_eq!(s.ok(&["pods", "-q"]).trim(), "");
+}
+
+/// pull → images → inspecti → imagefsinfo → rmi, and a missing image's one-line error.
+pub fn images(s: &Setup) {
+    let pulled = s.ok(&["pull", BUSYBOX]);
+    assert!(
+        pulled.starts_with("Image is up to date for sha256:"),
+        "{pulled}"
+    );
+    let images = s.ok(&["images"]);
+    assert!(images.starts_with("IMAGE"), "{images}");
+    assert!(
+        images.contains("127.0.0.1:5000/crius/busybox") && images.contains("latest"),
+        "{images}"
+    );
+    let one = s.ok(&["images", "-q", BUSYBOX]);
+    assert_eq!(one.lines().count(), 1, "{one}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&s.ok(&["inspecti", BUSYBOX])).expect("json");
+    assert!(
+        inspect["status"]["repo_tags"][0].as_str() == Some(BUSYBOX),
+        "{inspect}"
+    );
+    assert!(
+        inspect["status"]["size"].as_u64().is_some_and(|n| n > 0),
+        "{inspect}"
+    );
+    let fs: serde_json::Value = serde_json::from_str(&s.ok(&["imagefsinfo"])).expect("json");
+    assert!(
+        fs["image_filesystems"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{fs}"
+    );
+    assert!(s
+        .ok(&["rmi", BUSYBOX])
+        .contains(&format!("Deleted: {BUSYBOX}")));
+    assert!(!s.ok(&["images"]).contains("crius/busybox"));
+    // A missing image: non-zero exit and one clear line.
+    let out = s.run(&["inspecti", BUSYBOX]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("criusctl: no such image"), "{err}");
+}
+
+/// Errors: one line with the gRPC code, exit status 1 (unknown id, bad config, no server).
+pub fn errors(s: &Setup) {
+    let out = s.run(&["inspect", "does-not-exist"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("criusctl: ContainerStatus does-not-exist: NotFound: "),
+        "{err}"
+    );
+    let bad = s.file("bad.json", "{\"metadata\": 3}");
+    let out = s.run(&["runp", &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not valid JSON"));
+    // A socket nobody serves.
+    let out = std::process::Command::new(crius_test::paths::criusctl_bin())
+        .args(["-r", "unix:///nonexistent/cri.sock", "version"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("connecting to unix:///nonexistent/cri.sock")
+    );
+}
+
+/// `run` (pod + container in one step), then `debug pod` shows the pod's host-side facts.
+pub fn run_then_debug(s: &Setup) {
+    let pod_cfg = s.pod_yaml("dbg");
+    let ctr_cfg = s.ctr_json("sleeper", &["sleep", "300"], false, false);
+    let ctr = s.ok(&["run", &ctr_cfg, &pod_cfg]).trim().to_string();
+    assert_eq!(s.wait_state(&ctr, 1, 20)["status"]["state"], 1);
+    let pod = s.ok(&["pods", "-q"]).trim().to_string();
+    let screen = s.ok(&["debug", "pod", &pod]);
+    let line = |key: &str| {
+        screen
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} line in:\n{screen}"))
+            .to_string()
+    };
+    assert!(line("IPs").contains("10."), "{screen}");
+    assert!(
+        line("Netns").contains("/netns/") || line("Netns").contains("/proc/"),
+        "{screen}"
+    );
+    let pause_pid: u32 = line("Pause pid")
+        .split_whitespace()
+        .last()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(std::path::Path::new(&format!("/proc/{pause_pid}")).exists());
+    assert!(line("Shim ").contains("containerd-shim"), "{screen}");
+    assert!(line("Shim sock").contains('/'), "{screen}");
+    assert!(
+        screen.contains("- sleeper") && screen.contains("state Running (runc: running)"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&format!("cgroup /{}/dbg", s.env.id())),
+        "{screen}"
+    );
+}
+
+/// `criusctl run` a busybox container running `cmd`; its id.
+pub fn run_ctr(s: &Setup, name: &str, cmd: &[&str], stdin: bool, tty: bool) -> String {
+    let pod = s.pod_yaml(name);
+    let ctr = s.ctr_json(name, cmd, stdin, tty);
+    let id = s.ok(&["run", &ctr, &pod]).trim().to_string();
+    assert_eq!(s.wait_state(&id, 1, 20)["status"]["state"], 1);
+    id
+}
+
+/// Read `child`'s stdout until `want` shows up (or 20 s pass); what was read.
+pub fn read_until(child: &mut Child, want: &str) -> String {
+    let out = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(out);
+        let mut line = String::new();
+        while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if tx.send(std::mem::take(&mut line)).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen.contains(want) && Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push_str(&l);
+        }
+    }
+    seen
+}
+
+/// exec (output, exit code), exec -i, exec -it (raw mode, `stty size` follows the terminal), attach -i
+/// and port-forward to busybox httpd, over WebSocket and over SPDY.
+pub fn streaming(s: &Setup) {
+    let ctr = run_ctr(&s, "sh", &["sleep", "300"], false, false);
+    let echo = run_ctr(
+        &s,
+        "echo",
+        &["sh", "-c", "echo ready; while read l; do echo got-$l; done"],
+        true,
+        false,
+    );
+    let web = s.pod_yaml("web");
+    let httpd = s.ctr_json(
+        "httpd",
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /www && echo hello-pf > /www/index.html && exec httpd -f -p 80 -h /www",
+        ],
+        false,
+        false,
+    );
+    let id = s.ok(&["run", &httpd, &web]).trim().to_string();
+    s.wait_state(&id, 1, 20);
+    let pod_id = s
+        .ok(&["pods", "-q", "--label", "app=web"])
+        .trim()
+        .to_string();
+    for transport in ["websocket", "spdy"] {
+        exercise(&s, transport, &ctr, &echo, &pod_id);
+    }
+}
+
+pub fn exercise(s: &Setup, transport: &str, ctr: &str, echo: &str, pod_id: &str) {
+    let t = ["--transport", transport];
+    // exec: stdout and stderr apart, the exit code passed through.
+    let out = s.run(&[
+        "exec",
+        t[0],
+        t[1],
+        ctr,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 4",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n", "{transport}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n", "{transport}");
+    assert_eq!(out.status.code(), Some(4), "{transport}");
+    assert_eq!(s.ok(&["exec", t[0], t[1], ctr, "true"]), "");
+
+    // exec -i: stdin reaches the command.
+    let mut child = s
+        .cmd(&["exec", t[0], t[1], "-i", ctr, "head", "-n", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn exec -i");
+    child
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(b"from-stdin\nmore\n")
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("exec -i");
+    assert!(out.status.success(), "{transport}: {out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "from-stdin\n",
+        "{transport}"
+    );
+
+    // exec -it under a pseudo-terminal (script): raw mode, and `stty size` follows our size (the
+    // size is applied asynchronously by the server, hence the pause before asking).
+    let bin = crius_test::paths::criusctl_bin();
+    let inner = format!(
+        "stty cols 123 rows 45; {} -r unix://{} exec --transport {transport} -it {ctr} sh -c \"sleep 1; stty size\"",
+        bin.display(),
+        s.socket.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::piped())
+        .output()
+        .expect("script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("45 123"),
+        "{transport}: stty size inside: {text:?}"
+    );
+    assert!(out.status.success(), "{transport}: {text}");
+
+    // attach -i: the container's stdin and output.
+    let mut child = s
+        .cmd(&["attach", t[0], t[1], "-i", echo])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn attach");
+    let word = format!("ping-{transport}");
+    child
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(format!("{word}\n").as_bytes())
+        .expect("write");
+    let seen = read_until(&mut child, &format!("got-{word}"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.contains(&format!("got-{word}")),
+        "{transport}: attach saw: {seen:?}"
+    );
+
+    // port-forward: busybox httpd in the pod, reached from a local port.
+    let mut pf = s
+        .cmd(&["port-forward", t[0], t[1], pod_id, "0:80"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn port-forward");
+    let banner = read_until(&mut pf, "-> 80");
+    let port: u16 = banner
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {banner:?}"));
+    // Two requests one after the other: every connection gets its own single-use token.
+    for _ in 0..2 {
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        tcp.write_all(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n")
+            .expect("request");
+        let mut resp = String::new();
+        let _ = tcp.read_to_string(&mut resp);
+        assert!(
+            resp.starts_with("HTTP/1.") && resp.contains("hello-pf"),
+            "{transport}: {resp:?}"
+        );
+    }
+    let _ = pf.kill();
+    let _ = pf.wait();
+}
