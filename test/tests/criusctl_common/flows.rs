@@ -201,6 +201,7 @@ pub fn run_then_debug(s: &Setup) {
     assert_eq!(s.wait_state(&ctr, 1, 20)["status"]["state"], 1);
     let pod = s.ok(&["pods", "-q"]).trim().to_string();
     let screen = s.ok(&["debug", "pod", &pod]);
+    println!("{screen}");
     let line = |key: &str| {
         screen
             .lines()
