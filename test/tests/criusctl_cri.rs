@@ -42,3 +42,12 @@ fn criusctl_run_then_debug_pod() {
     flows::run_then_debug(&s);
     s.finish();
 }
+
+#[test]
+fn criusctl_events_logs_follow_update() {
+    let Some(s) = setup("criusctl_events_logs_follow_update") else {
+        return;
+    };
+    flows::events_follow_update(&s);
+    s.finish();
+}

@@ -74,3 +74,12 @@ fn criusctl_criusd_streaming() {
     flows::streaming(&s);
     s.finish();
 }
+
+#[test]
+fn criusctl_criusd_events_logs_follow_update() {
+    let Some(s) = setup("criusctl_criusd_events_logs_follow_update") else {
+        return;
+    };
+    flows::events_follow_update(&s);
+    s.finish();
+}

@@ -407,3 +407,108 @@ pub fn exercise(s: &Setup, transport: &str, ctr: &str, echo: &str, pod_id: &str)
     let _ = pf.kill();
     let _ = pf.wait();
 }
+
+/// `events` (when the runtime has GetContainerEvents), `logs -f` to the container's end, `update`,
+/// `statsp`, `info`.
+pub fn events_follow_update(s: &Setup) {
+    let mut events = s
+        .cmd(&["events", "-o", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn events");
+    let out = events.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // Let the stream open before anything happens.
+    std::thread::sleep(Duration::from_millis(500));
+    let pod_cfg = s.pod_yaml("ev");
+    let counter = s.ctr_json(
+        "counter",
+        &["sh", "-c", "for i in 1 2 3; do echo n$i; sleep 0.3; done"],
+        false,
+        false,
+    );
+    let pod = s.ok(&["runp", &pod_cfg]).trim().to_string();
+    let ctr = s
+        .ok(&["create", &pod, &counter, &pod_cfg])
+        .trim()
+        .to_string();
+    s.ok(&["start", &ctr]);
+    // logs -f follows the file and returns once the container has exited.
+    let started = Instant::now();
+    let followed = s.ok(&["logs", "-f", &ctr]);
+    assert_eq!(followed, "n1\nn2\nn3\n");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(s.wait_state(&ctr, 2, 10)["status"]["exit_code"], 0);
+
+    let sleeper = s.ctr_json("sleeper", &["sleep", "300"], false, false);
+    let busy = s
+        .ok(&["create", &pod, &sleeper, &pod_cfg])
+        .trim()
+        .to_string();
+    s.ok(&["start", &busy]);
+    s.wait_state(&busy, 1, 20);
+    assert_eq!(
+        s.ok(&[
+            "update",
+            "--cpu-share",
+            "512",
+            "--memory",
+            "67108864",
+            &busy
+        ])
+        .trim(),
+        busy
+    );
+    let statsp = s.ok(&["statsp"]);
+    assert!(
+        statsp.starts_with("POD") && statsp.contains("ev"),
+        "{statsp}"
+    );
+    let info: serde_json::Value = serde_json::from_str(&s.ok(&["info"])).expect("info JSON");
+    assert!(
+        info["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "{info}"
+    );
+    s.ok(&["rm", "-f", &busy]);
+    s.ok(&["rm", &ctr]);
+    s.ok(&["stopp", &pod]);
+    s.ok(&["rmp", &pod]);
+
+    // What the event stream saw of the counter container.
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = events.kill();
+    let mut err = String::new();
+    if let Some(mut e) = events.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let _ = events.wait();
+    if err.contains("Unimplemented") {
+        println!(
+            "note: this runtime has no GetContainerEvents: {}",
+            err.trim()
+        );
+        return;
+    }
+    let kinds: Vec<i64> = rx
+        .try_iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+        .filter(|v| v["container_id"] == ctr.as_str())
+        .filter_map(|v| v["container_event_type"].as_i64())
+        .collect();
+    for want in 0..=3 {
+        assert!(
+            kinds.contains(&want),
+            "event type {want} missing for {ctr}: {kinds:?} (stderr: {err})"
+        );
+    }
+}
