@@ -50,6 +50,12 @@ impl Daemon {
             snapshotter_root: cfg
                 .containerd_root
                 .join(format!("io.containerd.snapshotter.v1.{}", cfg.snapshotter)),
+            pinned: match &cfg.pause {
+                crius_sandboxer::PauseSource::Image(r) => crate::image::reference::parse_ref(r)
+                    .map(|r| vec![crate::image::reference::record_name(&r)])
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            },
         };
         let sandboxer = Arc::new(Sandboxer::new(cfg.sandboxer_config()).await?);
         let store = Store::open(&cfg.containers_dir()).await?;

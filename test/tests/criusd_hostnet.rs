@@ -59,7 +59,10 @@ fn criusd_pause_from_an_image_is_pulled_on_first_pod() {
             .expect("status")
             .into_inner()
             .image;
-        assert!(img.is_some(), "the pause image was pulled");
+        assert!(
+            img.as_ref().is_some_and(|i| i.pinned),
+            "the pause image was pulled, and is pinned: {img:?}"
+        );
         c.runtime
             .remove_pod_sandbox(cri::RemovePodSandboxRequest {
                 pod_sandbox_id: pod,

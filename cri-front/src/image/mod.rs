@@ -31,6 +31,8 @@ pub struct Images {
     pub registry_config_dir: PathBuf,
     /// Reported as ImageFsInfo's mountpoint.
     pub snapshotter_root: PathBuf,
+    /// Record names of images kubelet's image GC must keep (the pause image).
+    pub pinned: Vec<String>,
 }
 
 /// One image as CRI sees it: all records sharing an id.
@@ -174,6 +176,15 @@ impl Images {
         Ok(Some(Manifest::parse(
             &content::read(&self.ctrd, &t.digest).await?,
         )?))
+    }
+}
+
+impl Images {
+    /// The CRI form of an image, pinned when it is one criusd needs.
+    pub fn to_cri(&self, v: &ImageView) -> cri::Image {
+        let mut c = v.to_cri();
+        c.pinned = v.names.iter().any(|n| self.pinned.contains(n));
+        c
     }
 }
 

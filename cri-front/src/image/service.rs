@@ -34,7 +34,7 @@ impl ImageService for ImageSvc {
             None => self.images.list().await?,
         };
         Ok(Response::new(cri::ListImagesResponse {
-            images: images.iter().map(|v| v.to_cri()).collect(),
+            images: images.iter().map(|v| self.images.to_cri(v)).collect(),
         }))
     }
 
@@ -74,7 +74,7 @@ impl ImageService for ImageSvc {
             }
         }
         Ok(Response::new(cri::ImageStatusResponse {
-            image: found.map(|v| v.to_cri()),
+            image: found.map(|v| self.images.to_cri(&v)),
             info,
         }))
     }
