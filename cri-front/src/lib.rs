@@ -13,9 +13,16 @@
 //!   `io.kubernetes.cri.sandbox-id`, and the twins `io.crius.container-type`,
 //!   `io.crius.sandbox-id` (the shim groups a pod's containers into one shim with them),
 //!   plus `io.kubernetes.cri.container-name`, `io.kubernetes.cri.image-name`.
-//! - Container stdout/stderr: the task's stdio is a `binary://<crius-logger>?...` URI;
-//!   the shim starts `crius-logger` with the pipes on fds 3 and 4 and a ready pipe on
-//!   fd 5 (containerd's logging-binary protocol); the logger writes the CRI log file.
+//! - Container stdout/stderr: `crius-logger` writes the CRI log file. Default (`log_mode =
+//!   "fifo"`): the task's stdio are fifos under `<run_dir>/io/<id>/` that criusd's detached
+//!   logger reads (any shim works). `log_mode = "binary"`: the task's stdio is a
+//!   `binary://<crius-logger>?path=..&pidfile=..&max-line=..` URI and the shim starts the
+//!   logger (containerd's logging-binary protocol: fds 3, 4, ready pipe on 5).
+//! - Containers created with `stdin`: `<run_dir>/io/<id>/stdin`, held open by criusd and
+//!   the logger.
+//! - Streaming: [`streaming_hook::Streaming`] is what the RuntimeService calls for
+//!   Exec/Attach/PortForward; criusd installs the [`streaming`] server there, with
+//!   [`container::stream_rt::DaemonStreams`] as its runtime.
 //! - Image records: containerd images in namespace `crius`, named like containerd's
 //!   CRI plugin names them, labelled `io.crius.image.{id,size,user}`.
 //! - Container records: `<state_dir>/containers/<id>/container.json`.
