@@ -267,9 +267,9 @@ pub fn read_until(child: &mut Child, want: &str) -> String {
 /// exec (output, exit code), exec -i, exec -it (raw mode, `stty size` follows the terminal), attach -i
 /// and port-forward to busybox httpd, over WebSocket and over SPDY.
 pub fn streaming(s: &Setup) {
-    let ctr = run_ctr(&s, "sh", &["sleep", "300"], false, false);
+    let ctr = run_ctr(s, "sh", &["sleep", "300"], false, false);
     let echo = run_ctr(
-        &s,
+        s,
         "echo",
         &["sh", "-c", "echo ready; while read l; do echo got-$l; done"],
         true,
@@ -293,7 +293,7 @@ pub fn streaming(s: &Setup) {
         .trim()
         .to_string();
     for transport in ["websocket", "spdy"] {
-        exercise(&s, transport, &ctr, &echo, &pod_id);
+        exercise(s, transport, &ctr, &echo, &pod_id);
     }
 }
 

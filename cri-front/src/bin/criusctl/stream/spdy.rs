@@ -57,13 +57,11 @@ async fn copy_out(mut s: Stream, mut w: impl Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn send_size(w: &StreamWriter) -> impl std::future::Future<Output = ()> + '_ {
-    async move {
-        if let Some((c, r)) = crate::term::size() {
-            let _ = w
-                .write(format!("{{\"Width\":{c},\"Height\":{r}}}").as_bytes())
-                .await;
-        }
+async fn send_size(w: &StreamWriter) {
+    if let Some((c, r)) = crate::term::size() {
+        let _ = w
+            .write(format!("{{\"Width\":{c},\"Height\":{r}}}").as_bytes())
+            .await;
     }
 }
 
