@@ -1,0 +1,210 @@
+//! Bad requests get the right gRPC codes, and nothing is left behind.
+
+mod criusd_common;
+
+use crius_proto::runtime as cri;
+use crius_proto::tonic::Code;
+use crius_test::{env_or_skip, registry};
+use criusd_common::{client, container_config, finish, pod_config, pull, rt, start};
+
+#[test]
+fn criusd_bad_input_codes() {
+    let mut env = env_or_skip!("criusd_bad_input_codes");
+    let Some(d) = start(&mut env) else { return };
+    let log_dir = env.dir().join("pod-logs");
+    std::fs::create_dir_all(&log_dir).expect("log dir");
+    rt().block_on(async {
+        let mut c = client(&d).await;
+        pull(&mut c, registry::BUSYBOX).await;
+        let pcfg = pod_config(&env, "strict", &log_dir);
+
+        let mut no_meta = pcfg.clone();
+        no_meta.metadata = None;
+        let e = c
+            .runtime
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(no_meta),
+                runtime_handler: String::new(),
+            })
+            .await
+            .expect_err("no metadata");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+        let e = c
+            .runtime
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(pcfg.clone()),
+                runtime_handler: "no-such-handler".into(),
+            })
+            .await
+            .expect_err("unknown handler");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+
+        let e = c
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: "0123456789abcdef".into(),
+                config: Some(container_config("x", registry::BUSYBOX, &["true"])),
+                sandbox_config: Some(pcfg.clone()),
+            })
+            .await
+            .expect_err("unknown pod");
+        assert_eq!(e.code(), Code::NotFound, "{e}");
+
+        let pod = c
+            .runtime
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(pcfg.clone()),
+                runtime_handler: String::new(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
+            .into_inner()
+            .pod_sandbox_id;
+        // The same pod again: ALREADY_EXISTS naming the holder.
+        let e = c
+            .runtime
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(pcfg.clone()),
+                runtime_handler: String::new(),
+            })
+            .await
+            .expect_err("duplicate pod");
+        assert_eq!(e.code(), Code::AlreadyExists, "{e}");
+        assert!(e.message().contains(&pod), "{e}");
+
+        let mut no_name = container_config("x", registry::BUSYBOX, &["true"]);
+        no_name.metadata = None;
+        let e = c
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(no_name),
+                sandbox_config: Some(pcfg.clone()),
+            })
+            .await
+            .expect_err("no metadata");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+        let e = c
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(container_config(
+                    "x",
+                    "127.0.0.1:5000/crius/not-pulled:1",
+                    &["true"],
+                )),
+                sandbox_config: Some(pcfg.clone()),
+            })
+            .await
+            .expect_err("image not pulled");
+        assert_eq!(e.code(), Code::NotFound, "{e}");
+        let mut rel = container_config("x", registry::BUSYBOX, &["true"]);
+        rel.mounts.push(cri::Mount {
+            container_path: "relative/path".into(),
+            host_path: "/tmp".into(),
+            ..Default::default()
+        });
+        let e = c
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(rel),
+                sandbox_config: Some(pcfg.clone()),
+            })
+            .await
+            .expect_err("relative mount");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+
+        let id = c
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(container_config(
+                    "ok",
+                    registry::BUSYBOX,
+                    &["sleep", "1000"],
+                )),
+                sandbox_config: Some(pcfg.clone()),
+            })
+            .await
+            .expect("create")
+            .into_inner()
+            .container_id;
+        let e = c
+            .runtime
+            .exec_sync(cri::ExecSyncRequest {
+                container_id: id.clone(),
+                cmd: vec!["true".into()],
+                timeout: 5,
+            })
+            .await
+            .expect_err("exec in a created container");
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+        c.runtime
+            .start_container(cri::StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect("start");
+        let e = c
+            .runtime
+            .start_container(cri::StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect_err("start twice");
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+        let e = c
+            .runtime
+            .exec_sync(cri::ExecSyncRequest {
+                container_id: id.clone(),
+                cmd: vec![],
+                timeout: 5,
+            })
+            .await
+            .expect_err("empty cmd");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+        let e = c
+            .runtime
+            .update_container_resources(cri::UpdateContainerResourcesRequest {
+                container_id: id.clone(),
+                linux: Some(cri::LinuxContainerResources {
+                    memory_limit_in_bytes: -1,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect_err("negative memory");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+
+        // Only the one good container exists; removing unknown things is fine.
+        let all = c
+            .runtime
+            .list_containers(cri::ListContainersRequest { filter: None })
+            .await
+            .expect("list")
+            .into_inner()
+            .containers;
+        assert_eq!(all.len(), 1, "{all:?}");
+        c.runtime
+            .remove_container(cri::RemoveContainerRequest {
+                container_id: "feedface".into(),
+            })
+            .await
+            .expect("remove unknown container");
+        c.runtime
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: pod.clone(),
+            })
+            .await
+            .expect("remove pod");
+        c.runtime
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: pod.clone(),
+            })
+            .await
+            .expect("remove pod twice");
+    });
+    finish(env, &d);
+}
