@@ -204,6 +204,16 @@ impl Daemon {
                         all: false,
                     }))
                     .await;
+                // Let the kill land so DeleteProcess (by the caller) finds it exited.
+                let mut tasks = self.ctrd.tasks();
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    tasks.wait(self.ctrd.req(WaitRequest {
+                        container_id: id.to_string(),
+                        exec_id: exec_id.to_string(),
+                    })),
+                )
+                .await;
                 out_task.abort();
                 err_task.abort();
                 return Err(Error::DeadlineExceeded(format!(
