@@ -314,6 +314,45 @@ pub fn exercise(s: &Setup, transport: &str, ctr: &str, echo: &str, pod_id: &str)
     assert_eq!(out.status.code(), Some(4), "{transport}");
     assert_eq!(s.ok(&["exec", t[0], t[1], ctr, "true"]), "");
 
+    // Megabytes both ways: well past SPDY's and the pipes' windows.
+    let big = s.ok(&[
+        "exec",
+        t[0],
+        t[1],
+        ctr,
+        "head",
+        "-c",
+        "3000000",
+        "/dev/zero",
+    ]);
+    assert_eq!(big.len(), 3_000_000, "{transport}");
+    let mut child = s
+        .cmd(&[
+            "exec",
+            t[0],
+            t[1],
+            "-i",
+            ctr,
+            "sh",
+            "-c",
+            "head -c 2000000 | wc -c",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn exec -i");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&vec![b'x'; 2_000_000]);
+    });
+    let out = child.wait_with_output().expect("exec -i big");
+    let _ = writer.join();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "2000000",
+        "{transport}"
+    );
+
     // exec -i: stdin reaches the command.
     let mut child = s
         .cmd(&["exec", t[0], t[1], "-i", ctr, "head", "-n", "1"])
