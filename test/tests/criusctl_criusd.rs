@@ -83,3 +83,68 @@ fn criusctl_criusd_events_logs_follow_update() {
     flows::events_follow_update(&s);
     s.finish();
 }
+
+/// A raw HTTP request to the streaming server; the status line.
+fn http_status(url: &str, extra_headers: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut tcp = std::net::TcpStream::connect(host).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let req =
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra_headers}\r\n");
+    tcp.write_all(req.as_bytes()).expect("request");
+    let mut resp = String::new();
+    let _ = tcp.read_to_string(&mut resp);
+    resp.lines().next().unwrap_or("").to_string()
+}
+
+#[test]
+fn criusctl_criusd_streaming_tokens_are_single_use() {
+    let Some(s) = setup("criusctl_criusd_streaming_tokens_are_single_use") else {
+        return;
+    };
+    let pod = s.pod_yaml("tok");
+    let ctr_cfg = s.ctr_json("sleeper", &["sleep", "300"], false, false);
+    let ctr = s.ok(&["run", &ctr_cfg, &pod]).trim().to_string();
+    s.wait_state(&ctr, 1, 20);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let url = rt.block_on(async {
+        let mut c = crius_test::cri::connect(&s.socket).await.expect("CRI");
+        let r = c
+            .runtime
+            .exec(crius_proto::runtime::ExecRequest {
+                container_id: ctr.clone(),
+                cmd: vec!["touch".into(), "/tmp/ran".into()],
+                stdout: true,
+                ..Default::default()
+            })
+            .await;
+        match r {
+            Ok(r) => Some(r.into_inner().url),
+            Err(st) if st.code() == crius_proto::tonic::Code::Unimplemented => None,
+            Err(st) => panic!("Exec: {st}"),
+        }
+    });
+    let Some(url) = url else {
+        eprintln!("SKIP: criusd serves no streaming server yet");
+        s.finish();
+        return;
+    };
+    let base = &url[..url.find("/exec/").expect("exec URL")];
+    assert!(http_status(&format!("{base}/exec/0123456789abcdef"), "").contains(" 404 "));
+    // Used as an attach URL: refused, and the token is spent.
+    assert!(http_status(&url.replace("/exec/", "/attach/"), "").contains(" 404 "));
+    // The real URL is dead now: even a proper WebSocket upgrade gets 404.
+    let ws = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n";
+    assert!(http_status(&url, ws).contains(" 404 "));
+    // Nothing ran.
+    let out = s.run(&["exec", "-s", &ctr, "ls", "/tmp/ran"]);
+    assert_ne!(out.status.code(), Some(0), "the exec must not have run");
+    s.finish();
+}
