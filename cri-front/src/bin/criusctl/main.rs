@@ -24,8 +24,11 @@
 //! update [--cpu-share --cpu-quota --cpu-period --cpuset-cpus --cpuset-mems --memory] ID…
 //! run [--runtime H] [--no-pull|--with-pull] CTR.json POD.json   runp + pull + create + start
 //! events                                            GetContainerEvents, one line per event
-//! exec [-i] [-t] [-s --timeout SECS] ID CMD…        streaming (WebSocket) or ExecSync with -s
-//! attach [-i] [-t] ID | port-forward POD_ID [LOCAL:]REMOTE…
+//! exec [-i] [-t] [-s --timeout SECS] ID CMD…        streaming session, or ExecSync with -s
+//! attach [-i] [-t] ID | port-forward [--address A] POD_ID [LOCAL:]REMOTE…
+//!   (these three take --transport websocket|spdy; websocket by default: v5/v4.channel.k8s.io,
+//!   SPDY/3.1 is what kubectl speaks; -t puts the local terminal in raw mode and sends its size
+//!   at the start and on every SIGWINCH)
 //! debug pod ID                                      netns, IPs, shim, pause, containers' cgroups
 //! ```
 //!
