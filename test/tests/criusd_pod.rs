@@ -208,6 +208,21 @@ fn criusd_pod_with_two_containers_logs_exec_stats_events() {
             }
         );
 
+        // Verbose status carries the live pid (crictl inspect / criusctl debug read it).
+        let v = c
+            .runtime
+            .container_status(cri::ContainerStatusRequest {
+                container_id: c1.clone(),
+                verbose: true,
+            })
+            .await
+            .expect("verbose status")
+            .into_inner();
+        let info: serde_json::Value =
+            serde_json::from_str(v.info.get("info").map(String::as_str).unwrap_or("{}"))
+                .expect("info JSON");
+        assert!(info["pid"].as_u64().unwrap_or(0) > 0, "{info}");
+
         // Stats: the running container has CPU and memory figures.
         let stats = c
             .runtime

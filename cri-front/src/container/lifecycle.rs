@@ -73,6 +73,21 @@ fn signal_number(name: &str) -> u32 {
 }
 
 impl Daemon {
+    /// The pid of a container's init process, while its task exists.
+    pub async fn task_pid(&self, id: &str) -> Option<u32> {
+        self.ctrd
+            .tasks()
+            .get(self.ctrd.req(GetRequest {
+                container_id: id.to_string(),
+                exec_id: String::new(),
+            }))
+            .await
+            .ok()
+            .and_then(|r| r.into_inner().process)
+            .map(|p| p.pid)
+            .filter(|p| *p > 0)
+    }
+
     pub(crate) async fn task_state(&self, id: &str) -> Result<TaskState> {
         match self
             .ctrd

@@ -308,8 +308,14 @@ impl RuntimeService for RuntimeSvc {
         let rec = self.d.refreshed(rec).await?;
         let mut info = std::collections::HashMap::new();
         if req.verbose {
-            if let Ok(j) = serde_json::to_string(&rec) {
-                info.insert("info".to_string(), j);
+            // The record, plus the live pid (what `crictl inspect` / `criusctl debug` show).
+            if let Ok(mut v) = serde_json::to_value(&rec) {
+                if rec.phase == crate::container::record::Phase::Running {
+                    if let Some(pid) = self.d.task_pid(&rec.id).await {
+                        v["pid"] = serde_json::json!(pid);
+                    }
+                }
+                info.insert("info".to_string(), v.to_string());
             }
         }
         Ok(Response::new(cri::ContainerStatusResponse {
