@@ -58,7 +58,11 @@ impl Daemon {
             // Holding the stdin fifo open too keeps a container's stdin from reaching EOF
             // while criusd (which writes to it) restarts.
             .arg("stdin-hold")
-            .arg(if rec.stdin { dir.join("stdin") } else { PathBuf::new() })
+            .arg(if rec.stdin {
+                dir.join("stdin")
+            } else {
+                PathBuf::new()
+            })
             .arg("max-line")
             .arg(self.cfg.max_log_line_bytes.to_string())
             .env("CONTAINER_ID", &rec.id)
