@@ -234,3 +234,121 @@ fn criusd_kill9_restart_keeps_pods_containers_exits_and_logs() {
     });
     finish(env, &d);
 }
+
+#[test]
+fn criusd_survives_a_containerd_restart() {
+    let mut env = env_or_skip!("criusd_survives_a_containerd_restart");
+    let Some(d) = start(&mut env) else { return };
+    let log_dir = env.dir().join("pod-logs");
+    std::fs::create_dir_all(&log_dir).expect("log dir");
+    let runtime = rt();
+    let (pod, id) = runtime.block_on(async {
+        let mut c = client(&d).await;
+        pull(&mut c, registry::BUSYBOX).await;
+        let pcfg = pod_config(&env, "steady", &log_dir);
+        let pod = c
+            .runtime
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(pcfg.clone()),
+                runtime_handler: String::new(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
+            .into_inner()
+            .pod_sandbox_id;
+        // Exits on its own once /tmp/go exists (created by an exec after the restart).
+        let script = "while [ ! -e /tmp/go ]; do sleep 0.2; done; exit 7";
+        let id = c
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(container_config(
+                    "waiter",
+                    registry::BUSYBOX,
+                    &["sh", "-c", script],
+                )),
+                sandbox_config: Some(pcfg),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}\n{}", d.log_tail()))
+            .into_inner()
+            .container_id;
+        c.runtime
+            .start_container(cri::StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}\n{}", d.log_tail()));
+        (pod, id)
+    });
+
+    let ctrd = env.running_containerd().expect("containerd");
+    ctrd.kill9().expect("kill -9 containerd");
+    std::thread::sleep(Duration::from_millis(500));
+    ctrd.restart().expect("restart containerd");
+
+    runtime.block_on(async {
+        let mut c = client(&d).await;
+        // The same criusd reconnects: the container still runs and takes an exec.
+        let st = eventually(10, || {
+            let mut c = c.clone();
+            let id = id.clone();
+            async move {
+                let r = c
+                    .runtime
+                    .container_status(cri::ContainerStatusRequest {
+                        container_id: id,
+                        verbose: false,
+                    })
+                    .await
+                    .ok()?;
+                r.into_inner().status
+            }
+        })
+        .await
+        .unwrap_or_else(|| panic!("no status after containerd restart\n{}", d.log_tail()));
+        assert_eq!(
+            st.state,
+            cri::ContainerState::ContainerRunning as i32,
+            "{st:?}"
+        );
+        let mut events = c
+            .runtime
+            .get_container_events(cri::GetEventsRequest {})
+            .await
+            .expect("events")
+            .into_inner();
+        let ex = c
+            .runtime
+            .exec_sync(cri::ExecSyncRequest {
+                container_id: id.clone(),
+                cmd: vec!["touch".into(), "/tmp/go".into()],
+                timeout: 10,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("exec after containerd restart: {e}\n{}", d.log_tail()))
+            .into_inner();
+        assert_eq!(ex.exit_code, 0);
+        // Its exit arrives through criusd's re-made event subscription.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let mut stopped = false;
+        while let Ok(Ok(Some(ev))) = tokio::time::timeout_at(deadline, events.message()).await {
+            if ev.container_id == id
+                && ev.container_event_type == cri::ContainerEventType::ContainerStoppedEvent as i32
+            {
+                stopped = true;
+                break;
+            }
+        }
+        assert!(stopped, "no stopped event\n{}", d.log_tail());
+        let st = container_state(&mut c, &id).await;
+        assert_eq!(st.exit_code, 7, "{st:?}\n{}", d.log_tail());
+        c.runtime
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: pod,
+            })
+            .await
+            .expect("remove pod");
+    });
+    finish(env, &d);
+}

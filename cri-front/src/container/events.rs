@@ -41,10 +41,27 @@ impl Daemon {
     }
 }
 
+/// How often running containers are checked against containerd besides the events.
+const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+
 /// Follow containerd's task events for criusd's namespace until the process ends.
 /// On every (re)subscription the records are reconciled, so exits that happened
 /// while criusd or the subscription was down are still recorded.
 pub async fn watch(d: Arc<Daemon>) {
+    // A safety net for exit events lost on the way (a shim that could not publish while
+    // containerd restarted): look at every running container's task now and then.
+    {
+        let d = d.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RECONCILE_EVERY);
+            loop {
+                tick.tick().await;
+                if let Err(e) = d.all_refreshed().await {
+                    tracing::debug!(error = %e, "periodic container reconcile failed");
+                }
+            }
+        });
+    }
     let ns = d.ctrd.namespace().to_string();
     loop {
         let filters = vec![
