@@ -374,11 +374,13 @@ pub fn exercise(s: &Setup, transport: &str, ctr: &str, echo: &str, pod_id: &str)
         "{transport}"
     );
 
-    // exec -it under a pseudo-terminal (script): raw mode, and `stty size` follows our size (the
-    // size is applied asynchronously by the server, hence the pause before asking).
+    // exec -it under a pseudo-terminal (script): raw mode, and `stty size` follows our size — at
+    // the start, and after the terminal is resized (SIGWINCH → resize message). Sizes are applied
+    // asynchronously by the server, hence the pauses before asking.
     let bin = crius_test::paths::criusctl_bin();
     let inner = format!(
-        "stty cols 123 rows 45; {} -r unix://{} exec --transport {transport} -it {ctr} sh -c \"sleep 1; stty size\"",
+        "stty cols 123 rows 45; (sleep 2; stty cols 90 rows 20 </dev/tty) & \
+         {} -r unix://{} exec --transport {transport} -it {ctr} sh -c \"sleep 1; stty size; sleep 2; stty size\"",
         bin.display(),
         s.socket.display()
     );
@@ -389,7 +391,7 @@ pub fn exercise(s: &Setup, transport: &str, ctr: &str, echo: &str, pod_id: &str)
         .expect("script");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("45 123"),
+        text.contains("45 123") && text.contains("20 90"),
         "{transport}: stty size inside: {text:?}"
     );
     assert!(out.status.success(), "{transport}: {text}");
