@@ -165,6 +165,8 @@ fn main() {
     // Terminal state is restored by guards before this point; leave at once so no stdin reader
     // thread keeps the process alive.
     rt.shutdown_background();
+    // exit() skips destructors: flush what a partial last line left in stdout's buffer.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
     std::process::exit(code);
 }
 
