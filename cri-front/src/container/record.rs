@@ -218,6 +218,13 @@ impl Store {
 
     /// Write (atomically) and keep in memory.
     pub async fn put(&self, r: &ContainerRecord) -> Result<()> {
+        let mut map = self.map.write().await;
+        self.write_file(r).await?;
+        map.insert(r.id.clone(), r.clone());
+        Ok(())
+    }
+
+    async fn write_file(&self, r: &ContainerRecord) -> Result<()> {
         let dir = self.dir_of(&r.id);
         tokio::fs::create_dir_all(&dir)
             .await
@@ -232,27 +239,26 @@ impl Store {
         tokio::fs::rename(&tmp, &dst)
             .await
             .ctx(|| format!("rename {}", dst.display()))?;
-        self.map.write().await.insert(r.id.clone(), r.clone());
         Ok(())
     }
 
-    /// Change a record under the write lock and persist it; returns the new record.
+    /// Change a record and persist it, all under the write lock (so the file never lags
+    /// behind a concurrent change); returns the new record.
     pub async fn update<F>(&self, id: &str, f: F) -> Result<ContainerRecord>
     where
         F: FnOnce(&mut ContainerRecord) -> bool,
     {
-        let rec = {
-            let mut map = self.map.write().await;
-            let r = map
-                .get_mut(id)
-                .ok_or_else(|| Error::NotFound(format!("container {id:?} not found")))?;
-            if !f(r) {
-                return Ok(r.clone());
-            }
-            r.clone()
-        };
-        self.put(&rec).await?;
-        Ok(rec)
+        let mut map = self.map.write().await;
+        let r = map
+            .get_mut(id)
+            .ok_or_else(|| Error::NotFound(format!("container {id:?} not found")))?;
+        let mut next = r.clone();
+        if !f(&mut next) {
+            return Ok(next);
+        }
+        self.write_file(&next).await?;
+        *r = next.clone();
+        Ok(next)
     }
 
     pub async fn remove(&self, id: &str) -> Result<()> {
