@@ -101,6 +101,7 @@ pub struct Session {
     incoming: mpsc::Receiver<Stream>,
     routes: Routes,
     next_id: AtomicU32,
+    reader: tokio::task::AbortHandle,
 }
 
 impl Session {
@@ -114,12 +115,14 @@ impl Session {
         let (in_tx, in_rx) = mpsc::channel::<Stream>(16);
         let routes: Routes = Arc::default();
         tokio::spawn(write_loop(wr, out_rx));
-        tokio::spawn(read_loop(rd, role, routes.clone(), out_tx.clone(), in_tx));
+        let reader =
+            tokio::spawn(read_loop(rd, role, routes.clone(), out_tx.clone(), in_tx)).abort_handle();
         Session {
             out: out_tx,
             incoming: in_rx,
             routes,
             next_id: AtomicU32::new(if role == Role::Client { 1 } else { 2 }),
+            reader,
         }
     }
 
@@ -159,6 +162,12 @@ impl Session {
     /// Send what is queued, then close the connection (the peer sees every stream end).
     pub async fn close(&self) {
         let _ = self.out.send(Out::Close).await;
+        // The peer normally hangs up at once; one that does not loses its socket a little later.
+        let reader = self.reader.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            reader.abort();
+        });
     }
 }
 
