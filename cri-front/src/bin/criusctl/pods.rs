@@ -203,8 +203,11 @@ pub async fn pods(c: &Cri, a: PodsArgs) -> anyhow::Result<()> {
             println!("Status: {}", pod_state(p.state));
             println!("Created: {}", crate::timefmt::rfc3339(p.created_at));
             println!("Runtime: {}", p.runtime_handler);
+            if !p.labels.is_empty() {
+                println!("Labels:");
+            }
             for (k, v) in sorted(&p.labels) {
-                println!("Labels:\n\t{k} -> {v}");
+                println!("\t{k} -> {v}");
             }
             println!();
         }
