@@ -58,17 +58,28 @@ fn criusd_pulls_lists_and_removes_images() {
             .expect("present by id");
         assert_eq!(by_id.id, id);
 
-        let cfg_st = c
+        let cfg_resp = c
             .image
             .image_status(cri::ImageStatusRequest {
                 image: spec(&cfg_id),
-                verbose: false,
+                verbose: true,
             })
             .await
             .expect("status")
-            .into_inner()
-            .image
-            .expect("present");
+            .into_inner();
+        let info: serde_json::Value = serde_json::from_str(
+            cfg_resp
+                .info
+                .get("info")
+                .map(String::as_str)
+                .unwrap_or("{}"),
+        )
+        .expect("verbose info");
+        assert_eq!(
+            info["imageSpec"]["config"]["WorkingDir"], "/home/app",
+            "{info}"
+        );
+        let cfg_st = cfg_resp.image.expect("present");
         assert!(
             cfg_st.uid.is_some() || !cfg_st.username.is_empty(),
             "config-test sets User: {cfg_st:?}"

@@ -69,7 +69,15 @@ impl ImageService for ImageSvc {
         let mut info = std::collections::HashMap::new();
         if req.verbose {
             if let Some(v) = &found {
-                let j = serde_json::json!({ "id": v.id, "names": v.names, "size": v.size, "user": v.user });
+                // The image config as containerd's CRI plugin shows it (`imageSpec`).
+                let spec = super::content::read(&self.images.ctrd, &v.id)
+                    .await
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .unwrap_or_default();
+                let j = serde_json::json!({
+                    "id": v.id, "names": v.names, "size": v.size, "user": v.user, "imageSpec": spec,
+                });
                 info.insert("info".to_string(), j.to_string());
             }
         }
