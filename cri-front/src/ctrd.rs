@@ -5,7 +5,8 @@ use std::path::Path;
 
 use containerd_client::services::v1::{
     containers_client::ContainersClient, content_client::ContentClient, diff_client::DiffClient,
-    events_client::EventsClient, images_client::ImagesClient, leases_client::LeasesClient,
+    events_client::EventsClient, images_client::ImagesClient,
+    introspection_client::IntrospectionClient, leases_client::LeasesClient,
     snapshots::snapshots_client::SnapshotsClient, tasks_client::TasksClient,
     version_client::VersionClient,
 };
@@ -79,6 +80,9 @@ impl Ctrd {
     }
     pub fn images(&self) -> ImagesClient<Channel> {
         ImagesClient::new(self.channel.clone())
+    }
+    pub fn introspection(&self) -> IntrospectionClient<Channel> {
+        IntrospectionClient::new(self.channel.clone())
     }
     pub fn leases(&self) -> LeasesClient<Channel> {
         LeasesClient::new(self.channel.clone())

@@ -47,6 +47,7 @@ impl Daemon {
             ctrd: ctrd.clone(),
             snapshotter: cfg.snapshotter.clone(),
             registry_config_dir: cfg.registry_config_dir.clone(),
+            root_cache: Default::default(),
             snapshotter_root: cfg
                 .containerd_root
                 .join(format!("io.containerd.snapshotter.v1.{}", cfg.snapshotter)),

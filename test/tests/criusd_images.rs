@@ -106,6 +106,16 @@ fn criusd_pulls_lists_and_removes_images() {
             .map(|u| u.value)
             .unwrap_or(0);
         assert!(used > 0, "{fs:?}");
+        let mp = fs.image_filesystems[0]
+            .fs_id
+            .as_ref()
+            .map(|f| f.mountpoint.clone())
+            .unwrap_or_default();
+        assert!(
+            mp.ends_with("io.containerd.snapshotter.v1.overlayfs")
+                && std::path::Path::new(&mp).is_dir(),
+            "{mp}"
+        );
 
         // Bad input.
         for bad in ["", "UPPER/case:x", "busybox:"] {

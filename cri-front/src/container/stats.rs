@@ -179,10 +179,11 @@ impl Daemon {
             .await
             .ok()
             .map(|x| x.into_inner());
+        let root = self.images.fs_root().await;
         let writable_layer = usage.map(|x| cri::FilesystemUsage {
             timestamp: now_ns(),
             fs_id: Some(cri::FilesystemIdentifier {
-                mountpoint: self.images.snapshotter_root.display().to_string(),
+                mountpoint: root.clone(),
             }),
             used_bytes: u(Some(x.size.max(0) as u64)),
             inodes_used: u(Some(x.inodes.max(0) as u64)),

@@ -29,8 +29,10 @@ pub struct Images {
     pub ctrd: Ctrd,
     pub snapshotter: String,
     pub registry_config_dir: PathBuf,
-    /// Reported as ImageFsInfo's mountpoint.
+    /// ImageFsInfo's mountpoint when containerd does not say (see [`Images::fs_root`]).
     pub snapshotter_root: PathBuf,
+    /// The snapshotter's root as containerd reports it, once asked.
+    pub root_cache: std::sync::Arc<tokio::sync::OnceCell<String>>,
     /// Record names of images kubelet's image GC must keep (the pause image).
     pub pinned: Vec<String>,
 }
@@ -129,6 +131,38 @@ impl Images {
         }
         tracing::info!(image = %image, id = %view.id, "image removed");
         Ok(())
+    }
+
+    /// Where the snapshotter keeps its data: containerd's own answer (introspection exports
+    /// `root`), else `<containerd_root>/io.containerd.snapshotter.v1.<snapshotter>` from the config.
+    pub async fn fs_root(&self) -> String {
+        let asked =
+            self.root_cache
+                .get_or_try_init(|| async {
+                    let resp =
+                        self.ctrd
+                            .introspection()
+                            .plugins(self.ctrd.req(
+                                containerd_client::services::v1::PluginsRequest {
+                                    filters: vec![format!(
+                                        "type==io.containerd.snapshotter.v1,id=={}",
+                                        self.snapshotter
+                                    )],
+                                },
+                            ))
+                            .await
+                            .map_err(|_| ())?;
+                    resp.into_inner()
+                        .plugins
+                        .into_iter()
+                        .find_map(|p| p.exports.get("root").cloned())
+                        .ok_or(())
+                })
+                .await;
+        match asked {
+            Ok(r) => r.clone(),
+            Err(()) => self.snapshotter_root.display().to_string(),
+        }
     }
 
     /// Bytes and inodes used by the snapshotter's committed and active snapshots.

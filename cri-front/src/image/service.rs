@@ -121,7 +121,7 @@ impl ImageService for ImageSvc {
         let usage = cri::FilesystemUsage {
             timestamp: now,
             fs_id: Some(cri::FilesystemIdentifier {
-                mountpoint: self.images.snapshotter_root.display().to_string(),
+                mountpoint: self.images.fs_root().await,
             }),
             used_bytes: Some(cri::UInt64Value { value: bytes }),
             inodes_used: Some(cri::UInt64Value { value: inodes }),
