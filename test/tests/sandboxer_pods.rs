@@ -198,30 +198,9 @@ fn sandboxer_hanging_cni_plugin_times_out_and_leaks_nothing() {
     };
     // The test's real network, with a plugin that hangs after the bridge plugin made the veth
     // and leased an IP: the sandboxer must kill it, DEL, and leave nothing.
-    let bin = env.dir().join("cni-bin");
-    std::fs::create_dir_all(&bin).expect("mkdir");
-    let hang = bin.join("crius-test-hang");
-    std::fs::write(
-        &hang,
-        "#!/bin/sh\ncat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] && exec sleep 600\nexit 0\n",
-    )
-    .expect("write");
-    std::fs::set_permissions(&hang, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
-    let conf = std::fs::read_dir(&net.conf_dir)
-        .expect("ls")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .next()
-        .expect("conflist");
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&conf).expect("read")).expect("json");
-    v["plugins"]
-        .as_array_mut()
-        .expect("plugins")
-        .insert(1, serde_json::json!({"type": "crius-test-hang"}));
-    std::fs::write(&conf, serde_json::to_vec(&v).expect("json")).expect("write");
-    cfg.cni_bin_dirs.insert(0, bin);
+    let script =
+        "#!/bin/sh\ncat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] && exec sleep 600\nexit 0\n";
+    add_plugin(&env, &net, &mut cfg, "crius-test-hang", script);
     cfg.cni_timeout = Duration::from_secs(2);
     rt().block_on(async {
         let sb = Sandboxer::new(cfg).await.expect("sandboxer");
@@ -235,6 +214,64 @@ fn sandboxer_hanging_cni_plugin_times_out_and_leaks_nothing() {
         );
     });
     finish(env);
+}
+
+#[test]
+fn sandboxer_failing_cni_plugin_error_is_reported_and_nothing_leaks() {
+    let mut env = env_or_skip!("sandboxer_failing_cni_plugin_error_is_reported_and_nothing_leaks");
+    let Some((mut cfg, net)) = start(&mut env) else {
+        return;
+    };
+    // Fails ADD (after bridge made the veth and leased an IP) with a CNI error object.
+    let script = "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = ADD ]; then\n  echo '{\"cniVersion\":\"1.0.0\",\"code\":7,\"msg\":\"crius test says no\",\"details\":\"on purpose\"}'\n  exit 1\nfi\nexit 0\n";
+    add_plugin(&env, &net, &mut cfg, "crius-test-fail", script);
+    rt().block_on(async {
+        let sb = Sandboxer::new(cfg).await.expect("sandboxer");
+        let err = sb.run(pod("fails")).await.expect_err("plugin error");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("crius-test-fail")
+                && msg.contains("code 7")
+                && msg.contains("crius test says no"),
+            "{msg}"
+        );
+        assert!(
+            sb.list().await.expect("list").is_empty(),
+            "failed pod forgotten"
+        );
+    });
+    finish(env);
+}
+
+/// Put an executable `script` named `name` in a plugin dir of the test's and insert it into the
+/// test network's chain right after the bridge plugin.
+fn add_plugin(
+    env: &crius_test::TestEnv,
+    net: &crius_test::CniNetwork,
+    cfg: &mut crius_sandboxer::SandboxerConfig,
+    name: &str,
+    script: &str,
+) {
+    let bin = env.dir().join("cni-bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let path = bin.join(name);
+    std::fs::write(&path, script).expect("write");
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let conf = std::fs::read_dir(&net.conf_dir)
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .next()
+        .expect("conflist");
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&conf).expect("read")).expect("json");
+    v["plugins"]
+        .as_array_mut()
+        .expect("plugins")
+        .insert(1, serde_json::json!({ "type": name }));
+    std::fs::write(&conf, serde_json::to_vec(&v).expect("json")).expect("write");
+    cfg.cni_bin_dirs.insert(0, bin);
 }
 
 #[test]
