@@ -118,7 +118,8 @@ impl Snapshot {
         for l in self.links.difference(&baseline.links) {
             let on_our_bridge = l.master.as_ref().is_some_and(|m| marks.bridges.contains(m));
             let ours = marks.bridges.contains(&l.name);
-            if !ours && (on_our_bridge || marks.marked(&l.name) || (marks.strict && l.paired)) {
+            // Strict: any new link (veth, ifb from the bandwidth plugin, a stray bridge) but ours.
+            if !ours && (on_our_bridge || marks.marked(&l.name) || marks.strict) {
                 found.push(Leak::Link(l.clone()));
             }
         }
