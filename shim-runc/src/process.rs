@@ -39,6 +39,10 @@ pub struct Process {
     pub spec: Option<Vec<u8>>,
     /// The `binary://` log driver, finished when the process is deleted.
     pub logger: Option<crate::logbinary::Logger>,
+    /// The non-terminal stdin copy (dropping it ends the process's stdin).
+    pub stdin: Option<crate::stdio::StdinCopy>,
+    /// CloseIO came (possibly before Start, when there was no copy yet).
+    pub stdin_closed: bool,
 }
 
 impl Process {
@@ -53,6 +57,8 @@ impl Process {
             exited: watch::channel(None).0,
             spec: None,
             logger: None,
+            stdin: None,
+            stdin_closed: false,
         }
     }
 

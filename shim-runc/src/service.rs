@@ -366,10 +366,13 @@ impl Inner {
             let master = console.receive()?;
             p.pty = Some(stdio::attach_pty(&p.io, &p.stdio, master)?);
         } else {
-            let (proc_stdio, logger) = stdio::pipes(&p.io, &p.stdio, id, &self.namespace).await?;
-            p.logger = logger;
+            let wired = stdio::pipes(&p.io, &p.stdio, id, &self.namespace).await?;
+            p.logger = wired.logger;
+            // A CloseIO before Start: the process gets an already-ended stdin.
+            p.stdin = wired.stdin.filter(|_| !p.stdin_closed);
             args.push(id.to_string());
-            if let Err(e) = runc.detached(&args, proc_stdio, &log).await {
+            if let Err(e) = runc.detached(&args, wired.stdio, &log).await {
+                p.stdin = None;
                 // The driver saw EOF with runc gone; let it go.
                 if let Some(l) = p.logger.take() {
                     l.finish(id).await;
@@ -887,12 +890,19 @@ impl Task for Service {
     }
 
     async fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> TtrpcResult<Empty> {
-        let map = self.inner.containers.lock().await;
-        let Some(p) = map.get(&req.id).and_then(|c| c.process(&req.exec_id)) else {
+        let mut map = self.inner.containers.lock().await;
+        let Some(p) = map
+            .get_mut(&req.id)
+            .and_then(|c| c.process_mut(&req.exec_id))
+        else {
             return fail("close_io", &req.id, not_found(&req.id, &req.exec_id));
         };
         if req.stdin {
             p.io.close_input();
+            p.stdin_closed = true;
+            if let Some(mut s) = p.stdin.take() {
+                s.close();
+            }
         }
         Ok(Empty::new())
     }

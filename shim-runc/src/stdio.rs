@@ -4,6 +4,7 @@
 use std::{
     fs::{File, OpenOptions},
     io::IoSliceMut,
+    os::fd::AsRawFd,
     os::{
         fd::OwnedFd,
         unix::{fs::OpenOptionsExt, net::UnixListener},
@@ -11,6 +12,7 @@ use std::{
     path::PathBuf,
     process::Stdio as CmdStdio,
     sync::atomic::{AtomicU64, Ordering},
+    sync::Arc,
 };
 
 use containerd_shim::asynchronous::io::{IoTasks, Pty, Stdio};
@@ -19,7 +21,7 @@ use nix::{
     sys::socket::{recvmsg, ControlMessageOwned, MsgFlags},
     unistd::pipe2,
 };
-use tokio::net::unix::pipe;
+use tokio::{net::unix::pipe, sync::oneshot};
 
 use crate::{
     error::{Error, Result},
@@ -56,30 +58,116 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Sets up the non-terminal stdio of a process and starts copying it.
+/// A process's non-terminal stdio, wired.
+pub struct Wired {
+    pub stdio: ProcStdio,
+    /// The `binary://` driver, finished when the process is deleted.
+    pub logger: Option<Logger>,
+    pub stdin: Option<StdinCopy>,
+}
+
 /// With a `binary://` stdout the log driver gets both output streams (as in
-/// containerd's shims) and is returned, to be finished when the process is deleted.
-pub async fn pipes(
-    io: &IoTasks,
-    req: &Stdio,
-    id: &str,
-    namespace: &str,
-) -> Result<(ProcStdio, Option<Logger>)> {
-    let mut out = ProcStdio::null();
+/// containerd's shims).
+pub async fn pipes(io: &IoTasks, req: &Stdio, id: &str, namespace: &str) -> Result<Wired> {
+    let mut out = Wired {
+        stdio: ProcStdio::null(),
+        logger: None,
+        stdin: None,
+    };
     if !req.stdin.is_empty() {
         let (r, w) = pipe()?;
         let sender = pipe::Sender::from_owned_fd(w).map_err(Error::io("stdin pipe"))?;
-        io.copy_from_fifo(&req.stdin, sender)?;
-        out.stdin = CmdStdio::from(r);
+        out.stdin = Some(StdinCopy::start(&req.stdin, sender)?);
+        out.stdio.stdin = CmdStdio::from(r);
     }
     if req.stdout.starts_with("binary://") {
         let (stdout, stderr, logger) = logbinary::start(&req.stdout, id, namespace).await?;
-        out.stdout = stdout;
-        out.stderr = stderr;
-        return Ok((out, Some(logger)));
+        out.stdio.stdout = stdout;
+        out.stdio.stderr = stderr;
+        out.logger = Some(logger);
+        return Ok(out);
     }
-    out.stdout = output(io, &req.stdout)?;
-    out.stderr = output(io, &req.stderr)?;
-    Ok((out, None))
+    out.stdio.stdout = output(io, &req.stdout)?;
+    out.stdio.stderr = output(io, &req.stderr)?;
+    Ok(out)
+}
+
+/// Copies containerd's stdin fifo into the process the way containerd 1.6's
+/// own shim does: the fifo is opened for reading once a writer comes, and the
+/// writer's close is the process's EOF (`echo x | ctr run ... cat` relies on
+/// it; 1.6 clients do not always send CloseIO). CloseIO or Delete end it too.
+///
+/// As containerd's fifo package does, the fifo is reached through an O_PATH
+/// handle (`/proc/self/fd/N`): clients may unlink the fifo before Delete, and
+/// a reader still blocked in open() must remain reachable to be released.
+pub struct StdinCopy {
+    handle: Arc<File>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+fn proc_path(handle: &File) -> String {
+    format!("/proc/self/fd/{}", handle.as_raw_fd())
+}
+
+impl StdinCopy {
+    fn start(path: &str, mut to: pipe::Sender) -> Result<Self> {
+        let handle = Arc::new(
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+                .open(path)
+                .map_err(Error::io(format!("stdin fifo {path}")))?,
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let held = handle.clone();
+        tokio::spawn(async move {
+            let copy = async move {
+                // A blocking open waits for containerd's writer without ever
+                // reading a spurious EOF before it comes. `held` keeps the
+                // handle (and so its /proc path) valid until open returns.
+                let opened =
+                    tokio::task::spawn_blocking(move || File::open(proc_path(&held))).await;
+                let Ok(Ok(file)) = opened else {
+                    return;
+                };
+                let Ok(mut from) = pipe::Receiver::from_file(file) else {
+                    return;
+                };
+                if let Err(e) = tokio::io::copy(&mut from, &mut to).await {
+                    tracing::debug!(error = %e, "stdin copy ended");
+                }
+                // `to` drops here: the process reads EOF.
+            };
+            tokio::select! {
+                _ = copy => {}
+                _ = stopped => {}
+            }
+        });
+        Ok(StdinCopy {
+            handle,
+            stop: Some(stop),
+        })
+    }
+
+    /// Ends the copy, and with it the process's stdin.
+    pub fn close(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+            // Releases a reader still blocked in open(): a writer that comes
+            // and goes reads as EOF. Fails harmlessly (ENXIO) when no reader
+            // waits.
+            let _ = OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(proc_path(&self.handle));
+        }
+    }
+}
+
+impl Drop for StdinCopy {
+    fn drop(&mut self) {
+        self.close();
+    }
 }
 
 fn output(io: &IoTasks, uri: &str) -> Result<CmdStdio> {

@@ -574,3 +574,59 @@ fn shim_binary_log_uri_starts_the_log_driver() {
     remove_all(c, &ns);
     env.finish().expect("no leaks");
 }
+
+/// Runs `ctr` with `input` on its stdin; (exit code, stdout). Killed after 20 s.
+fn ctr_with_input(c: &Containerd, ns: &str, args: &[&str], input: &str) -> (i32, String) {
+    use std::io::Write;
+    let mut child = c
+        .ctr(ns)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ctr");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while matches!(child.try_wait(), Ok(None)) {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ctr {args:?} did not finish: stdin EOF not delivered?");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn shim_stdin_eof_reaches_init_and_exec() {
+    let mut env = env_or_skip!("shim_stdin_eof_reaches_init_and_exec");
+    let (ns, c) = setup(&mut env);
+    // containerd 1.6 semantics: the writer's close is the process's EOF.
+    let (code, out) = ctr_with_input(
+        c,
+        &ns,
+        &["run", "--rm", "--runtime", RUNTIME, BUSYBOX, "in1", "cat"],
+        "to-init\n",
+    );
+    assert_eq!((code, out.trim()), (0, "to-init"));
+    let (code, _, err) = ctr_run(c, &ns, &["-d"], "in2", &["sleep", "300"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out) = ctr_with_input(
+        c,
+        &ns,
+        &["tasks", "exec", "--exec-id", "e1", "in2", "cat"],
+        "to-exec\n",
+    );
+    assert_eq!((code, out.trim()), (0, "to-exec"));
+    remove_all(c, &ns);
+    env.finish().expect("no leaks");
+}
