@@ -546,19 +546,21 @@ impl Sandboxer {
         Ok(())
     }
 
-    /// Stop if needed, then delete the pod's containerd containers, netns and
-    /// files. Idempotent: removing an unknown id is Ok.
+    /// Stop if needed (as `stop` does), then delete the pod's containerd
+    /// containers, netns and files. Idempotent: removing an unknown id is Ok;
+    /// a failed or crashed remove is finished by the next `remove` or `recover`.
     pub async fn remove(&self, id: &str) -> Result<()> {
         let lock = self.pod_lock(id);
         let _held = lock.lock().await;
         let Some(mut rec) = self.record(id) else {
             return Ok(());
         };
-        if rec.phase != Phase::Stopped && rec.phase != Phase::Removing {
-            self.stop_locked(&mut rec).await.map_err(|e| e.pod(id))?;
+        // Removing first (durably): from here a crash is finished by recover(),
+        // and teardown does everything stop does (pause SIGTERM with grace).
+        if rec.phase != Phase::Removing {
+            rec.phase = Phase::Removing;
+            self.save(&rec)?;
         }
-        rec.phase = Phase::Removing;
-        self.save(&rec)?;
         let errs = self.teardown(&rec).await;
         if let Some(first) = errs.first() {
             return Err(Error::new(ErrorKind::Internal, "remove", first.clone()).pod(id));

@@ -1,6 +1,7 @@
-//! Crash safety: the process holding the sandboxer is killed with SIGKILL while it creates pods;
-//! a new sandboxer's `recover()` keeps the finished pods (Ready), tears the half-made one down,
-//! and after removing the rest nothing is left: no netns, veth, IP lease, pause or shim.
+//! Crash safety: the process holding the sandboxer is killed with SIGKILL while it creates (and,
+//! in later rounds, removes) pods; a new sandboxer's `recover()` keeps the finished pods (Ready),
+//! tears the half-made or half-removed one down, and after removing the rest nothing is left: no
+//! netns, veth, IP lease, pause or shim.
 
 mod sandboxer_common;
 
@@ -22,9 +23,13 @@ fn sandboxer_crash_child() {
     let cfg: SandboxerConfig = serde_json::from_str(&cfg).expect("child config");
     rt().block_on(async {
         let sb = Sandboxer::new(cfg).await.expect("sandboxer");
+        // CHURN=1: each pod is removed again right away, so kills land in remove too.
+        let churn = std::env::var("CRIUS_SB_CRASH_CHILD_CHURN").is_ok();
         for i in 0.. {
             let p = sb.run(pod(&format!("crash{i}"))).await.expect("run");
-            println!("ready {}", p.id);
+            if churn {
+                sb.remove(&p.id).await.expect("remove");
+            }
         }
     });
 }
@@ -38,7 +43,10 @@ fn sandboxer_kill9_mid_run_then_recover_leaves_nothing() {
     let exe = std::env::current_exe().expect("test binary");
     // Kill at a few different moments, each time into the same state: recovery must cope with
     // whatever step the crash hit, and with the leftovers of earlier rounds.
-    for (round, delay_ms) in [350u64, 520, 610, 777].into_iter().enumerate() {
+    for (round, delay_ms) in [350u64, 520, 610, 777, 430, 555, 690, 820]
+        .into_iter()
+        .enumerate()
+    {
         let mut child = Command::new(&exe)
             .args([
                 "--exact",
@@ -48,6 +56,15 @@ fn sandboxer_kill9_mid_run_then_recover_leaves_nothing() {
                 "--test-threads=1",
             ])
             .env(CHILD_ENV, serde_json::to_string(&cfg).expect("config json"))
+            // The second half of the rounds also removes pods: crashes mid-remove.
+            .env(
+                if round >= 4 {
+                    "CRIUS_SB_CRASH_CHILD_CHURN"
+                } else {
+                    "CRIUS_SB_NO_CHURN"
+                },
+                "1",
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -64,14 +81,22 @@ fn sandboxer_kill9_mid_run_then_recover_leaves_nothing() {
             let report = sb.recover().await.expect("recover");
             eprintln!("round {round}: {report:?}");
             assert!(report.errors.is_empty(), "{report:?}");
+            // Finished pods remain, Ready; a pod the crash caught between stop and remove
+            // stays too, stopped (NotReady), for kubelet to remove. Half-made ones are gone.
             let pods = sb.list().await.expect("list");
             assert_eq!(
                 pods.len(),
-                report.ready.len(),
-                "only finished pods remain: {report:?}"
+                report.ready.len() + report.not_ready.len(),
+                "{report:?}"
             );
+            assert!(report.not_ready.len() <= 1, "{report:?}");
             for p in &pods {
-                assert_eq!(p.state, PodState::Ready, "{p:?}");
+                let want = if report.ready.contains(&p.id) {
+                    PodState::Ready
+                } else {
+                    PodState::NotReady
+                };
+                assert_eq!(p.state, want, "{p:?}");
             }
             // A second recover finds nothing more to do.
             let again = sb.recover().await.expect("recover again");
