@@ -229,6 +229,13 @@ async fn delete(flags: &Flags) -> Result<DeleteResponse> {
         }
     }
     unmount_rootfs(&bundle.join("rootfs"));
+    // A killed shim leaves its socket behind; remove it once nothing answers.
+    if let Ok(address) = std::fs::read_to_string(bundle.join("address")) {
+        let address = address.trim();
+        if !address.is_empty() && Client::connect(address).await.is_err() {
+            let _ = std::fs::remove_file(socket_path(address));
+        }
+    }
     tracing::info!(container_id = id, "cleaned up after shim");
     Ok(DeleteResponse {
         pid: 0,

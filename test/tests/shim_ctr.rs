@@ -278,6 +278,18 @@ fn shim_kill9_makes_task_dead_and_cleanup_leaves_nothing() {
     assert_eq!(code, 0, "{err}");
     let pids = [task_pid(c, &ns, "d1"), task_pid(c, &ns, "d2")];
     assert!(pids.iter().all(|p| alive(*p)));
+    let sockets: Vec<String> = ["d1", "d2"]
+        .iter()
+        .map(|id| {
+            let bundle = c
+                .dir()
+                .join("state/io.containerd.runtime.v2.task")
+                .join(&ns)
+                .join(id);
+            let address = std::fs::read_to_string(bundle.join("address")).expect("address file");
+            address.trim().trim_start_matches("unix://").to_string()
+        })
+        .collect();
     for shim in shims_of(c) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(shim),
@@ -293,6 +305,12 @@ fn shim_kill9_makes_task_dead_and_cleanup_leaves_nothing() {
         "the containers to be killed",
         Duration::from_secs(10),
         || pids.iter().all(|p| !alive(*p)),
+    );
+    // `delete` (containerd's cleanup after a dead shim) also removes the socket.
+    wait_until(
+        "the dead shims' sockets to go",
+        Duration::from_secs(10),
+        || sockets.iter().all(|s| !std::path::Path::new(s).exists()),
     );
     for id in ["d1", "d2"] {
         c.ctr_output(&ns, &["containers", "rm", id])
