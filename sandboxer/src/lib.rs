@@ -14,7 +14,7 @@
 //! sb.netns_view(&pod.id).await?;                             // rtnetlink view of the pod's netns
 //! sb.check_network(&pod.id).await?;                          // CNI CHECK
 //! sb.stop(&pod.id).await?;                                   // pod containers' tasks, pause, CNI DEL (idempotent)
-//! sb.remove(&pod.id).await?;                                 // containerd containers, netns, files (idempotent)
+//! sb.remove(&pod.id).await?;                                 // stop + containerd containers, netns, files (idempotent)
 //! sb.network_status();  sb.update_pod_cidr("10.1.0.0/24")?;  // CRI NetworkReady; ipRanges capability arg
 //! sb.oom_score_adj(requested);                               // the clamp policy, for containers too
 //! ```
@@ -36,7 +36,8 @@
 //!   `io.crius.kind=container`; `stop` kills all tasks carrying that label.
 //! - Files per pod: `<state_dir>/<id>/pod.json` (record), `resolv.conf`, `hostname`,
 //!   `hosts`; `<run_dir>/netns/<id>` (netns bind mount), `<run_dir>/sandboxes/<id>/shm`
-//!   (tmpfs /dev/shm). Paths are in [`PodStatus`].
+//!   (tmpfs /dev/shm), `<run_dir>/pause/rootfs` (read-only pause rootfs, shared).
+//!   Paths are in [`PodStatus`].
 //! - CNI: `CNI_IFNAME=eth0`, `CNI_ARGS` with `K8S_POD_NAMESPACE/NAME/INFRA_CONTAINER_ID/UID`;
 //!   capability args `portMappings` (host_port > 0), `bandwidth` (from the
 //!   `kubernetes.io/{ingress,egress}-bandwidth` annotations), `ipRanges` (pod CIDR).
@@ -68,6 +69,9 @@
 //! default policy detects it) the score is clamped to this process's own
 //! current score, with one log line; [`OomScorePolicy`] forces either way.
 //! [`oom::effective_score`] is public so criusd clamps containers' scores the same way.
+//!
+//! Design notes, test and benchmark commands (`hack/bench/pods`) and figures:
+//! `sandboxer/README.md`.
 
 mod atomic;
 mod cni;

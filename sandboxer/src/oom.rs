@@ -24,7 +24,7 @@ pub fn should_clamp(policy: OomScorePolicy, has_cap_sys_resource: bool) -> bool 
     }
 }
 
-/// True if the CapEff line of a /proc/<pid>/status text has CAP_SYS_RESOURCE (bit 24).
+/// True if the CapEff line of a `/proc/<pid>/status` text has CAP_SYS_RESOURCE (bit 24).
 pub fn status_has_cap_sys_resource(status: &str) -> Option<bool> {
     let hex = status
         .lines()
