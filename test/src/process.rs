@@ -34,7 +34,9 @@ pub struct ProcInfo {
     pub cgroup: String,
 }
 
-/// Every process on the machine (those that vanish while being read are skipped).
+/// Every live process on the machine (those that vanish while being read are skipped). Zombies are
+/// left out: they have exited and hold nothing but a pid, and reaping orphans is PID 1's job (on
+/// these machines PID 1 is slow to do it, so exited shims linger as zombies of PID 1).
 pub fn all_processes() -> Vec<ProcInfo> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -47,6 +49,11 @@ pub fn all_processes() -> Vec<ProcInfo> {
 
 fn read_proc(pid: i32) -> Option<ProcInfo> {
     let base = Path::new("/proc").join(pid.to_string());
+    let stat = std::fs::read_to_string(base.join("stat")).ok()?;
+    // The state letter follows the command name, which is in parentheses and may hold spaces.
+    if stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')) {
+        return None;
+    }
     let comm = std::fs::read_to_string(base.join("comm")).ok()?;
     let cmdline = std::fs::read(base.join("cmdline")).ok()?;
     let cgroup = std::fs::read_to_string(base.join("cgroup")).unwrap_or_default();
