@@ -689,6 +689,8 @@ fn validate(c: &PodConfig) -> Result<()> {
         return bad("metadata.uid is empty");
     }
     spec::check_sysctls(c).map_err(|m| Error::new(ErrorKind::InvalidArgument, "run", m))?;
+    crate::cni::validate_annotations(&c.annotations)
+        .map_err(|m| Error::new(ErrorKind::InvalidArgument, "run", m))?;
     Ok(())
 }
 

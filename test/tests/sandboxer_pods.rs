@@ -405,6 +405,52 @@ fn sandboxer_pod_cidr_and_port_mappings_reach_the_plugins() {
     finish(env);
 }
 
+#[test]
+fn sandboxer_bandwidth_annotations_shape_the_pod_traffic() {
+    let mut env = env_or_skip!("sandboxer_bandwidth_annotations_shape_the_pod_traffic");
+    let Some((cfg, net)) = start(&mut env) else {
+        return;
+    };
+    let conf = std::fs::read_dir(&net.conf_dir)
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .next()
+        .expect("conflist");
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&conf).expect("read")).expect("json");
+    v["plugins"]
+        .as_array_mut()
+        .expect("plugins")
+        .push(serde_json::json!({"type": "bandwidth", "capabilities": {"bandwidth": true}}));
+    std::fs::write(&conf, serde_json::to_vec(&v).expect("json")).expect("write");
+    let qdiscs = || {
+        let out = Command::new("tc")
+            .args(["qdisc", "show"])
+            .output()
+            .expect("tc");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    rt().block_on(async {
+        let sb = Sandboxer::new(cfg).await.expect("sandboxer");
+        let mut c = pod("shaped");
+        c.annotations
+            .insert("kubernetes.io/ingress-bandwidth".into(), "3M".into());
+        let p = sb.run(c).await.expect("run");
+        // Ingress to the pod: a token bucket on its host-side veth at 3 Mbit/s.
+        let q = qdiscs();
+        assert!(q.contains("tbf") && q.contains("rate 3Mbit"), "{q}");
+        sb.remove(&p.id).await.expect("remove");
+        assert!(!qdiscs().contains("rate 3Mbit"));
+        let mut bad = pod("badly-shaped");
+        bad.annotations
+            .insert("kubernetes.io/egress-bandwidth".into(), "lots".into());
+        let err = sb.run(bad).await.expect_err("bad quantity");
+        assert_eq!(err.kind(), &ErrorKind::InvalidArgument, "{err}");
+    });
+    finish(env);
+}
+
 fn ns_ino(path: &str) -> u64 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(Path::new(path))

@@ -259,6 +259,13 @@ impl Cni {
     }
 }
 
+/// Check the pod annotations CNI reads (bandwidth) before anything is made.
+pub fn validate_annotations(
+    ann: &std::collections::BTreeMap<String, String>,
+) -> Result<(), String> {
+    bandwidth::from_annotations(ann).map(|_| ())
+}
+
 /// One plugin's stdin: its own object plus the list's name and cniVersion, the
 /// previous result, and the capability args it declares.
 fn plugin_config(
