@@ -167,6 +167,53 @@ pub fn pids_with_args(pairs: &[(&str, &str)]) -> Vec<u32> {
         .collect()
 }
 
+/// Pids whose environment holds exactly `entry` (`KEY=value`).
+pub fn pids_with_env(entry: &str) -> Vec<u32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|raw| raw.split(|b| *b == 0).any(|kv| kv == entry.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// The dirs a cgroupfs path `rel` (e.g. `/crius/<id>`) has: one per v1
+/// hierarchy under /sys/fs/cgroup, plus the path on a v2-only mount.
+fn cgroup_dirs(rel: &str) -> Vec<std::path::PathBuf> {
+    let rel = rel.trim_start_matches('/');
+    let root = Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![root.join(rel)];
+    if let Ok(rd) = std::fs::read_dir(root) {
+        dirs.extend(rd.filter_map(|e| e.ok()).map(|e| e.path().join(rel)));
+    }
+    dirs.into_iter().filter(|d| d.is_dir()).collect()
+}
+
+/// SIGKILL every process in cgroup `rel` and remove its (then empty) dirs.
+/// For a cgroup nobody manages any more (its runtime died mid-create).
+pub fn kill_and_remove_cgroup(rel: &str) {
+    for _ in 0..50 {
+        let dirs = cgroup_dirs(rel);
+        if dirs.is_empty() {
+            return;
+        }
+        for d in &dirs {
+            if let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) {
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
+                    kill_pid(pid);
+                }
+            }
+            let _ = std::fs::remove_dir(d);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// SIGKILL one process (best effort).
 pub fn kill_pid(pid: u32) {
     if let Ok(pid) = i32::try_from(pid) {

@@ -129,12 +129,36 @@ impl Sandboxer {
         }
     }
 
+    /// A CNI plugin started for this pod by a process that died (kill -9
+    /// mid-run) runs on unsupervised; a DEL racing it could miss what it makes
+    /// after. Stop such plugins (found by `CNI_CONTAINERID=<id>` in their
+    /// environment) and wait for them to go; DEL then cleans up after them.
+    async fn stop_stray_cni_plugins(&self, id: &str) {
+        let entry = format!("CNI_CONTAINERID={id}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let pids = sys::pids_with_env(&entry);
+            if pids.is_empty() || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            for pid in pids {
+                tracing::warn!(pod = %id, pid, "killing a CNI plugin left running by a crash");
+                sys::kill_pid(pid);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A crash while containerd was starting the pause's shim (the client's
     /// Tasks.Create cancelled) can leave that shim running with no task, which
     /// containerd then never stops. Its command line names our containerd, our
     /// namespace and the pod id; SIGKILL it (it holds nothing: no task).
-    fn reap_orphan_shim(&self, id: &str) {
+    /// If the shim had begun the pause (cgroup made, maybe a process in it),
+    /// nothing would remove that either: empty the pause's cgroup and remove it.
+    async fn reap_orphan_shim(&self, rec: &PodRecord) {
+        let id = rec.id.as_str();
         let address = self.cfg.containerd_address.to_string_lossy();
+        let mut reaped = Vec::new();
         for pid in sys::pids_with_args(&[
             ("-namespace", self.cfg.containerd_namespace.as_str()),
             ("-id", id),
@@ -142,7 +166,28 @@ impl Sandboxer {
         ]) {
             tracing::warn!(pod = %id, pid, "killing a shim left without a task by a crash mid-start");
             sys::kill_pid(pid);
+            reaped.push(pid);
         }
+        if reaped.is_empty() {
+            return;
+        }
+        let parent = if rec.cgroup_parent.is_empty() {
+            &self.cfg.default_cgroup_parent
+        } else {
+            &rec.cgroup_parent
+        };
+        let cgroup = crate::pause::spec::cgroups_path(parent, id);
+        let _ = tokio::task::spawn_blocking(move || {
+            // Only once the shim is gone can nothing re-create the cgroup.
+            for _ in 0..100 {
+                if reaped.iter().all(|p| sys::proc_start_time(*p).is_none()) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            sys::kill_and_remove_cgroup(&cgroup);
+        })
+        .await;
     }
 
     /// Remove everything of the pod, continuing past failures; returns them.
@@ -184,7 +229,7 @@ impl Sandboxer {
         }
         match self.stop_pause(id).await {
             Ok(true) => {}
-            Ok(false) => self.reap_orphan_shim(id),
+            Ok(false) => self.reap_orphan_shim(rec).await,
             Err(e) => note(&mut errs, Err(e)),
         }
         note(
@@ -202,6 +247,9 @@ impl Sandboxer {
                     .await
                     .map_err(|s| ctrd_err("remove pause snapshot", s)),
             );
+        }
+        if rec.phase == crate::store::Phase::Creating {
+            self.stop_stray_cni_plugins(id).await;
         }
         let ns_path = self.netns_path(id);
         let live_ns = netns::exists(&ns_path).then_some(ns_path.as_path());

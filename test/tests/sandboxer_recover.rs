@@ -72,8 +72,8 @@ fn sandboxer_kill9_mid_run_then_recover_leaves_nothing() {
         std::thread::sleep(Duration::from_millis(delay_ms));
         child.kill().expect("SIGKILL child");
         child.wait().expect("reap child");
-        // A CNI plugin the child had running finishes on its own; give it a moment.
-        std::thread::sleep(Duration::from_millis(500));
+        // No grace: a CNI plugin the child had running is still going; recover() must stop it
+        // before its DEL.
 
         let cfg = cfg.clone();
         rt().block_on(async {
