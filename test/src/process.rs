@@ -51,7 +51,10 @@ fn read_proc(pid: i32) -> Option<ProcInfo> {
     let base = Path::new("/proc").join(pid.to_string());
     let stat = std::fs::read_to_string(base.join("stat")).ok()?;
     // The state letter follows the command name, which is in parentheses and may hold spaces.
-    if stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')) {
+    if stat
+        .rsplit_once(") ")
+        .is_some_and(|(_, rest)| rest.starts_with('Z'))
+    {
         return None;
     }
     let comm = std::fs::read_to_string(base.join("comm")).ok()?;
