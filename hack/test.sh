@@ -23,4 +23,4 @@ crius_pid_alive "$CRIUS_DEV_RUN/registry.pid" && registry_was_up=1
 "$here/images/build.sh"
 
 crius_log "cargo test (integration tests one at a time, strict leak check)"
-CRIUS_LEAK_CHECK=strict cargo test --workspace -- --test-threads=1
+CRIUS_LEAK_CHECK=strict cargo test --workspace --no-fail-fast -- --test-threads=1
