@@ -5,14 +5,16 @@ mod criusd_common;
 use crius_proto::runtime as cri;
 use crius_proto::tonic::Code;
 use crius_test::{env_or_skip, registry};
-use criusd_common::{client, container_config, finish, pod_config, pull, rt, start};
+use criusd_common::{
+    all_containers, client, container_config, finish, pod_config, pod_log_dir, pull, remove_pod,
+    rt, run_pod, start,
+};
 
 #[test]
 fn criusd_bad_input_codes() {
     let mut env = env_or_skip!("criusd_bad_input_codes");
     let Some(d) = start(&mut env) else { return };
-    let log_dir = env.dir().join("pod-logs");
-    std::fs::create_dir_all(&log_dir).expect("log dir");
+    let log_dir = pod_log_dir(&env);
     rt().block_on(async {
         let mut c = client(&d).await;
         pull(&mut c, registry::BUSYBOX).await;
@@ -50,16 +52,7 @@ fn criusd_bad_input_codes() {
             .expect_err("unknown pod");
         assert_eq!(e.code(), Code::NotFound, "{e}");
 
-        let pod = c
-            .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(pcfg.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
-            .into_inner()
-            .pod_sandbox_id;
+        let pod = run_pod(&mut c, &d, &pcfg).await;
         // The same pod again: ALREADY_EXISTS naming the holder.
         let e = c
             .runtime
@@ -179,13 +172,7 @@ fn criusd_bad_input_codes() {
         assert_eq!(e.code(), Code::InvalidArgument, "{e}");
 
         // Only the one good container exists; removing unknown things is fine.
-        let all = c
-            .runtime
-            .list_containers(cri::ListContainersRequest { filter: None })
-            .await
-            .expect("list")
-            .into_inner()
-            .containers;
+        let all = all_containers(&mut c).await;
         assert_eq!(all.len(), 1, "{all:?}");
         c.runtime
             .remove_container(cri::RemoveContainerRequest {
@@ -193,18 +180,8 @@ fn criusd_bad_input_codes() {
             })
             .await
             .expect("remove unknown container");
-        c.runtime
-            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
-                pod_sandbox_id: pod.clone(),
-            })
-            .await
-            .expect("remove pod");
-        c.runtime
-            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
-                pod_sandbox_id: pod.clone(),
-            })
-            .await
-            .expect("remove pod twice");
+        remove_pod(&mut c, &pod).await.expect("remove pod");
+        remove_pod(&mut c, &pod).await.expect("remove pod twice");
     });
     finish(env, &d);
 }

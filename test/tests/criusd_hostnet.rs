@@ -5,19 +5,13 @@ mod criusd_common;
 
 use crius_proto::runtime as cri;
 use crius_test::{env_or_skip, registry};
-use criusd_common::{client, container_config, finish, pod_config, pull, rt, start, start_with};
+use criusd_common::{
+    client, container_config, create_and_start, exec_sh, finish, image_status, pod_config,
+    pod_log_dir, pull, remove_pod, rt, run_pod, start, start_with,
+};
 
 async fn exec(c: &mut crius_test::cri::CriClient, id: &str, script: &str) -> String {
-    let r = c
-        .runtime
-        .exec_sync(cri::ExecSyncRequest {
-            container_id: id.into(),
-            cmd: vec!["sh".into(), "-c".into(), script.into()],
-            timeout: 10,
-        })
-        .await
-        .expect("exec")
-        .into_inner();
+    let r = exec_sh(c, id, script).await;
     assert_eq!(r.exit_code, 0, "{}", String::from_utf8_lossy(&r.stderr));
     String::from_utf8_lossy(&r.stdout).into_owned()
 }
@@ -41,39 +35,16 @@ fn criusd_pause_from_an_image_is_pulled_on_first_pod() {
     rt().block_on(async {
         let mut c = client(&d).await;
         let pcfg = pod_config(&env, "imgpause", &log_dir);
-        let pod = c
-            .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(pcfg),
-                runtime_handler: String::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
-            .into_inner()
-            .pod_sandbox_id;
-        let img = c
-            .image
-            .image_status(cri::ImageStatusRequest {
-                image: Some(cri::ImageSpec {
-                    image: registry::PAUSE.into(),
-                    ..Default::default()
-                }),
-                verbose: false,
-            })
+        let pod = run_pod(&mut c, &d, &pcfg).await;
+        let img = image_status(&mut c, registry::PAUSE)
             .await
             .expect("status")
-            .into_inner()
             .image;
         assert!(
             img.as_ref().is_some_and(|i| i.pinned),
             "the pause image was pulled, and is pinned: {img:?}"
         );
-        c.runtime
-            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
-                pod_sandbox_id: pod,
-            })
-            .await
-            .expect("remove pod");
+        remove_pod(&mut c, &pod).await.expect("remove pod");
     });
     finish(env, &d);
 }
@@ -82,8 +53,7 @@ fn criusd_pause_from_an_image_is_pulled_on_first_pod() {
 fn criusd_host_network_pod_and_container_pid_namespace() {
     let mut env = env_or_skip!("criusd_host_network_pod_and_container_pid_namespace");
     let Some(d) = start(&mut env) else { return };
-    let log_dir = env.dir().join("pod-logs");
-    std::fs::create_dir_all(&log_dir).expect("log dir");
+    let log_dir = pod_log_dir(&env);
     rt().block_on(async {
         let mut c = client(&d).await;
         pull(&mut c, registry::BUSYBOX).await;
@@ -99,16 +69,7 @@ fn criusd_host_network_pod_and_container_pid_namespace() {
                 ..Default::default()
             });
         }
-        let pod = c
-            .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(pcfg.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
-            .into_inner()
-            .pod_sandbox_id;
+        let pod = run_pod(&mut c, &d, &pcfg).await;
         let mut cfg = container_config("probe", registry::BUSYBOX, &["sleep", "1000"]);
         cfg.linux = Some(cri::LinuxContainerConfig {
             security_context: Some(cri::LinuxContainerSecurityContext {
@@ -121,23 +82,7 @@ fn criusd_host_network_pod_and_container_pid_namespace() {
             }),
             ..Default::default()
         });
-        let id = c
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(cfg),
-                sandbox_config: Some(pcfg.clone()),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("create: {e}\n{}", d.log_tail()))
-            .into_inner()
-            .container_id;
-        c.runtime
-            .start_container(cri::StartContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("start: {e}\n{}", d.log_tail()));
+        let id = create_and_start(&mut c, &d, &pod, cfg, &pcfg, "").await;
 
         let mut host_ifaces: Vec<String> = std::fs::read_dir("/sys/class/net")
             .expect("host interfaces")
@@ -160,12 +105,7 @@ fn criusd_host_network_pod_and_container_pid_namespace() {
         // Own PID namespace: sleep is PID 1.
         assert_eq!(exec(&mut c, &id, "cat /proc/1/comm").await.trim(), "sleep");
 
-        c.runtime
-            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
-                pod_sandbox_id: pod.clone(),
-            })
-            .await
-            .expect("remove running pod");
+        remove_pod(&mut c, &pod).await.expect("remove running pod");
     });
     finish(env, &d);
 }

@@ -6,13 +6,23 @@ mod criusd_common;
 use crius_proto::runtime as cri;
 use crius_proto::tonic::Code;
 use crius_test::{env_or_skip, registry};
-use criusd_common::{client, finish, pull, rt, start};
+use criusd_common::{client, finish, image_status, pull, rt, start, try_pull};
 
 fn spec(image: &str) -> Option<cri::ImageSpec> {
     Some(cri::ImageSpec {
         image: image.into(),
         ..Default::default()
     })
+}
+
+/// Every image criusd lists (no filter).
+async fn list_images(c: &mut crius_test::cri::CriClient) -> Vec<cri::Image> {
+    c.image
+        .list_images(cri::ListImagesRequest { filter: None })
+        .await
+        .expect("list")
+        .into_inner()
+        .images
 }
 
 #[test]
@@ -27,15 +37,9 @@ fn criusd_pulls_lists_and_removes_images() {
         assert_eq!(pull(&mut c, registry::BUSYBOX).await, id);
         let cfg_id = pull(&mut c, registry::CONFIG_TEST).await;
 
-        let st = c
-            .image
-            .image_status(cri::ImageStatusRequest {
-                image: spec(registry::BUSYBOX),
-                verbose: false,
-            })
+        let st = image_status(&mut c, registry::BUSYBOX)
             .await
             .expect("status")
-            .into_inner()
             .image
             .expect("present");
         assert_eq!(st.id, id);
@@ -45,15 +49,9 @@ fn criusd_pulls_lists_and_removes_images() {
         // Pulling by that digest finds the same image.
         assert_eq!(pull(&mut c, &st.repo_digests[0]).await, id);
         // By id too.
-        let by_id = c
-            .image
-            .image_status(cri::ImageStatusRequest {
-                image: spec(&id),
-                verbose: false,
-            })
+        let by_id = image_status(&mut c, &id)
             .await
             .expect("status by id")
-            .into_inner()
             .image
             .expect("present by id");
         assert_eq!(by_id.id, id);
@@ -85,13 +83,7 @@ fn criusd_pulls_lists_and_removes_images() {
             "config-test sets User: {cfg_st:?}"
         );
 
-        let list = c
-            .image
-            .list_images(cri::ListImagesRequest { filter: None })
-            .await
-            .expect("list")
-            .into_inner()
-            .images;
+        let list = list_images(&mut c).await;
         assert_eq!(list.len(), 2, "{list:?}");
 
         let fs = c
@@ -119,22 +111,10 @@ fn criusd_pulls_lists_and_removes_images() {
 
         // Bad input.
         for bad in ["", "UPPER/case:x", "busybox:"] {
-            let e = c
-                .image
-                .pull_image(cri::PullImageRequest {
-                    image: spec(bad),
-                    ..Default::default()
-                })
-                .await
-                .expect_err("invalid ref");
+            let e = try_pull(&mut c, bad).await.expect_err("invalid ref");
             assert_eq!(e.code(), Code::InvalidArgument, "{bad:?}: {e}");
         }
-        let e = c
-            .image
-            .pull_image(cri::PullImageRequest {
-                image: spec("127.0.0.1:1/nothing/here:latest"),
-                ..Default::default()
-            })
+        let e = try_pull(&mut c, "127.0.0.1:1/nothing/here:latest")
             .await
             .expect_err("registry down");
         assert_eq!(e.code(), Code::Unavailable, "{e}");
@@ -149,16 +129,7 @@ fn criusd_pulls_lists_and_removes_images() {
                 .await
                 .expect("remove");
         }
-        let gone = c
-            .image
-            .image_status(cri::ImageStatusRequest {
-                image: spec(&id),
-                verbose: false,
-            })
-            .await
-            .expect("status")
-            .into_inner()
-            .image;
+        let gone = image_status(&mut c, &id).await.expect("status").image;
         assert!(gone.is_none(), "{gone:?}");
         c.image
             .remove_image(cri::RemoveImageRequest {
@@ -166,13 +137,7 @@ fn criusd_pulls_lists_and_removes_images() {
             })
             .await
             .expect("remove by id");
-        let list = c
-            .image
-            .list_images(cri::ListImagesRequest { filter: None })
-            .await
-            .expect("list")
-            .into_inner()
-            .images;
+        let list = list_images(&mut c).await;
         assert!(list.is_empty(), "{list:?}");
     });
     finish(env, &d);
@@ -200,15 +165,9 @@ fn criusd_pull_falls_through_mirrors_per_hosts_toml() {
         let mut c = client(&d).await;
         let id = pull(&mut c, "registry.crius.test/crius/busybox:latest").await;
         assert!(id.starts_with("sha256:"));
-        let st = c
-            .image
-            .image_status(cri::ImageStatusRequest {
-                image: spec("registry.crius.test/crius/busybox"),
-                verbose: false,
-            })
+        let st = image_status(&mut c, "registry.crius.test/crius/busybox")
             .await
             .expect("status")
-            .into_inner()
             .image
             .expect("present under its own name");
         assert_eq!(
@@ -227,12 +186,7 @@ fn criusd_pull_falls_through_mirrors_per_hosts_toml() {
             "server = \"http://127.0.0.1:1\"\n[host.\"http://127.0.0.1:2\"]\n",
         )
         .expect("hosts.toml");
-        let e = c
-            .image
-            .pull_image(cri::PullImageRequest {
-                image: spec("registry.crius.test/crius/config-test:latest"),
-                ..Default::default()
-            })
+        let e = try_pull(&mut c, "registry.crius.test/crius/config-test:latest")
             .await
             .expect_err("all hosts down");
         assert_eq!(e.code(), Code::Unavailable, "{e}");

@@ -8,15 +8,16 @@ use crius_proto::runtime as cri;
 use crius_proto::tonic::Code;
 use crius_test::{env_or_skip, registry};
 use criusd_common::{
-    client, container_config, container_state, eventually, finish, pod_config, pull, rt, start,
+    all_containers, client, container_config, container_state, create_and_start, create_container,
+    eventually, exited, finish, pod_config, pod_log_dir, pull, remove_pod, rt, run_pod, start,
+    start_container, stop_pod, wait_status,
 };
 
 #[test]
 fn criusd_pod_with_two_containers_logs_exec_stats_events() {
     let mut env = env_or_skip!("criusd_pod_with_two_containers_logs_exec_stats_events");
     let Some(d) = start(&mut env) else { return };
-    let log_dir = env.dir().join("pod-logs");
-    std::fs::create_dir_all(&log_dir).expect("log dir");
+    let log_dir = pod_log_dir(&env);
     rt().block_on(async {
         let mut c = client(&d).await;
         let st = c
@@ -38,34 +39,12 @@ fn criusd_pod_with_two_containers_logs_exec_stats_events() {
         pull(&mut c, registry::BUSYBOX).await;
         pull(&mut c, registry::CONFIG_TEST).await;
         let pcfg = pod_config(&env, "web", &log_dir);
-        let pod = c
-            .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(pcfg.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
-            .into_inner()
-            .pod_sandbox_id;
+        let pod = run_pod(&mut c, &d, &pcfg).await;
 
         // Container 1: output with a partial last line, then stays up.
         let script = "echo hello; echo to-stderr >&2; printf partial; sleep 1000";
-        let c1 = c
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(container_config(
-                    "app",
-                    registry::BUSYBOX,
-                    &["sh", "-c", script],
-                )),
-                sandbox_config: Some(pcfg.clone()),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("create: {e}\n{}", d.log_tail()))
-            .into_inner()
-            .container_id;
+        let app = container_config("app", registry::BUSYBOX, &["sh", "-c", script]);
+        let c1 = create_container(&mut c, &d, &pod, app, &pcfg, "").await;
         // Same name again: ALREADY_EXISTS naming the holder.
         let dup = c
             .runtime
@@ -79,33 +58,12 @@ fn criusd_pod_with_two_containers_logs_exec_stats_events() {
         assert_eq!(dup.code(), Code::AlreadyExists);
         assert!(dup.message().contains(&c1), "{dup}");
 
-        c.runtime
-            .start_container(cri::StartContainerRequest {
-                container_id: c1.clone(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("start: {e}\n{}", d.log_tail()));
+        start_container(&mut c, &d, &c1, "").await;
 
         // Container 2: the image's Entrypoint/Cmd/Env/WorkingDir/User, exits 7.
         let mut cfg2 = container_config("cfg", registry::CONFIG_TEST, &[]);
         cfg2.args = vec![];
-        let c2 = c
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(cfg2),
-                sandbox_config: Some(pcfg.clone()),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("create cfg: {e}\n{}", d.log_tail()))
-            .into_inner()
-            .container_id;
-        c.runtime
-            .start_container(cri::StartContainerRequest {
-                container_id: c2.clone(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("start cfg: {e}\n{}", d.log_tail()));
+        let c2 = create_and_start(&mut c, &d, &pod, cfg2, &pcfg, "cfg").await;
 
         // Logs in CRI format, partial line flushed only at EOF (not yet).
         let log1 = log_dir.join("app/0.log");
@@ -183,16 +141,9 @@ fn criusd_pod_with_two_containers_logs_exec_stats_events() {
         assert_eq!(slow.code(), Code::DeadlineExceeded, "{slow}");
 
         // The config-test container ran with the image's settings and exited.
-        let s2 = eventually(15, || {
-            let mut c = c.clone();
-            let id = c2.clone();
-            async move {
-                let s = container_state(&mut c, &id).await;
-                (s.state == cri::ContainerState::ContainerExited as i32).then_some(s)
-            }
-        })
-        .await
-        .unwrap_or_else(|| panic!("config-test container did not exit\n{}", d.log_tail()));
+        let s2 = wait_status(&c, &c2, 15, exited)
+            .await
+            .unwrap_or_else(|| panic!("config-test container did not exit\n{}", d.log_tail()));
         let log2 = std::fs::read_to_string(log_dir.join("cfg/0.log")).unwrap_or_default();
         eprintln!(
             "config-test container: exit {} reason {}; log:\n{log2}",
@@ -365,12 +316,7 @@ fn criusd_pod_with_two_containers_logs_exec_stats_events() {
         );
 
         // Stop and remove the pod: containers go with it.
-        c.runtime
-            .stop_pod_sandbox(cri::StopPodSandboxRequest {
-                pod_sandbox_id: pod.clone(),
-            })
-            .await
-            .expect("stop pod");
+        stop_pod(&mut c, &pod).await.expect("stop pod");
         let e = c
             .runtime
             .create_container(cri::CreateContainerRequest {
@@ -382,20 +328,11 @@ fn criusd_pod_with_two_containers_logs_exec_stats_events() {
             .expect_err("pod not ready");
         assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
         for _ in 0..2 {
-            c.runtime
-                .remove_pod_sandbox(cri::RemovePodSandboxRequest {
-                    pod_sandbox_id: pod.clone(),
-                })
+            remove_pod(&mut c, &pod)
                 .await
                 .unwrap_or_else(|e| panic!("remove pod: {e}\n{}", d.log_tail()));
         }
-        let left = c
-            .runtime
-            .list_containers(cri::ListContainersRequest { filter: None })
-            .await
-            .expect("list")
-            .into_inner()
-            .containers;
+        let left = all_containers(&mut c).await;
         assert!(left.is_empty(), "{left:?}");
 
         // The event stream saw the transitions, in order per container.
@@ -425,45 +362,19 @@ fn criusd_pod_with_two_containers_logs_exec_stats_events() {
 fn criusd_tty_container_logs_its_terminal() {
     let mut env = env_or_skip!("criusd_tty_container_logs_its_terminal");
     let Some(d) = start(&mut env) else { return };
-    let log_dir = env.dir().join("pod-logs");
-    std::fs::create_dir_all(&log_dir).expect("log dir");
+    let log_dir = pod_log_dir(&env);
     rt().block_on(async {
         let mut c = client(&d).await;
         pull(&mut c, registry::BUSYBOX).await;
         let pcfg = pod_config(&env, "term", &log_dir);
-        let pod = c
-            .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(pcfg.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
-            .into_inner()
-            .pod_sandbox_id;
+        let pod = run_pod(&mut c, &d, &pcfg).await;
         let mut cfg = container_config(
             "tty",
             registry::BUSYBOX,
             &["sh", "-c", "tty; echo on-a-terminal"],
         );
         cfg.tty = true;
-        let id = c
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(cfg),
-                sandbox_config: Some(pcfg.clone()),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("create: {e}\n{}", d.log_tail()))
-            .into_inner()
-            .container_id;
-        c.runtime
-            .start_container(cri::StartContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("start: {e}\n{}", d.log_tail()));
+        let id = create_and_start(&mut c, &d, &pod, cfg, &pcfg, "").await;
         let log = log_dir.join("tty/0.log");
         let text = eventually(10, || {
             let p = log.clone();
@@ -482,23 +393,11 @@ fn criusd_tty_container_logs_its_terminal() {
             )
         });
         assert!(text.contains(" stdout F /dev/pts/"), "{text}");
-        let st = eventually(10, || {
-            let mut c = c.clone();
-            let id = id.clone();
-            async move {
-                let s = container_state(&mut c, &id).await;
-                (s.state == cri::ContainerState::ContainerExited as i32).then_some(s)
-            }
-        })
-        .await
-        .expect("tty container exits");
-        assert_eq!(st.exit_code, 0);
-        c.runtime
-            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
-                pod_sandbox_id: pod.clone(),
-            })
+        let st = wait_status(&c, &id, 10, exited)
             .await
-            .expect("remove pod");
+            .expect("tty container exits");
+        assert_eq!(st.exit_code, 0);
+        remove_pod(&mut c, &pod).await.expect("remove pod");
     });
     finish(env, &d);
 }

@@ -7,8 +7,8 @@ mod criusd_common;
 use crius_proto::runtime as cri;
 use crius_test::{env_or_skip, registry};
 use criusd_common::{
-    client, container_config, container_state, eventually, finish, pod_config, pull, rt, spawn,
-    start,
+    client, container_config, container_state, create_and_start, eventually, finish, pod_config,
+    pod_log_dir, pull, remove_pod, rt, run_pod, spawn, start, stop_pod,
 };
 use std::time::Duration;
 
@@ -52,23 +52,13 @@ fn numbers(log: &str) -> Vec<u64> {
 fn criusd_kill9_restart_keeps_pods_containers_exits_and_logs() {
     let mut env = env_or_skip!("criusd_kill9_restart_keeps_pods_containers_exits_and_logs");
     let Some(mut d) = start(&mut env) else { return };
-    let log_dir = env.dir().join("pod-logs");
-    std::fs::create_dir_all(&log_dir).expect("log dir");
+    let log_dir = pod_log_dir(&env);
     let runtime = rt();
     let (pod, ticker, quitter) = runtime.block_on(async {
         let mut c = client(&d).await;
         pull(&mut c, registry::BUSYBOX).await;
         let pcfg = pod_config(&env, "survivor", &log_dir);
-        let pod = c
-            .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(pcfg.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
-            .into_inner()
-            .pod_sandbox_id;
+        let pod = run_pod(&mut c, &d, &pcfg).await;
         let mut ids = Vec::new();
         for (name, script) in [
             (
@@ -77,28 +67,8 @@ fn criusd_kill9_restart_keeps_pods_containers_exits_and_logs() {
             ),
             ("quitter", "sleep 3; echo bye; exit 5"),
         ] {
-            let id = c
-                .runtime
-                .create_container(cri::CreateContainerRequest {
-                    pod_sandbox_id: pod.clone(),
-                    config: Some(container_config(
-                        name,
-                        registry::BUSYBOX,
-                        &["sh", "-c", script],
-                    )),
-                    sandbox_config: Some(pcfg.clone()),
-                })
-                .await
-                .unwrap_or_else(|e| panic!("create {name}: {e}\n{}", d.log_tail()))
-                .into_inner()
-                .container_id;
-            c.runtime
-                .start_container(cri::StartContainerRequest {
-                    container_id: id.clone(),
-                })
-                .await
-                .unwrap_or_else(|e| panic!("start {name}: {e}\n{}", d.log_tail()));
-            ids.push(id);
+            let cfg = container_config(name, registry::BUSYBOX, &["sh", "-c", script]);
+            ids.push(create_and_start(&mut c, &d, &pod, cfg, &pcfg, name).await);
         }
         (pod, ids[0].clone(), ids[1].clone())
     });
@@ -217,18 +187,8 @@ fn criusd_kill9_restart_keeps_pods_containers_exits_and_logs() {
         for (i, n) in nums.iter().enumerate() {
             assert_eq!(*n, i as u64, "gap in the log at record {i}");
         }
-        c.runtime
-            .stop_pod_sandbox(cri::StopPodSandboxRequest {
-                pod_sandbox_id: pod.clone(),
-            })
-            .await
-            .expect("stop pod");
-        c.runtime
-            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
-                pod_sandbox_id: pod.clone(),
-            })
-            .await
-            .expect("remove pod");
+        stop_pod(&mut c, &pod).await.expect("stop pod");
+        remove_pod(&mut c, &pod).await.expect("remove pod");
         let (pods, ctrs) = ids(&mut c).await;
         assert!(pods.is_empty() && ctrs.is_empty(), "{pods:?} {ctrs:?}");
     });
@@ -239,46 +199,17 @@ fn criusd_kill9_restart_keeps_pods_containers_exits_and_logs() {
 fn criusd_survives_a_containerd_restart() {
     let mut env = env_or_skip!("criusd_survives_a_containerd_restart");
     let Some(d) = start(&mut env) else { return };
-    let log_dir = env.dir().join("pod-logs");
-    std::fs::create_dir_all(&log_dir).expect("log dir");
+    let log_dir = pod_log_dir(&env);
     let runtime = rt();
     let (pod, id) = runtime.block_on(async {
         let mut c = client(&d).await;
         pull(&mut c, registry::BUSYBOX).await;
         let pcfg = pod_config(&env, "steady", &log_dir);
-        let pod = c
-            .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(pcfg.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
-            .into_inner()
-            .pod_sandbox_id;
+        let pod = run_pod(&mut c, &d, &pcfg).await;
         // Exits on its own once /tmp/go exists (created by an exec after the restart).
         let script = "while [ ! -e /tmp/go ]; do sleep 0.2; done; exit 7";
-        let id = c
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(container_config(
-                    "waiter",
-                    registry::BUSYBOX,
-                    &["sh", "-c", script],
-                )),
-                sandbox_config: Some(pcfg),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("create: {e}\n{}", d.log_tail()))
-            .into_inner()
-            .container_id;
-        c.runtime
-            .start_container(cri::StartContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("start: {e}\n{}", d.log_tail()));
+        let cfg = container_config("waiter", registry::BUSYBOX, &["sh", "-c", script]);
+        let id = create_and_start(&mut c, &d, &pod, cfg, &pcfg, "").await;
         (pod, id)
     });
 
@@ -343,12 +274,7 @@ fn criusd_survives_a_containerd_restart() {
         assert!(stopped, "no stopped event\n{}", d.log_tail());
         let st = container_state(&mut c, &id).await;
         assert_eq!(st.exit_code, 7, "{st:?}\n{}", d.log_tail());
-        c.runtime
-            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
-                pod_sandbox_id: pod,
-            })
-            .await
-            .expect("remove pod");
+        remove_pod(&mut c, &pod).await.expect("remove pod");
     });
     finish(env, &d);
 }

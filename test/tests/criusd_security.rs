@@ -6,19 +6,13 @@ mod criusd_common;
 
 use crius_proto::runtime as cri;
 use crius_test::{env_or_skip, registry};
-use criusd_common::{client, container_config, finish, pod_config, pull, rt, start};
+use criusd_common::{
+    client, container_config, create_and_start, exec_sh, finish, pod_config, pod_log_dir, pull,
+    remove_pod, rt, run_pod, start,
+};
 
 async fn exec(c: &mut crius_test::cri::CriClient, id: &str, script: &str) -> (i32, String) {
-    let r = c
-        .runtime
-        .exec_sync(cri::ExecSyncRequest {
-            container_id: id.into(),
-            cmd: vec!["sh".into(), "-c".into(), script.into()],
-            timeout: 10,
-        })
-        .await
-        .expect("exec")
-        .into_inner();
+    let r = exec_sh(c, id, script).await;
     (
         r.exit_code,
         String::from_utf8_lossy(&r.stdout).trim().to_string(),
@@ -37,8 +31,7 @@ fn status_field(status: &str, key: &str) -> String {
 fn criusd_security_context_reaches_the_container() {
     let mut env = env_or_skip!("criusd_security_context_reaches_the_container");
     let Some(d) = start(&mut env) else { return };
-    let log_dir = env.dir().join("pod-logs");
-    std::fs::create_dir_all(&log_dir).expect("log dir");
+    let log_dir = pod_log_dir(&env);
     let own_score: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -47,16 +40,7 @@ fn criusd_security_context_reaches_the_container() {
         let mut c = client(&d).await;
         pull(&mut c, registry::BUSYBOX).await;
         let pcfg = pod_config(&env, "secure", &log_dir);
-        let pod = c
-            .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(pcfg.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
-            .into_inner()
-            .pod_sandbox_id;
+        let pod = run_pod(&mut c, &d, &pcfg).await;
 
         let variants: Vec<(&str, cri::LinuxContainerSecurityContext, i64)> = vec![
             (
@@ -104,24 +88,7 @@ fn criusd_security_context_reaches_the_container() {
                     ..Default::default()
                 }),
             });
-            let id = c
-                .runtime
-                .create_container(cri::CreateContainerRequest {
-                    pod_sandbox_id: pod.clone(),
-                    config: Some(cfg),
-                    sandbox_config: Some(pcfg.clone()),
-                })
-                .await
-                .unwrap_or_else(|e| panic!("create {name}: {e}\n{}", d.log_tail()))
-                .into_inner()
-                .container_id;
-            c.runtime
-                .start_container(cri::StartContainerRequest {
-                    container_id: id.clone(),
-                })
-                .await
-                .unwrap_or_else(|e| panic!("start {name}: {e}\n{}", d.log_tail()));
-            ids.push(id);
+            ids.push(create_and_start(&mut c, &d, &pod, cfg, &pcfg, name).await);
         }
 
         // locked: read-only rootfs, one capability, seccomp filter on, user/groups, score raised.
@@ -160,12 +127,7 @@ fn criusd_security_context_reaches_the_container() {
             );
         }
 
-        c.runtime
-            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
-                pod_sandbox_id: pod.clone(),
-            })
-            .await
-            .expect("remove pod");
+        remove_pod(&mut c, &pod).await.expect("remove pod");
     });
     finish(env, &d);
 }

@@ -4,9 +4,11 @@
 
 mod criusd_common;
 
-use crius_proto::runtime as cri;
 use crius_test::{env_or_skip, paths, registry};
-use criusd_common::{client, container_config, finish, pod_config, pull, rt, start};
+use criusd_common::{
+    client, container_config, create_and_start, finish, pod_config, pod_log_dir, pull, remove_pod,
+    rt, run_pod, start,
+};
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,40 +64,15 @@ fn criusd_streaming_exec_tty_and_port_forward() {
         return;
     }
     let Some(mut d) = start(&mut env) else { return };
-    let log_dir = env.dir().join("pod-logs");
-    std::fs::create_dir_all(&log_dir).expect("log dir");
+    let log_dir = pod_log_dir(&env);
     let (pod, id) = rt().block_on(async {
         let mut c = client(&d).await;
         pull(&mut c, registry::BUSYBOX).await;
         let pcfg = pod_config(&env, "streams", &log_dir);
-        let pod = c
-            .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(pcfg.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
-            .into_inner()
-            .pod_sandbox_id;
+        let pod = run_pod(&mut c, &d, &pcfg).await;
         let script = "mkdir -p /tmp/www && echo served-from-the-pod > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www";
-        let id = c
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(container_config("web", registry::BUSYBOX, &["sh", "-c", script])),
-                sandbox_config: Some(pcfg.clone()),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("create: {e}\n{}", d.log_tail()))
-            .into_inner()
-            .container_id;
-        c.runtime
-            .start_container(cri::StartContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("start: {e}\n{}", d.log_tail()));
+        let cfg = container_config("web", registry::BUSYBOX, &["sh", "-c", script]);
+        let id = create_and_start(&mut c, &d, &pod, cfg, &pcfg, "").await;
         (pod, id)
     });
 
@@ -203,24 +180,7 @@ fn criusd_streaming_exec_tty_and_port_forward() {
             &["sh", "-c", "while read l; do echo echo:$l; done"],
         );
         cfg.stdin = true;
-        let id = c
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(cfg),
-                sandbox_config: Some(pcfg),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("create talker: {e}\n{}", d.log_tail()))
-            .into_inner()
-            .container_id;
-        c.runtime
-            .start_container(cri::StartContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("start talker: {e}\n{}", d.log_tail()));
-        id
+        create_and_start(&mut c, &d, &pod, cfg, &pcfg, "talker").await
     });
     let seen = attach_ping(&d, &talker, "ping");
     assert!(
@@ -244,12 +204,7 @@ fn criusd_streaming_exec_tty_and_port_forward() {
 
     rt().block_on(async {
         let mut c = client(&d).await;
-        c.runtime
-            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
-                pod_sandbox_id: pod.clone(),
-            })
-            .await
-            .expect("remove pod");
+        remove_pod(&mut c, &pod).await.expect("remove pod");
     });
     finish(env, &d);
 }

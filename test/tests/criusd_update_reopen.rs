@@ -7,29 +7,22 @@ mod criusd_common;
 use crius_proto::runtime as cri;
 use crius_proto::tonic::Code;
 use crius_test::{env_or_skip, registry};
-use criusd_common::{client, container_config, eventually, finish, pod_config, pull, rt, start};
+use criusd_common::{
+    all_containers, client, container_config, create_and_start, eventually, finish, pod_config,
+    pod_log_dir, pull, remove_pod, rt, run_pod, start, stop_pod,
+};
 
 #[test]
 fn criusd_update_resources_and_reopen_log() {
     let mut env = env_or_skip!("criusd_update_resources_and_reopen_log");
     let Some(d) = start(&mut env) else { return };
-    let log_dir = env.dir().join("pod-logs");
-    std::fs::create_dir_all(&log_dir).expect("log dir");
+    let log_dir = pod_log_dir(&env);
     let cgroup_top = format!("/sys/fs/cgroup/memory/crius-{}", env.id());
     rt().block_on(async {
         let mut c = client(&d).await;
         pull(&mut c, registry::BUSYBOX).await;
         let pcfg = pod_config(&env, "tuned", &log_dir);
-        let pod = c
-            .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(pcfg.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
-            .into_inner()
-            .pod_sandbox_id;
+        let pod = run_pod(&mut c, &d, &pcfg).await;
 
         // A user the image does not have: INVALID_ARGUMENT, and no container is left.
         let mut bad = container_config("bad", registry::BUSYBOX, &["true"]);
@@ -50,13 +43,7 @@ fn criusd_update_resources_and_reopen_log() {
             .await
             .expect_err("unknown user");
         assert_eq!(e.code(), Code::InvalidArgument, "{e}");
-        let none = c
-            .runtime
-            .list_containers(cri::ListContainersRequest { filter: None })
-            .await
-            .expect("list")
-            .into_inner()
-            .containers;
+        let none = all_containers(&mut c).await;
         assert!(none.is_empty(), "{none:?}");
 
         let mut cfg = container_config(
@@ -76,23 +63,7 @@ fn criusd_update_resources_and_reopen_log() {
             }),
             ..Default::default()
         });
-        let id = c
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(cfg),
-                sandbox_config: Some(pcfg.clone()),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("create: {e}\n{}", d.log_tail()))
-            .into_inner()
-            .container_id;
-        c.runtime
-            .start_container(cri::StartContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("start: {e}\n{}", d.log_tail()));
+        let id = create_and_start(&mut c, &d, &pod, cfg, &pcfg, "").await;
         let limit_file = format!("{cgroup_top}/pod-tuned/{id}/memory.limit_in_bytes");
         let read_limit = || {
             std::fs::read_to_string(&limit_file)
@@ -169,12 +140,7 @@ fn criusd_update_resources_and_reopen_log() {
             "no line lost or repeated across the reopen"
         );
 
-        c.runtime
-            .stop_pod_sandbox(cri::StopPodSandboxRequest {
-                pod_sandbox_id: pod.clone(),
-            })
-            .await
-            .expect("stop pod");
+        stop_pod(&mut c, &pod).await.expect("stop pod");
         let e = c
             .runtime
             .reopen_container_log(cri::ReopenContainerLogRequest {
@@ -183,12 +149,7 @@ fn criusd_update_resources_and_reopen_log() {
             .await
             .expect_err("not running");
         assert_eq!(e.code(), Code::FailedPrecondition);
-        c.runtime
-            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
-                pod_sandbox_id: pod.clone(),
-            })
-            .await
-            .expect("remove pod");
+        remove_pod(&mut c, &pod).await.expect("remove pod");
     });
     finish(env, &d);
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use crius_proto::runtime as cri;
+use crius_proto::tonic::Status;
 use crius_test::cri::CriClient;
 use crius_test::{paths, registry, CniNetwork, ContainerdOptions, TestEnv};
 use std::fs::File;
@@ -229,7 +230,15 @@ where
     }
 }
 
-pub async fn pull(c: &mut CriClient, image: &str) -> String {
+/// The test's pod log directory (`<test dir>/pod-logs`), created.
+pub fn pod_log_dir(env: &TestEnv) -> PathBuf {
+    let log_dir = env.dir().join("pod-logs");
+    std::fs::create_dir_all(&log_dir).expect("log dir");
+    log_dir
+}
+
+/// PullImage `image`; its image ref, or the server's error.
+pub async fn try_pull(c: &mut CriClient, image: &str) -> Result<String, Status> {
     c.image
         .pull_image(cri::PullImageRequest {
             image: Some(cri::ImageSpec {
@@ -239,9 +248,143 @@ pub async fn pull(c: &mut CriClient, image: &str) -> String {
             ..Default::default()
         })
         .await
+        .map(|r| r.into_inner().image_ref)
+}
+
+/// PullImage `image`; its image ref (panics "pull <image>: …" on error).
+pub async fn pull(c: &mut CriClient, image: &str) -> String {
+    try_pull(c, image)
+        .await
         .unwrap_or_else(|e| panic!("pull {image}: {e}"))
+}
+
+/// ImageStatus of `image`, not verbose.
+pub async fn image_status(
+    c: &mut CriClient,
+    image: &str,
+) -> Result<cri::ImageStatusResponse, Status> {
+    c.image
+        .image_status(cri::ImageStatusRequest {
+            image: Some(cri::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            verbose: false,
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// RunPodSandbox `cfg` with the default handler; the pod's id (panics "run pod: …" with
+/// criusd's log tail).
+pub async fn run_pod(c: &mut CriClient, d: &Criusd, cfg: &cri::PodSandboxConfig) -> String {
+    c.runtime
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(cfg.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
         .into_inner()
-        .image_ref
+        .pod_sandbox_id
+}
+
+/// StopPodSandbox `pod`.
+pub async fn stop_pod(c: &mut CriClient, pod: &str) -> Result<(), Status> {
+    c.runtime
+        .stop_pod_sandbox(cri::StopPodSandboxRequest {
+            pod_sandbox_id: pod.into(),
+        })
+        .await
+        .map(|_| ())
+}
+
+/// RemovePodSandbox `pod`.
+pub async fn remove_pod(c: &mut CriClient, pod: &str) -> Result<(), Status> {
+    c.runtime
+        .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+            pod_sandbox_id: pod.into(),
+        })
+        .await
+        .map(|_| ())
+}
+
+/// `verb` for a failure message, followed by `what` unless that is empty ("create app").
+fn step(verb: &str, what: &str) -> String {
+    if what.is_empty() {
+        verb.to_string()
+    } else {
+        format!("{verb} {what}")
+    }
+}
+
+/// CreateContainer `cfg` in `pod` (sandbox config `pcfg`); the container's id (panics
+/// "create[ <what>]: …" with criusd's log tail).
+pub async fn create_container(
+    c: &mut CriClient,
+    d: &Criusd,
+    pod: &str,
+    cfg: cri::ContainerConfig,
+    pcfg: &cri::PodSandboxConfig,
+    what: &str,
+) -> String {
+    c.runtime
+        .create_container(cri::CreateContainerRequest {
+            pod_sandbox_id: pod.into(),
+            config: Some(cfg),
+            sandbox_config: Some(pcfg.clone()),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}\n{}", step("create", what), d.log_tail()))
+        .into_inner()
+        .container_id
+}
+
+/// StartContainer `id` (panics "start[ <what>]: …" with criusd's log tail).
+pub async fn start_container(c: &mut CriClient, d: &Criusd, id: &str, what: &str) {
+    c.runtime
+        .start_container(cri::StartContainerRequest {
+            container_id: id.into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}\n{}", step("start", what), d.log_tail()));
+}
+
+/// [`create_container`] then [`start_container`]; the running container's id.
+pub async fn create_and_start(
+    c: &mut CriClient,
+    d: &Criusd,
+    pod: &str,
+    cfg: cri::ContainerConfig,
+    pcfg: &cri::PodSandboxConfig,
+    what: &str,
+) -> String {
+    let id = create_container(c, d, pod, cfg, pcfg, what).await;
+    start_container(c, d, &id, what).await;
+    id
+}
+
+/// ExecSync `sh -c script` in container `id` with a 10 s timeout (panics "exec: …").
+pub async fn exec_sh(c: &mut CriClient, id: &str, script: &str) -> cri::ExecSyncResponse {
+    c.runtime
+        .exec_sync(cri::ExecSyncRequest {
+            container_id: id.into(),
+            cmd: vec!["sh".into(), "-c".into(), script.into()],
+            timeout: 10,
+        })
+        .await
+        .expect("exec")
+        .into_inner()
+}
+
+/// Every container criusd lists (no filter).
+pub async fn all_containers(c: &mut CriClient) -> Vec<cri::Container> {
+    c.runtime
+        .list_containers(cri::ListContainersRequest { filter: None })
+        .await
+        .expect("list")
+        .into_inner()
+        .containers
 }
 
 pub async fn container_state(c: &mut CriClient, id: &str) -> cri::ContainerStatus {
@@ -255,6 +398,29 @@ pub async fn container_state(c: &mut CriClient, id: &str) -> cri::ContainerStatu
         .into_inner()
         .status
         .expect("status")
+}
+
+/// Whether the container has exited.
+pub fn exited(s: &cri::ContainerStatus) -> bool {
+    s.state == cri::ContainerState::ContainerExited as i32
+}
+
+/// Poll container `id`'s status until `want` holds, up to `secs`; that status.
+pub async fn wait_status(
+    c: &CriClient,
+    id: &str,
+    secs: u64,
+    want: impl Fn(&cri::ContainerStatus) -> bool,
+) -> Option<cri::ContainerStatus> {
+    eventually(secs, || {
+        let mut c = c.clone();
+        let want = &want;
+        async move {
+            let s = container_state(&mut c, id).await;
+            want(&s).then_some(s)
+        }
+    })
+    .await
 }
 
 /// The test's leak check, printing criusd's log on failure.
