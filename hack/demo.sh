@@ -8,6 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 crius_need_root
 
 "$here/setup.sh"
+rm -rf /var/log/crius-demo     # the pod's log_directory (hack/demo/pod.yaml): start from nothing
 trap '"$here/dev-down.sh" >/dev/null 2>&1 || true; rm -rf /var/log/crius-demo' EXIT
 CRIUS_DEV_NO_BUILD=1 "$here/dev-up.sh"
 
