@@ -105,51 +105,6 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
-/// Every capability Linux 6.x knows (privileged containers get them all).
-pub const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
 fn cap_name(c: &str) -> String {
     let c = c.trim().to_ascii_uppercase();
     if c.starts_with("CAP_") || c == "ALL" {
@@ -161,12 +116,12 @@ fn cap_name(c: &str) -> String {
 
 /// Capabilities whose bit is set in `available` (criusd's bounding set: runc cannot grant more).
 fn all_available(available: u64) -> Vec<String> {
-    ALL_CAPS
-        .iter()
-        .enumerate()
-        .filter(|(bit, _)| available & (1u64 << bit) != 0)
-        .map(|(_, c)| c.to_string())
-        .collect()
+    let mut all: Vec<caps::Capability> = caps::all()
+        .into_iter()
+        .filter(|c| available & (1u64 << c.index()) != 0)
+        .collect();
+    all.sort_by_key(|c| c.index());
+    all.iter().map(|c| c.to_string()).collect()
 }
 
 /// Default set, then drops, then adds (`ALL` allowed in both), as containerd does.
@@ -184,7 +139,7 @@ pub fn capabilities(
     let add: Vec<String> = add.iter().map(|c| cap_name(c)).collect();
     let drop: Vec<String> = drop.iter().map(|c| cap_name(c)).collect();
     for c in add.iter().chain(&drop) {
-        if c != "ALL" && !ALL_CAPS.contains(&c.as_str()) {
+        if c != "ALL" && c.parse::<caps::Capability>().is_err() {
             return Err(Error::InvalidArgument(format!("unknown capability {c:?}")));
         }
     }
@@ -469,7 +424,7 @@ mod tests {
             .is_empty());
         assert_eq!(
             capabilities(true, &[], &[], all).expect("c").len(),
-            ALL_CAPS.len()
+            caps::all().len()
         );
         assert!(capabilities(false, &["NOPE".into()], &[], all).is_err());
         // Without CAP_SYS_RESOURCE (bit 24) in the bounding set: privileged leaves it out,
@@ -477,7 +432,7 @@ mod tests {
         let no_res = all & !(1 << 24);
         let p = capabilities(true, &[], &[], no_res).expect("c");
         assert!(!p.contains(&"CAP_SYS_RESOURCE".to_string()));
-        assert_eq!(p.len(), ALL_CAPS.len() - 1);
+        assert_eq!(p.len(), caps::all().len() - 1);
         assert!(capabilities(false, &["SYS_RESOURCE".into()], &[], no_res).is_err());
     }
 

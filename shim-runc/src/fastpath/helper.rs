@@ -27,7 +27,7 @@ use nix::{
     },
 };
 
-use super::plan::{Plan, CAP_LAST};
+use super::plan::{cap_last, Plan};
 use crate::sys;
 
 pub const HELPER_ARG: &str = "__crius-pause-helper";
@@ -214,8 +214,9 @@ fn become_pause(plan: &Plan, devnull: File, report: &mut impl Write) -> Result<(
     }
     chdir(plan.cwd.as_str()).map_err(|e| format!("chdir {}: {e}", plan.cwd))?;
 
+    let cap_last = cap_last();
     if let Some(caps) = &plan.caps {
-        for cap in 0..=CAP_LAST {
+        for cap in 0..=cap_last {
             if caps.bounding & (1 << cap) == 0 {
                 sys::capbset_drop(cap).map_err(|e| format!("drop bounding cap {cap}: {e}"))?;
             }
@@ -230,7 +231,7 @@ fn become_pause(plan: &Plan, devnull: File, report: &mut impl Write) -> Result<(
         sys::keep_caps(false).map_err(|e| format!("keepcaps: {e}"))?;
         sys::capset(caps.effective, caps.permitted, caps.inheritable)
             .map_err(|e| format!("capset: {e}"))?;
-        for cap in 0..=CAP_LAST {
+        for cap in 0..=cap_last {
             if caps.ambient & (1 << cap) != 0 {
                 sys::ambient_raise(cap).map_err(|e| format!("ambient cap {cap}: {e}"))?;
             }

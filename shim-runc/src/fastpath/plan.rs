@@ -350,61 +350,23 @@ fn resources(v: Option<&Value>) -> Result<Resources, String> {
     Ok(r)
 }
 
-const CAP_NAMES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
-pub const CAP_LAST: u32 = CAP_NAMES.len() as u32 - 1;
+/// Highest capability number this build knows (the `caps` crate's list), for walking every bit.
+pub fn cap_last() -> u32 {
+    caps::all()
+        .iter()
+        .map(|c| u32::from(c.index()))
+        .max()
+        .unwrap_or(0)
+}
 
 fn cap_mask(v: Option<&Value>) -> Result<u64, String> {
     let mut mask = 0u64;
     for name in v.and_then(Value::as_array).into_iter().flatten() {
         let name = name.as_str().unwrap_or("");
-        let bit = CAP_NAMES
-            .iter()
-            .position(|c| *c == name)
-            .ok_or_else(|| format!("unknown capability {name}"))?;
-        mask |= 1 << bit;
+        let cap: caps::Capability = name
+            .parse()
+            .map_err(|_| format!("unknown capability {name}"))?;
+        mask |= 1 << cap.index();
     }
     Ok(mask)
 }
