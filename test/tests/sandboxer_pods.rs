@@ -258,19 +258,12 @@ fn add_plugin(
     std::fs::write(&path, script).expect("write");
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
-    let conf = std::fs::read_dir(&net.conf_dir)
-        .expect("ls")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .next()
-        .expect("conflist");
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&conf).expect("read")).expect("json");
-    v["plugins"]
-        .as_array_mut()
-        .expect("plugins")
-        .insert(1, serde_json::json!({ "type": name }));
-    std::fs::write(&conf, serde_json::to_vec(&v).expect("json")).expect("write");
+    edit_conflist(net, |v| {
+        v["plugins"]
+            .as_array_mut()
+            .expect("plugins")
+            .insert(1, serde_json::json!({ "type": name }))
+    });
     cfg.cni_bin_dirs.insert(0, bin);
 }
 
@@ -347,22 +340,15 @@ fn sandboxer_pod_cidr_and_port_mappings_reach_the_plugins() {
         return;
     };
     // The test network, with the bridge plugin taking the ipRanges capability (host-local reads it)
-    let conf = std::fs::read_dir(&net.conf_dir)
-        .expect("ls")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .next()
-        .expect("conflist");
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&conf).expect("read")).expect("json");
-    // host-local appends runtime ipRanges to static ranges: leave it only the pod CIDR, as a
-    // node's kubelet-driven config does.
-    v["plugins"][0]["capabilities"] = serde_json::json!({"ipRanges": true});
-    v["plugins"][0]["ipam"]
-        .as_object_mut()
-        .expect("ipam")
-        .remove("ranges");
-    std::fs::write(&conf, serde_json::to_vec(&v).expect("json")).expect("write");
+    edit_conflist(&net, |v| {
+        // host-local appends runtime ipRanges to static ranges: leave it only the pod CIDR, as a
+        // node's kubelet-driven config does.
+        v["plugins"][0]["capabilities"] = serde_json::json!({"ipRanges": true});
+        v["plugins"][0]["ipam"]
+            .as_object_mut()
+            .expect("ipam")
+            .remove("ranges");
+    });
     let base = net.subnet.trim_end_matches(".0/24").to_string();
     let host_port = 20000 + (std::process::id() % 20000) as i32;
     rt().block_on(async {
@@ -411,19 +397,12 @@ fn sandboxer_bandwidth_annotations_shape_the_pod_traffic() {
     let Some((cfg, net)) = start(&mut env) else {
         return;
     };
-    let conf = std::fs::read_dir(&net.conf_dir)
-        .expect("ls")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .next()
-        .expect("conflist");
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&conf).expect("read")).expect("json");
-    v["plugins"]
-        .as_array_mut()
-        .expect("plugins")
-        .push(serde_json::json!({"type": "bandwidth", "capabilities": {"bandwidth": true}}));
-    std::fs::write(&conf, serde_json::to_vec(&v).expect("json")).expect("write");
+    edit_conflist(&net, |v| {
+        v["plugins"]
+            .as_array_mut()
+            .expect("plugins")
+            .push(serde_json::json!({"type": "bandwidth", "capabilities": {"bandwidth": true}}));
+    });
     let qdiscs = || {
         let out = Command::new("tc")
             .args(["qdisc", "show"])
@@ -456,4 +435,18 @@ fn ns_ino(path: &str) -> u64 {
     std::fs::metadata(Path::new(path))
         .map(|m| m.ino())
         .unwrap_or(0)
+}
+
+/// Rewrite the test network's conflist (the only file in its conf dir) through `edit`.
+fn edit_conflist(net: &crius_test::CniNetwork, edit: impl FnOnce(&mut serde_json::Value)) {
+    let conf = std::fs::read_dir(&net.conf_dir)
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .next()
+        .expect("conflist");
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&conf).expect("read")).expect("json");
+    edit(&mut v);
+    std::fs::write(&conf, serde_json::to_vec(&v).expect("json")).expect("write");
 }

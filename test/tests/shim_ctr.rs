@@ -145,10 +145,7 @@ fn shim_runs_tasks_exit_codes_tty_exec_kill_pause_ps_metrics() {
             "ctr -a {} -n {ns} run -t --rm --runtime {RUNTIME} {BUSYBOX} tty1 sh -c 'sleep 0.3; stty size; exit 5'",
             c.socket().display()
         );
-        let out = Command::new("script")
-            .args(["-eqc", &format!("stty rows 33 cols 99; {ctr}"), "/dev/null"])
-            .output()
-            .expect("script");
+        let out = in_pty(33, 99, &ctr);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("33 99"), "pty size not applied: {text:?}");
         assert_eq!(out.status.code(), Some(5));
@@ -185,10 +182,7 @@ fn shim_runs_tasks_exit_codes_tty_exec_kill_pause_ps_metrics() {
             "ctr -a {} -n {ns} tasks exec -t --exec-id e2 long sh -c 'sleep 0.3; stty size'",
             c.socket().display()
         );
-        let out = Command::new("script")
-            .args(["-eqc", &format!("stty rows 21 cols 77; {ctr}"), "/dev/null"])
-            .output()
-            .expect("script");
+        let out = in_pty(21, 77, &ctr);
         assert!(
             String::from_utf8_lossy(&out.stdout).contains("21 77"),
             "exec pty resize"
@@ -647,4 +641,16 @@ fn shim_stdin_eof_reaches_init_and_exec() {
     assert_eq!((code, out.trim()), (0, "to-exec"));
     remove_all(c, &ns);
     env.finish().expect("no leaks");
+}
+
+/// Run `cmd` under `script` on a fresh pty of `rows`×`cols` (ctr passes that size on through ResizePty).
+fn in_pty(rows: u16, cols: u16, cmd: &str) -> std::process::Output {
+    Command::new("script")
+        .args([
+            "-eqc",
+            &format!("stty rows {rows} cols {cols}; {cmd}"),
+            "/dev/null",
+        ])
+        .output()
+        .expect("script")
 }
