@@ -17,6 +17,9 @@ pub enum Error {
     FailedPrecondition(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The registry refused the credentials (or their absence).
+    #[error("{0}")]
+    Unauthenticated(String),
     #[error("{0}")]
     Unimplemented(String),
     #[error("{0}")]
@@ -70,6 +73,7 @@ impl Error {
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::Unavailable(_) => Code::Unavailable,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::Unimplemented(_) => Code::Unimplemented,
             Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Error::Internal(_) | Error::Io { .. } => Code::Internal,

@@ -12,6 +12,8 @@
 //! - [`registry::ensure`] — the local registry on 127.0.0.1:5000 with the local images, started and
 //!   built through `hack/` when missing. Image names: [`registry::BUSYBOX`], [`registry::CONFIG_TEST`],
 //!   [`registry::PAUSE`].
+//! - [`secure_registry::SecureRegistry`] — a second registry over the same images that asks for TLS
+//!   from the test's CA, client certificates, and basic or token-flow credentials.
 //! - [`TestEnv::cni`] — a CNI conflist of the test's own (own bridge, subnet and lease dir).
 //! - [`cri::connect`] — CRI v1 clients over a unix socket (criusd's, or containerd's CRI plugin).
 //! - [`TestEnv::finish`] — stops what the env started, then runs the **leak check** (netns mounts, veth
@@ -28,6 +30,7 @@ pub mod cri;
 pub mod leaks;
 pub mod paths;
 pub mod registry;
+pub mod secure_registry;
 
 mod containerd;
 mod env;

@@ -7,6 +7,7 @@ pub mod manifest;
 pub mod pull;
 pub mod records;
 pub mod reference;
+pub mod registry;
 pub mod service;
 
 use std::collections::BTreeMap;
@@ -15,13 +16,13 @@ use std::path::PathBuf;
 use base64::Engine;
 use containerd_client::services::v1::snapshots::{ListSnapshotsRequest, UsageRequest};
 use crius_proto::runtime as cri;
-use oci_client::secrets::RegistryAuth;
 
 use crate::ctrd::Ctrd;
 use crate::error::{CtrdContext, Error, Result};
 use manifest::{chain_ids, ImageConfigFile, Manifest};
 use records::Record;
 use reference::{is_digest_name, ImageName};
+use registry::Auth;
 
 /// criusd's image side.
 #[derive(Clone)]
@@ -255,12 +256,15 @@ pub fn user_fields(user: &str) -> (Option<i64>, String) {
     }
 }
 
-fn registry_auth(a: Option<&cri::AuthConfig>) -> Result<RegistryAuth> {
+fn registry_auth(a: Option<&cri::AuthConfig>) -> Result<Auth> {
     let Some(a) = a else {
-        return Ok(RegistryAuth::Anonymous);
+        return Ok(Auth::Anonymous);
     };
     if !a.username.is_empty() || !a.password.is_empty() {
-        return Ok(RegistryAuth::Basic(a.username.clone(), a.password.clone()));
+        return Ok(Auth::Basic {
+            user: a.username.clone(),
+            password: a.password.clone(),
+        });
     }
     if !a.auth.is_empty() {
         let raw = base64::engine::general_purpose::STANDARD
@@ -271,17 +275,18 @@ fn registry_auth(a: Option<&cri::AuthConfig>) -> Result<RegistryAuth> {
         let (u, p) = s
             .split_once(':')
             .ok_or_else(|| Error::InvalidArgument("auth: expected base64(user:password)".into()))?;
-        return Ok(RegistryAuth::Basic(u.to_string(), p.to_string()));
+        return Ok(Auth::Basic {
+            user: u.to_string(),
+            password: p.to_string(),
+        });
     }
     if !a.registry_token.is_empty() {
-        return Ok(RegistryAuth::Bearer(a.registry_token.clone()));
+        return Ok(Auth::Bearer(a.registry_token.clone()));
     }
     if !a.identity_token.is_empty() {
-        return Err(Error::Unimplemented(
-            "auth with identity_token (OAuth refresh token) is not implemented".into(),
-        ));
+        return Ok(Auth::Identity(a.identity_token.clone()));
     }
-    Ok(RegistryAuth::Anonymous)
+    Ok(Auth::Anonymous)
 }
 
 #[cfg(test)]
@@ -303,9 +308,9 @@ mod tests {
             ..Default::default()
         };
         assert!(
-            matches!(registry_auth(Some(&a)), Ok(RegistryAuth::Basic(u, p)) if u == "u" && p == "p")
+            matches!(registry_auth(Some(&a)), Ok(Auth::Basic { user, password }) if user == "u" && password == "p")
         );
-        assert!(matches!(registry_auth(None), Ok(RegistryAuth::Anonymous)));
+        assert!(matches!(registry_auth(None), Ok(Auth::Anonymous)));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! PullImage: the distribution protocol with `oci-client` (containerd 1.6 has no
-//! Transfer service), blobs streamed into containerd's content store, layers
+//! PullImage: the distribution protocol with our small registry client (containerd 1.6
+//! has no Transfer service; see registry.rs for why not oci-client), blobs streamed into containerd's content store, layers
 //! unpacked by containerd's Diff.Apply onto overlayfs snapshots named by chain id,
 //! then image records. Everything happens under a lease so containerd's GC never
 //! collects a half-pulled image.
@@ -16,16 +16,14 @@ use containerd_client::services::v1::{
 };
 use containerd_client::tonic::Code;
 use containerd_client::types::Descriptor as CtrdDescriptor;
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::manifest::OciDescriptor;
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
+use oci_spec::distribution::Reference;
 
 use super::content;
 use super::hosts::{hosts_for, RegistryHost};
 use super::manifest::{chain_ids, Descriptor, ImageConfigFile, Manifest};
 use super::records::{self, LABEL_ID, LABEL_SIZE, LABEL_USER};
 use super::reference::{digest_name, record_name};
+use super::registry::{Auth, Registry};
 use crate::ctrd::Ctrd;
 use crate::error::{CtrdContext, Error, Result};
 
@@ -53,13 +51,14 @@ pub struct Pulled {
 impl Puller<'_> {
     /// Pull `r` and return the image id. Mirrors from hosts.toml are tried first, each
     /// failure logged, then the upstream; the last error is returned.
-    pub async fn pull(&self, r: &Reference, auth: &RegistryAuth) -> Result<Pulled> {
+    pub async fn pull(&self, r: &Reference, auth: &Auth) -> Result<Pulled> {
         let hosts = hosts_for(self.registry_config_dir, r.registry())?;
         let mut last = None;
         for host in &hosts {
             match self.pull_from(r, host, auth).await {
                 Ok(p) => return Ok(p),
                 Err(e) => {
+                    let e = about_image(r, e);
                     tracing::warn!(image = %r, host = %host.host, mirror = host.mirror, error = %e, "pull attempt failed");
                     // A bad reference or a broken image will not get better on the next host.
                     if matches!(e, Error::InvalidArgument(_)) {
@@ -72,22 +71,14 @@ impl Puller<'_> {
         Err(last.unwrap_or_else(|| Error::Unavailable(format!("no registry host for {r}"))))
     }
 
-    async fn pull_from(
-        &self,
-        r: &Reference,
-        host: &RegistryHost,
-        auth: &RegistryAuth,
-    ) -> Result<Pulled> {
+    async fn pull_from(&self, r: &Reference, host: &RegistryHost, auth: &Auth) -> Result<Pulled> {
         let started = Instant::now();
-        let client = client_for(host)?;
-        let mut via = r.clone();
-        if host.host != r.registry() {
-            via.set_mirror_registry(host.host.clone());
-        }
-        let (top_bytes, top_digest) = client
-            .pull_manifest_raw(&via, auth, ACCEPTED)
-            .await
-            .map_err(|e| registry_error(r, host, e))?;
+        let client = Registry::new(host, auth.clone())?;
+        let repo = r.repository();
+        let top_ref = r.digest().or(r.tag()).unwrap_or("latest").to_string();
+        let top = client.manifest(repo, &top_ref, ACCEPTED).await?;
+        let (top_bytes, top_digest) = (top.bytes, top.digest);
+        let top_type = top.media_type;
         let top = Manifest::parse(&top_bytes)?;
         let (manifest_bytes, manifest_digest, manifest_type) = if top.is_index() {
             let d = top.pick_platform().ok_or_else(|| {
@@ -96,16 +87,13 @@ impl Puller<'_> {
                     super::manifest::go_arch()
                 ))
             })?;
-            let by_digest = via.clone_with_digest(d.digest.clone());
-            let (b, dg) = client
-                .pull_manifest_raw(&by_digest, auth, ACCEPTED)
-                .await
-                .map_err(|e| registry_error(r, host, e))?;
-            (b, dg, d.media_type.clone())
+            let m = client.manifest(repo, &d.digest, ACCEPTED).await?;
+            (m.bytes, m.digest, d.media_type.clone())
         } else {
             let mt = top
                 .media_type
                 .clone()
+                .or(top_type)
                 .unwrap_or_else(|| ACCEPTED[0].to_string());
             (top_bytes.clone(), top_digest.clone(), mt)
         };
@@ -114,11 +102,10 @@ impl Puller<'_> {
             .config
             .clone()
             .ok_or_else(|| Error::InvalidArgument(format!("{r}: manifest has no config")))?;
-        let mut config_bytes: Vec<u8> = Vec::new();
-        client
-            .pull_blob(&via, &oci_desc(&config_desc), &mut config_bytes)
-            .await
-            .map_err(|e| registry_error(r, host, e))?;
+        let config_bytes = client
+            .blob(repo, &config_desc.digest, config_desc.size)
+            .await?
+            .to_vec();
         let config = ImageConfigFile::parse(&config_bytes)?;
         let diff_ids = &config.rootfs.diff_ids;
         if diff_ids.len() != manifest.layers.len() {
@@ -136,7 +123,6 @@ impl Puller<'_> {
             .store_and_unpack(
                 r,
                 &client,
-                &via,
                 &lease,
                 &manifest,
                 &manifest_bytes,
@@ -187,8 +173,7 @@ impl Puller<'_> {
     async fn store_and_unpack(
         &self,
         r: &Reference,
-        client: &Client,
-        via: &Reference,
+        client: &Registry,
         lease: &str,
         manifest: &Manifest,
         manifest_bytes: &[u8],
@@ -214,12 +199,7 @@ impl Puller<'_> {
                 continue;
             }
             let t = Instant::now();
-            let stream = client
-                .pull_blob_stream(via, &oci_desc(layer))
-                .await
-                .map_err(|e| {
-                    Error::Unavailable(format!("{r}: fetch layer {}: {e}", layer.digest))
-                })?;
+            let stream = client.blob_stream(r.repository(), &layer.digest).await?;
             let written = content::write(
                 self.ctrd,
                 Some(lease),
@@ -461,79 +441,21 @@ impl Puller<'_> {
     }
 }
 
-fn oci_desc(d: &Descriptor) -> OciDescriptor {
-    OciDescriptor {
-        media_type: d.media_type.clone(),
-        digest: d.digest.clone(),
-        size: d.size,
-        ..Default::default()
-    }
-}
-
-fn client_for(host: &RegistryHost) -> Result<Client> {
-    let mut extra = Vec::new();
-    for ca in &host.ca {
-        let data =
-            std::fs::read(ca).map_err(|e| Error::io(format!("read CA {}", ca.display()), e))?;
-        extra.push(Certificate {
-            encoding: CertificateEncoding::Pem,
-            data,
-        });
-    }
-    let cfg = ClientConfig {
-        protocol: if host.plain_http {
-            ClientProtocol::Http
+/// Name the image in an error that came from the registry client.
+fn about_image(r: &Reference, e: Error) -> Error {
+    let name = r.to_string();
+    let with = |m: String| {
+        if m.starts_with(&name) {
+            m
         } else {
-            ClientProtocol::Https
-        },
-        accept_invalid_certificates: host.skip_verify,
-        extra_root_certificates: extra,
-        connect_timeout: Some(Duration::from_secs(10)),
-        read_timeout: Some(Duration::from_secs(120)),
-        ..Default::default()
+            format!("{name}: {m}")
+        }
     };
-    Ok(Client::new(cfg))
-}
-
-/// Map a registry error: unreachable → UNAVAILABLE with the cause; unknown → NOT_FOUND.
-fn registry_error(
-    r: &Reference,
-    host: &RegistryHost,
-    e: oci_client::errors::OciDistributionError,
-) -> Error {
-    use oci_client::errors::OciDistributionError as E;
-    let chain = error_chain(&e);
-    match &e {
-        E::ImageManifestNotFoundError(_) => {
-            Error::NotFound(format!("{r}: not found on {}: {chain}", host.host))
-        }
-        E::ServerError { code: 404, .. } => {
-            Error::NotFound(format!("{r}: not found on {}: {chain}", host.host))
-        }
-        E::RegistryError { envelope, .. }
-            if envelope.errors.iter().any(|x| {
-                matches!(
-                    format!("{:?}", x.code).as_str(),
-                    "ManifestUnknown" | "NameUnknown"
-                )
-            }) =>
-        {
-            Error::NotFound(format!("{r}: not found on {}: {chain}", host.host))
-        }
-        _ => Error::Unavailable(format!("{r}: registry {} unavailable: {chain}", host.host)),
+    match e {
+        Error::NotFound(m) => Error::NotFound(with(m)),
+        Error::Unavailable(m) => Error::Unavailable(with(m)),
+        Error::Unauthenticated(m) => Error::Unauthenticated(with(m)),
+        Error::InvalidArgument(m) => Error::InvalidArgument(with(m)),
+        e => e,
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }

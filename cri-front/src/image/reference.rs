@@ -1,7 +1,7 @@
 //! Image references: parse and normalise them the way containerd's CRI plugin names
 //! its image records (`docker.io/library/busybox:latest`, `reg/repo@sha256:...`).
 
-use oci_client::Reference;
+use oci_spec::distribution::Reference;
 
 use crate::error::{Error, Result};
 
