@@ -19,6 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Username and password the secured registries accept.
 pub const USER: &str = "crius";
 pub const PASSWORD: &str = "s3cret";
+/// The OAuth2 refresh token the token server exchanges for an access token.
+pub const REFRESH_TOKEN: &str = "crius-refresh-token";
 
 /// Files of the test's PKI, all PEM, under one dir.
 #[derive(Debug, Clone)]
@@ -205,7 +207,8 @@ pub fn storage_dir() -> PathBuf {
 pub const SERVICE: &str = "crius-test-registry";
 pub const ISSUER: &str = "crius-test-issuer";
 
-/// A token server: answers `GET /token` with a JWT for [`USER`]'s basic credentials, 401 otherwise.
+/// A token server: answers `GET /token` with a JWT for [`USER`]'s basic credentials, and
+/// `POST /token` (OAuth2 `grant_type=refresh_token`) for [`REFRESH_TOKEN`]; 401 otherwise.
 pub struct TokenServer {
     pub addr: String,
     pub signer_cert: PathBuf,
@@ -282,6 +285,7 @@ fn answer_token_request(
         .unwrap_or_default()
         .to_string();
     let mut authorized = false;
+    let mut length = 0usize;
     let want = format!(
         "basic {}",
         base64_std(format!("{USER}:{PASSWORD}").as_bytes())
@@ -295,17 +299,34 @@ fn answer_token_request(
             if k.eq_ignore_ascii_case("authorization") && v.trim().eq_ignore_ascii_case(&want) {
                 authorized = true;
             }
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            }
         }
     }
-    if let Some((_, q)) = target.split_once('?') {
-        requests
-            .lock()
-            .map_err(|_| anyhow!("poisoned"))?
-            .push(q.to_string());
+    let mut asked = target.split_once('?').map(|(_, q)| q.to_string());
+    if line.starts_with("POST") {
+        let mut body = vec![0u8; length.min(64 << 10)];
+        std::io::Read::read_exact(&mut r, &mut body)?;
+        let form = String::from_utf8_lossy(&body).into_owned();
+        authorized = form.contains("grant_type=refresh_token")
+            && form
+                .split('&')
+                .any(|kv| kv == format!("refresh_token={REFRESH_TOKEN}"));
+        asked = Some(form);
+    }
+    if let Some(q) = asked {
+        requests.lock().map_err(|_| anyhow!("poisoned"))?.push(q);
     }
     let mut w = conn;
     if authorized && target.starts_with("/token") {
-        let body = format!("{{\"token\":\"{token}\",\"expires_in\":600}}");
+        // OAuth2 answers carry `access_token`, Docker's `token`: one of each exercises both.
+        let field = if line.starts_with("POST") {
+            "access_token"
+        } else {
+            "token"
+        };
+        let body = format!("{{\"{field}\":\"{token}\",\"expires_in\":600}}");
         write!(
             w,
             "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",

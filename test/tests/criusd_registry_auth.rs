@@ -8,7 +8,9 @@ use crius_proto::runtime as cri;
 use crius_proto::tonic::{Code, Status};
 use crius_test::cri::CriClient;
 use crius_test::env_or_skip;
-use crius_test::secure_registry::{Credentials, SecureRegistry, PASSWORD, SERVICE, USER};
+use crius_test::secure_registry::{
+    Credentials, SecureRegistry, PASSWORD, REFRESH_TOKEN, SERVICE, USER,
+};
 use criusd_common::{client, finish, rt, start, Criusd};
 use std::path::Path;
 
@@ -154,6 +156,19 @@ fn criusd_pulls_through_the_token_flow() {
                     && q.contains(&format!("service={SERVICE}"))),
             "token requests name the service and the pull scope: {asked:?}"
         );
+        // An identity token (OAuth2 refresh token) is exchanged at the token server.
+        let refresh = Some(cri::AuthConfig {
+            identity_token: REFRESH_TOKEN.into(),
+            ..Default::default()
+        });
+        pull_as(&mut c, &format!("{}/crius/pause:latest", reg.addr), refresh)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "pull with an identity token: {e}\n{:?}",
+                    ts.requests.lock().expect("r")
+                )
+            });
         // A registry token from the request is sent as it is; a bogus one is refused.
         let bogus = Some(cri::AuthConfig {
             registry_token: "not-a-token".into(),

@@ -325,7 +325,7 @@ async fn check(resp: Response, url: &str) -> Result<Response> {
         .await
         .map(|b| registry_message(&b))
         .unwrap_or_default();
-    let what = format!("GET {url}: {status}{body}");
+    let what = format!("{url}: {status}{body}");
     Err(match status {
         StatusCode::NOT_FOUND => Error::NotFound(what),
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthenticated(what),
@@ -363,18 +363,17 @@ fn registry_message(body: &[u8]) -> String {
 async fn read_limited(resp: Response, limit: u64, url: &str) -> Result<Bytes> {
     if resp.content_length().is_some_and(|n| n > limit) {
         return Err(Error::InvalidArgument(format!(
-            "GET {url}: {} bytes, more than the {limit} allowed",
+            "{url}: {} bytes, more than the {limit} allowed",
             resp.content_length().unwrap_or_default()
         )));
     }
     let mut out = Vec::new();
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
-        let chunk =
-            chunk.map_err(|e| Error::Unavailable(format!("GET {url}: {}", error_chain(&e))))?;
+        let chunk = chunk.map_err(|e| Error::Unavailable(format!("{url}: {}", error_chain(&e))))?;
         if (out.len() + chunk.len()) as u64 > limit {
             return Err(Error::InvalidArgument(format!(
-                "GET {url}: more than the {limit} bytes allowed"
+                "{url}: more than the {limit} bytes allowed"
             )));
         }
         out.extend_from_slice(&chunk);
