@@ -8,6 +8,9 @@
 //!   `image_service_{client,server}`.
 //! - [`tonic`], [`prost`], [`prost_types`]: the exact versions the generated code was built with,
 //!   so callers never mix two tonic versions.
+//! - [`FILE_DESCRIPTOR_SET`]: the compiled `api.proto` as an encoded `google.protobuf.FileDescriptorSet`,
+//!   for reflection (e.g. `prost_reflect::DescriptorPool::decode`), which is how criusctl prints
+//!   messages as protojson (`podSandboxId`, enum names) the way crictl does.
 
 /// CRI v1 messages and services (`package runtime.v1`).
 pub mod runtime {
@@ -23,6 +26,10 @@ pub use runtime::image_service_client::ImageServiceClient;
 pub use runtime::image_service_server::{ImageService, ImageServiceServer};
 pub use runtime::runtime_service_client::RuntimeServiceClient;
 pub use runtime::runtime_service_server::{RuntimeService, RuntimeServiceServer};
+
+/// `api.proto` as an encoded `FileDescriptorSet` (package `runtime.v1`; no imports).
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/cri_descriptors.bin"));
 
 /// Version string of the CRI API this crate speaks, as `VersionResponse.runtime_api_version` wants.
 pub const CRI_API_VERSION: &str = "v1";
@@ -65,5 +72,20 @@ mod tests {
         let bytes = cfg.encode_to_vec();
         let back = PodSandboxConfig::decode(bytes.as_slice()).expect("decode");
         assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn descriptor_set_has_the_cri_messages() {
+        let set =
+            prost_types::FileDescriptorSet::decode(super::FILE_DESCRIPTOR_SET).expect("decode");
+        let file = set
+            .file
+            .iter()
+            .find(|f| f.package() == "runtime.v1")
+            .expect("runtime.v1 file");
+        assert!(file
+            .message_type
+            .iter()
+            .any(|m| m.name() == "ListContainersResponse"));
     }
 }
