@@ -17,7 +17,7 @@ criusctl() { "$CRIUS_TARGET_DIR/debug/criusctl" "$@"; }
 
 crius_log "criusctl run: pod + pull from the local registry + container"
 ctr_id=$(criusctl run "$here/demo/container.yaml" "$here/demo/pod.yaml")
-pod_id=$(criusctl ps --id "$ctr_id" -o json | jq -r '.containers[0].pod_sandbox_id')
+pod_id=$(criusctl ps --id "$ctr_id" -o json | jq -r '.containers[0].podSandboxId')
 for _ in $(seq 1 50); do
     [ -s "/var/log/crius-demo/hello.log" ] && break
     sleep 0.1

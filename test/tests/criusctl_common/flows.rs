@@ -42,12 +42,24 @@ pub fn lifecycle(s: &Setup) {
     assert!(ps_a.contains("Created") && ps_a.contains("app"), "{ps_a}");
     assert_eq!(s.ok(&["start", &ctr]).trim(), ctr);
     let st = s.wait_state(&ctr, 1, 20);
-    assert_eq!(st["status"]["state"], 1, "{st}");
+    assert_eq!(st["status"]["state"], "CONTAINER_RUNNING", "{st}");
 
     let ps = s.ok(&["ps"]);
     assert!(
         ps.contains("Running") && ps.contains("web") && ps.contains(&ctr[..13]),
         "{ps}"
+    );
+    // -o json is crictl's protojson: camelCase, enum names, int64 as strings.
+    let ps_json: serde_json::Value =
+        serde_json::from_str(&s.ok(&["ps", "-o", "json"])).expect("ps json");
+    let listed = &ps_json["containers"][0];
+    assert_eq!(listed["podSandboxId"], pod.as_str(), "{ps_json}");
+    assert_eq!(listed["state"], "CONTAINER_RUNNING", "{ps_json}");
+    assert!(
+        listed["createdAt"]
+            .as_str()
+            .is_some_and(|t| t.parse::<i64>().is_ok()),
+        "{ps_json}"
     );
     let ps_y = s.ok(&["ps", "-o", "yaml"]);
     assert!(ps_y.contains(&format!("id: {ctr}")), "{ps_y}");
@@ -83,12 +95,12 @@ pub fn lifecycle(s: &Setup) {
 
     let inspect: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", &ctr])).expect("json");
     assert_eq!(inspect["status"]["metadata"]["name"], "app");
-    assert!(inspect["status"]["log_path"]
+    assert!(inspect["status"]["logPath"]
         .as_str()
         .is_some_and(|p| p.ends_with("app.log")));
     let inspectp: serde_json::Value =
         serde_json::from_str(&s.ok(&["inspectp", &pod])).expect("json");
-    assert_eq!(inspectp["status"]["state"], 0);
+    assert_eq!(inspectp["status"]["state"], "SANDBOX_READY");
     assert!(
         inspectp["status"]["network"]["ip"]
             .as_str()
@@ -114,7 +126,10 @@ pub fn lifecycle(s: &Setup) {
     );
 
     s.ok(&["stop", "-t", "1", &ctr]);
-    assert_eq!(s.wait_state(&ctr, 2, 20)["status"]["state"], 2);
+    assert_eq!(
+        s.wait_state(&ctr, 2, 20)["status"]["state"],
+        "CONTAINER_EXITED"
+    );
     assert!(s.ok(&["ps", "-a", "--state", "exited"]).contains("Exited"));
     s.ok(&["rm", &ctr]);
     assert_eq!(s.ok(&["ps", "-aq"]).trim(), "");
@@ -142,16 +157,20 @@ pub fn images(s: &Setup) {
     let inspect: serde_json::Value =
         serde_json::from_str(&s.ok(&["inspecti", BUSYBOX])).expect("json");
     assert!(
-        inspect["status"]["repo_tags"][0].as_str() == Some(BUSYBOX),
+        inspect["status"]["repoTags"][0].as_str() == Some(BUSYBOX),
         "{inspect}"
     );
     assert!(
-        inspect["status"]["size"].as_u64().is_some_and(|n| n > 0),
+        // protojson: uint64 as a string.
+        inspect["status"]["size"]
+            .as_str()
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n > 0),
         "{inspect}"
     );
     let fs: serde_json::Value = serde_json::from_str(&s.ok(&["imagefsinfo"])).expect("json");
     assert!(
-        fs["image_filesystems"]
+        fs["status"]["imageFilesystems"]
             .as_array()
             .is_some_and(|a| !a.is_empty()),
         "{fs}"
@@ -198,7 +217,10 @@ pub fn run_then_debug(s: &Setup) {
     let pod_cfg = s.pod_yaml("dbg");
     let ctr_cfg = s.ctr_json("sleeper", &["sleep", "300"], false, false);
     let ctr = s.ok(&["run", &ctr_cfg, &pod_cfg]).trim().to_string();
-    assert_eq!(s.wait_state(&ctr, 1, 20)["status"]["state"], 1);
+    assert_eq!(
+        s.wait_state(&ctr, 1, 20)["status"]["state"],
+        "CONTAINER_RUNNING"
+    );
     let pod = s.ok(&["pods", "-q"]).trim().to_string();
     let screen = s.ok(&["debug", "pod", &pod]);
     println!("{screen}");
@@ -237,7 +259,10 @@ pub fn run_ctr(s: &Setup, name: &str, cmd: &[&str], stdin: bool, tty: bool) -> S
     let pod = s.pod_yaml(name);
     let ctr = s.ctr_json(name, cmd, stdin, tty);
     let id = s.ok(&["run", &ctr, &pod]).trim().to_string();
-    assert_eq!(s.wait_state(&id, 1, 20)["status"]["state"], 1);
+    assert_eq!(
+        s.wait_state(&id, 1, 20)["status"]["state"],
+        "CONTAINER_RUNNING"
+    );
     id
 }
 
@@ -459,10 +484,12 @@ pub fn events_follow_update(s: &Setup) {
         .spawn()
         .expect("spawn events");
     let out = events.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    // One indented protojson document per event, as crictl prints them.
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
     std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
+        let docs = serde_json::Deserializer::from_reader(BufReader::new(out)).into_iter();
+        for doc in docs.map_while(Result::ok) {
+            if tx.send(doc).is_err() {
                 return;
             }
         }
@@ -487,7 +514,7 @@ pub fn events_follow_update(s: &Setup) {
     let followed = s.ok(&["logs", "-f", &ctr]);
     assert_eq!(followed, "n1\nn2\nn3\n");
     assert!(started.elapsed() < Duration::from_secs(15));
-    assert_eq!(s.wait_state(&ctr, 2, 10)["status"]["exit_code"], 0);
+    assert_eq!(s.wait_state(&ctr, 2, 10)["status"]["exitCode"], 0);
 
     let sleeper = s.ctr_json("sleeper", &["sleep", "300"], false, false);
     let busy = s
@@ -540,15 +567,19 @@ pub fn events_follow_update(s: &Setup) {
         );
         return;
     }
-    let kinds: Vec<i64> = rx
+    let kinds: Vec<String> = rx
         .try_iter()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
-        .filter(|v| v["container_id"] == ctr.as_str())
-        .filter_map(|v| v["container_event_type"].as_i64())
+        .filter(|v| v["containerId"] == ctr.as_str())
+        .filter_map(|v| v["containerEventType"].as_str().map(str::to_string))
         .collect();
-    for want in 0..=3 {
+    for want in [
+        "CONTAINER_CREATED_EVENT",
+        "CONTAINER_STARTED_EVENT",
+        "CONTAINER_STOPPED_EVENT",
+        "CONTAINER_DELETED_EVENT",
+    ] {
         assert!(
-            kinds.contains(&want),
+            kinds.iter().any(|k| k == want),
             "event type {want} missing for {ctr}: {kinds:?} (stderr: {err})"
         );
     }

@@ -186,13 +186,22 @@ impl Setup {
     }
 
     /// Poll `criusctl inspect` until the container's state is `state` (0 created, 1 running,
-    /// 2 exited); its status JSON.
+    /// 2 exited); its status JSON (protojson: the state by name).
     pub fn wait_state(&self, ctr: &str, state: i64, secs: u64) -> serde_json::Value {
+        let names = [
+            "CONTAINER_CREATED",
+            "CONTAINER_RUNNING",
+            "CONTAINER_EXITED",
+            "CONTAINER_UNKNOWN",
+        ];
+        let want = usize::try_from(state)
+            .ok()
+            .and_then(|i| names.get(i).copied());
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let v: serde_json::Value =
                 serde_json::from_str(&self.ok(&["inspect", ctr])).expect("inspect JSON");
-            if v["status"]["state"].as_i64() == Some(state) || Instant::now() > deadline {
+            if v["status"]["state"].as_str() == want || Instant::now() > deadline {
                 return v;
             }
             std::thread::sleep(Duration::from_millis(200));

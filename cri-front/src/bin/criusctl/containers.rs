@@ -3,7 +3,7 @@
 use crate::configfile;
 use crate::conn::Cri;
 use crate::images;
-use crate::output::{self, container_state, info_json, print_value, trunc_id, Format, Table};
+use crate::output::{self, container_state, print_message, print_value, trunc_id, Format, Table};
 use crate::pods;
 use crate::timefmt::ago;
 use anyhow::{bail, Context};
@@ -35,8 +35,10 @@ pub struct CreateArgs {
 }
 
 pub async fn create(c: &Cri, a: CreateArgs) -> anyhow::Result<()> {
-    let ctr: cri::ContainerConfig = configfile::load(&a.container_config)?;
-    let pod: cri::PodSandboxConfig = configfile::load(&a.pod_config)?;
+    let ctr: cri::ContainerConfig =
+        configfile::load(&a.container_config, "runtime.v1.ContainerConfig")?;
+    let pod: cri::PodSandboxConfig =
+        configfile::load(&a.pod_config, "runtime.v1.PodSandboxConfig")?;
     println!("{}", create_in(c, &a.pod_id, ctr, pod, a.pull).await?);
     Ok(())
 }
@@ -268,7 +270,11 @@ pub async fn ps(c: &Cri, a: PsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if a.output != Format::Table {
-        return print_value(&serde_json::json!({ "containers": items }), a.output);
+        return print_message(
+            &cri::ListContainersResponse { containers: items },
+            "runtime.v1.ListContainersResponse",
+            a.output,
+        );
     }
     let pod_names: HashMap<String, String> = pods::list(c, None)
         .await
@@ -374,10 +380,37 @@ pub async fn inspect(c: &Cri, a: InspectArgs) -> anyhow::Result<()> {
             );
             continue;
         }
-        let v = serde_json::json!({ "status": r.status, "info": info_json(&r.info) });
-        print_value(&v, a.output)?;
+        let status = match &r.status {
+            Some(s) => output::status_with_times(
+                crate::protojson::to_value(s, "runtime.v1.ContainerStatus")?,
+                &status_times(s),
+            ),
+            None => serde_yaml::Value::Null,
+        };
+        print_value(&output::status_info(status, &r.info), a.output)?;
     }
     Ok(())
+}
+
+/// crictl's inspect times: RFC 3339 text; startedAt only once started, finishedAt only once exited
+/// (or unknown with a finish time), the Go zero time otherwise.
+fn status_times(s: &cri::ContainerStatus) -> [(&'static str, String); 3] {
+    use crate::timefmt::{go_rfc3339_nano, GO_ZERO_TIME};
+    let started = s.state != cri::ContainerState::ContainerCreated as i32;
+    let finished = s.state == cri::ContainerState::ContainerExited as i32
+        || (s.state == cri::ContainerState::ContainerUnknown as i32 && s.finished_at > 0);
+    let time_if = |cond: bool, ns: i64| {
+        if cond {
+            go_rfc3339_nano(ns)
+        } else {
+            GO_ZERO_TIME.to_string()
+        }
+    };
+    [
+        ("createdAt", go_rfc3339_nano(s.created_at)),
+        ("startedAt", time_if(started, s.started_at)),
+        ("finishedAt", time_if(finished, s.finished_at)),
+    ]
 }
 
 #[derive(Args, Debug)]
@@ -439,8 +472,10 @@ pub struct RunArgs {
 }
 
 pub async fn run(c: &Cri, a: RunArgs) -> anyhow::Result<()> {
-    let ctr: cri::ContainerConfig = configfile::load(&a.container_config)?;
-    let pod: cri::PodSandboxConfig = configfile::load(&a.pod_config)?;
+    let ctr: cri::ContainerConfig =
+        configfile::load(&a.container_config, "runtime.v1.ContainerConfig")?;
+    let pod: cri::PodSandboxConfig =
+        configfile::load(&a.pod_config, "runtime.v1.PodSandboxConfig")?;
     let pod_id = pods::run_pod(c, pod.clone(), &a.runtime).await?;
     let made = async {
         let id = create_in(c, &pod_id, ctr, pod, a.pull).await?;

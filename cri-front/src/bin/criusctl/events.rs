@@ -1,14 +1,15 @@
 //! `events`: the GetContainerEvents stream, one line per event until interrupted.
 
 use crate::conn::{status_error, Cri};
-use crate::output::{container_state, Format};
+use crate::output::{self, container_state, Format};
 use crate::timefmt::rfc3339;
 use clap::Args;
 use crius_proto::runtime as cri;
 
 #[derive(Args, Debug)]
 pub struct EventsArgs {
-    /// table: one line per event; json/yaml: each event whole (one JSON document per line).
+    /// table: one line per event; json/yaml: each event whole as crictl prints it (indented
+    /// protojson documents one after another; YAML documents separated by `---`).
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     output: Format,
 }
@@ -58,8 +59,12 @@ pub async fn events(c: &Cri, a: EventsArgs) -> anyhow::Result<()> {
                         .unwrap_or("")
                 );
             }
-            Format::Json => println!("{}", serde_json::to_string(&ev)?),
-            Format::Yaml => print!("---\n{}", serde_yaml::to_string(&ev)?),
+            Format::Json | Format::Yaml => {
+                if a.output == Format::Yaml {
+                    println!("---");
+                }
+                output::print_message(&ev, "runtime.v1.ContainerEventResponse", a.output)?;
+            }
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();

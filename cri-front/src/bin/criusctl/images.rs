@@ -2,7 +2,7 @@
 
 use crate::configfile;
 use crate::conn::Cri;
-use crate::output::{human_size, info_json, print_value, trunc_id, Format, Table};
+use crate::output::{self, human_size, print_message, print_value, trunc_id, Format, Table};
 use anyhow::{bail, Context};
 use clap::Args;
 use crius_proto::runtime as cri;
@@ -47,7 +47,10 @@ pub async fn pull(c: &Cri, a: PullArgs) -> anyhow::Result<()> {
         (None, None) => None,
     };
     let pod = match a.pod_config {
-        Some(p) => Some(configfile::load::<cri::PodSandboxConfig>(&p)?),
+        Some(p) => Some(configfile::load::<cri::PodSandboxConfig>(
+            &p,
+            "runtime.v1.PodSandboxConfig",
+        )?),
         None => None,
     };
     let r = pull_image(c, &a.image, auth, pod).await?;
@@ -159,6 +162,17 @@ pub async fn images(c: &Cri, a: ImagesArgs) -> anyhow::Result<()> {
                     .any(|t| t == f || (repo_only && split_tag(t).0 == *f))
         });
     }
+    // crictl's order: by first tag, else first digest, else id.
+    imgs.sort_by(|x, y| {
+        let (tags, digests) = (
+            (x.repo_tags.first(), y.repo_tags.first()),
+            (x.repo_digests.first(), y.repo_digests.first()),
+        );
+        match (tags, digests) {
+            ((Some(a), Some(b)), _) | (_, (Some(a), Some(b))) => a.cmp(b),
+            _ => x.id.cmp(&y.id),
+        }
+    });
     if a.quiet {
         for i in &imgs {
             println!("{}", i.id);
@@ -166,7 +180,11 @@ pub async fn images(c: &Cri, a: ImagesArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if a.output != Format::Table {
-        return print_value(&serde_json::json!({ "images": imgs }), a.output);
+        return print_message(
+            &cri::ListImagesResponse { images: imgs },
+            "runtime.v1.ListImagesResponse",
+            a.output,
+        );
     }
     let mut head = vec!["IMAGE", "TAG"];
     if a.digests {
@@ -220,8 +238,8 @@ pub async fn inspecti(c: &Cri, a: InspectiArgs) -> anyhow::Result<()> {
         let Some(image) = r.image else {
             bail!("no such image {img}");
         };
-        let v = serde_json::json!({ "status": image, "info": info_json(&r.info) });
-        print_value(&v, a.output)?;
+        let status = crate::protojson::to_value(&image, "runtime.v1.Image")?;
+        print_value(&output::status_info(status, &r.info), a.output)?;
     }
     Ok(())
 }
@@ -295,7 +313,10 @@ pub async fn imagefsinfo(c: &Cri, a: FsArgs) -> anyhow::Result<()> {
         t.print();
         return Ok(());
     }
-    print_value(&r, a.output)
+    // The whole response under "status", as current crictl prints it (v1.26 printed one
+    // {"status": FilesystemUsage} per image filesystem).
+    let status = crate::protojson::to_value(&r, "runtime.v1.ImageFsInfoResponse")?;
+    print_value(&output::status_info(status, &Default::default()), a.output)
 }
 
 #[cfg(test)]

@@ -32,9 +32,10 @@
 //! debug pod ID                                      netns, IPs, shim, pause, containers' cgroups
 //! ```
 //!
-//! Output: tables by default; `-o json|yaml` where crictl has it (JSON keys are the CRI proto field
-//! names, snake_case, enums as numbers). Config files: CRI JSON or YAML with snake_case keys, as crictl
-//! reads them. Errors: one line `criusctl: <what>: <gRPC code>: <message>` and exit status 1.
+//! Output: tables by default; `-o json|yaml` where crictl has it, as crictl prints it: protojson
+//! (`podSandboxId`, enum names, 64-bit integers as strings, defaults present) in crictl's shapes
+//! (`ps` → ListContainersResponse, `inspect` → `{status, info}`…). Config files: CRI JSON or YAML
+//! with snake_case keys, as crictl reads them, or protojson's lowerCamelCase. Errors: one line `criusctl: <what>: <gRPC code>: <message>` and exit status 1.
 
 mod configfile;
 mod conn;
@@ -46,6 +47,7 @@ mod images;
 mod logs;
 mod output;
 mod pods;
+mod protojson;
 mod runtime_info;
 mod stats;
 mod stream;

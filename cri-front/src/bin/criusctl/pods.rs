@@ -2,7 +2,7 @@
 
 use crate::configfile;
 use crate::conn::Cri;
-use crate::output::{self, info_json, pod_state, print_value, trunc_id, Format, Table};
+use crate::output::{self, pod_state, print_message, print_value, trunc_id, Format, Table};
 use crate::timefmt::ago;
 use anyhow::bail;
 use clap::Args;
@@ -18,7 +18,7 @@ pub struct RunpArgs {
 }
 
 pub async fn runp(c: &Cri, a: RunpArgs) -> anyhow::Result<()> {
-    let config: cri::PodSandboxConfig = configfile::load(&a.config)?;
+    let config: cri::PodSandboxConfig = configfile::load(&a.config, "runtime.v1.PodSandboxConfig")?;
     println!("{}", run_pod(c, config, &a.runtime).await?);
     Ok(())
 }
@@ -190,7 +190,11 @@ pub async fn pods(c: &Cri, a: PodsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if a.output != Format::Table {
-        return print_value(&serde_json::json!({ "items": items }), a.output);
+        return print_message(
+            &cri::ListPodSandboxResponse { items },
+            "runtime.v1.ListPodSandboxResponse",
+            a.output,
+        );
     }
     if a.verbose {
         for p in &items {
@@ -287,8 +291,15 @@ pub async fn inspectp(c: &Cri, a: InspectpArgs) -> anyhow::Result<()> {
             );
             continue;
         }
-        let v = serde_json::json!({ "status": r.status, "info": info_json(&r.info) });
-        print_value(&v, a.output)?;
+        // crictl: the status with createdAt as RFC 3339 text, then the verbose info.
+        let status = match &r.status {
+            Some(s) => output::status_with_times(
+                crate::protojson::to_value(s, "runtime.v1.PodSandboxStatus")?,
+                &[("createdAt", crate::timefmt::go_rfc3339_nano(s.created_at))],
+            ),
+            None => serde_yaml::Value::Null,
+        };
+        print_value(&output::status_info(status, &r.info), a.output)?;
     }
     Ok(())
 }

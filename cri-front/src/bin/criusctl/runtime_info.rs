@@ -1,7 +1,7 @@
 //! `version` and `info`.
 
 use crate::conn::Cri;
-use crate::output::{info_json, print_value, Format};
+use crate::output::{print_value, status_info, Format};
 use clap::Args;
 use crius_proto::runtime as cri;
 
@@ -36,9 +36,9 @@ pub async fn info(c: &Cri, a: InfoArgs) -> anyhow::Result<()> {
                 .status(cri::StatusRequest { verbose: true }),
         )
         .await?;
-    let mut v = info_json(&s.info);
-    if let serde_json::Value::Object(m) = &mut v {
-        m.insert("status".into(), serde_json::to_value(&s.status)?);
-    }
-    print_value(&v, a.output)
+    let status = match &s.status {
+        Some(st) => crate::protojson::to_value(st, "runtime.v1.RuntimeStatus")?,
+        None => serde_yaml::Value::Null,
+    };
+    print_value(&status_info(status, &s.info), a.output)
 }

@@ -1,7 +1,7 @@
 //! Resource usage: `stats` (containers) and `statsp` (pods).
 
 use crate::conn::Cri;
-use crate::output::{self, human_size, print_value, trunc_id, Format, Table};
+use crate::output::{self, human_size, print_message, trunc_id, Format, Table};
 use clap::Args;
 use crius_proto::runtime as cri;
 
@@ -90,7 +90,11 @@ pub async fn stats(c: &Cri, a: StatsArgs) -> anyhow::Result<()> {
         });
     }
     if a.output != Format::Table {
-        return print_value(&serde_json::json!({ "stats": items }), a.output);
+        return print_message(
+            &cri::ListContainerStatsResponse { stats: items },
+            "runtime.v1.ListContainerStatsResponse",
+            a.output,
+        );
     }
     let mut t = Table::new(&["CONTAINER", "NAME", "CPU %", "MEM", "DISK", "INODES"]);
     for s in &items {
@@ -149,7 +153,11 @@ pub async fn statsp(c: &Cri, a: StatspArgs) -> anyhow::Result<()> {
         .collect()
     };
     if a.output != Format::Table {
-        return print_value(&serde_json::json!({ "stats": items }), a.output);
+        return print_message(
+            &cri::ListPodSandboxStatsResponse { stats: items },
+            "runtime.v1.ListPodSandboxStatsResponse",
+            a.output,
+        );
     }
     let mut t = Table::new(&["POD", "POD ID", "CPU %", "MEM"]);
     for s in &items {

@@ -83,6 +83,28 @@ pub fn rfc3339(ns: i64) -> String {
         .unwrap_or_else(|| ns.to_string())
 }
 
+/// Go's zero `time.Time` in RFC 3339, what crictl shows for times not reached yet.
+pub const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Go's `time.RFC3339Nano` of nanoseconds since the epoch (crictl inspect's times), in UTC:
+/// fractional seconds without trailing zeros, none when whole.
+pub fn go_rfc3339_nano(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let frac = ns.rem_euclid(1_000_000_000);
+    let Some(whole) = OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+    else {
+        return ns.to_string();
+    };
+    if frac == 0 {
+        return whole;
+    }
+    let digits = format!("{frac:09}");
+    let z = whole.strip_suffix('Z').unwrap_or(&whole);
+    format!("{z}.{}Z", digits.trim_end_matches('0'))
+}
+
 /// RFC 3339 text to nanoseconds since the epoch.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     OffsetDateTime::parse(s, &Rfc3339)
@@ -105,6 +127,19 @@ mod tests {
         assert_eq!(parse_duration("3").ok(), Some(Duration::from_secs(3)));
         assert!(parse_duration("3x").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn go_rfc3339_nano_trims_zeros() {
+        assert_eq!(go_rfc3339_nano(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            go_rfc3339_nano(1_700_000_000_120_000_000),
+            "2023-11-14T22:13:20.12Z"
+        );
+        assert_eq!(
+            go_rfc3339_nano(1_700_000_000_123_456_789),
+            "2023-11-14T22:13:20.123456789Z"
+        );
     }
 
     #[test]
