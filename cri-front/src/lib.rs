@@ -40,3 +40,4 @@ pub mod server;
 pub mod streaming;
 pub mod streaming_hook;
 pub mod sys;
+pub mod uds_authority;

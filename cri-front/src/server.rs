@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crius_proto::tonic::transport::Server;
 use crius_proto::{ImageServiceServer, RuntimeServiceServer};
+use futures::TryStreamExt;
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_stream::wrappers::UnixListenerStream;
@@ -15,6 +16,7 @@ use crate::daemon::Daemon;
 use crate::error::{Error, IoContext, Result};
 use crate::image::service::ImageSvc;
 use crate::runtime::service::RuntimeSvc;
+use crate::uds_authority::AuthorityFix;
 
 /// Largest CRI message accepted or sent (ListContainers on a big node).
 const MAX_MSG: usize = 16 << 20;
@@ -56,7 +58,10 @@ pub async fn serve(d: Arc<Daemon>, listener: UnixListener) -> Result<()> {
     Server::builder()
         .add_service(runtime)
         .add_service(images)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            UnixListenerStream::new(listener).map_ok(AuthorityFix::new),
+            shutdown,
+        )
         .await
         .map_err(|e| Error::Internal(format!("serve: {e}")))
 }
