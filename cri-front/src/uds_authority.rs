@@ -6,12 +6,12 @@
 //! to relax it (hyperium/h2#487 is unmerged). containerd and CRI-O accept these clients, so
 //! criusd must too.
 //!
-//! The fix sits between the socket and tonic and edits only the client's header blocks, without
-//! decoding them: the HPACK representation "literal with incremental indexing, name = static
-//! entry 1 (`:authority`)" becomes the same representation with static entry 58 (`user-agent`).
-//! Both names are 10 bytes long, so the encoded size and the dynamic table's accounting stay
-//! exactly as the client computed them, and later indexed references stay in step. The same
-//! field sent without indexing is dropped (it touches no table). criusd reads neither header.
+//! The fix sits between the socket and tonic and edits only the client's header blocks: in an
+//! `:authority` literal (by static index) that h2 would refuse, each `/` becomes `-`. Both have
+//! 6-bit Huffman codes, so the string keeps its encoded length whether Huffman-coded or not: frame
+//! sizes, the field order and the dynamic table's accounting stay exactly as the client computed
+//! them, and later indexed references to the entry stay in step. criusd never reads the value.
+//! Valid authorities (tonic's, current kubelet's `localhost`) are not touched.
 
 use std::io;
 use std::pin::Pin;
@@ -29,9 +29,8 @@ const CONTINUATION: u8 = 0x9;
 const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
-/// Static table: 1 is `:authority`, 58 is `user-agent` (RFC 7541 appendix A).
+/// Static table entry 1 is `:authority` (RFC 7541 appendix A).
 const AUTHORITY: u64 = 1;
-const USER_AGENT: u8 = 58;
 /// A header block larger than this is passed on untouched (h2 refuses it anyway).
 const MAX_BLOCK: usize = 1 << 20;
 
@@ -145,9 +144,9 @@ impl<S> AuthorityFix<S> {
     }
 }
 
-/// Rewrite the `:authority` fields of one header block: `frames` are a HEADERS frame and its
+/// Fix the `:authority` fields of one header block: `frames` are a HEADERS frame and its
 /// CONTINUATIONs, whole. Malformed input is left for h2 to reject.
-fn fix_block(frames: &mut Vec<u8>) {
+fn fix_block(frames: &mut [u8]) {
     // Where each frame's fragment lies in `frames`.
     let mut spans = Vec::new();
     let mut at = 0;
@@ -185,28 +184,10 @@ fn fix_block(frames: &mut Vec<u8>) {
         .iter()
         .flat_map(|&(_, s, e)| frames[s..e].to_vec())
         .collect();
-    let edits = rewrite(&mut fragment);
-    if edits.is_empty() {
+    if rewrite(&mut fragment) == 0 {
         return;
     }
-    if spans.len() == 1 {
-        // Dropped fields shrink the one frame: rebuild it.
-        let (at, start, stop) = spans[0];
-        let mut out = Vec::with_capacity(frames.len());
-        out.extend_from_slice(&frames[at..at + FRAME_HEADER]);
-        out.extend_from_slice(&frames[at + FRAME_HEADER..start]);
-        out.extend_from_slice(&fragment);
-        out.extend_from_slice(&frames[stop..]);
-        let len = (out.len() - FRAME_HEADER) as u32;
-        out[..3].copy_from_slice(&len.to_be_bytes()[1..]);
-        *frames = out;
-        return;
-    }
-    // Several frames: only same-size edits can be put back in place.
-    let total: usize = spans.iter().map(|&(_, s, e)| e - s).sum();
-    if fragment.len() != total {
-        return;
-    }
+    // Edits keep lengths: the fragment goes back where it came from.
     let mut src = &fragment[..];
     for &(_, s, e) in &spans {
         frames[s..e].copy_from_slice(&src[..e - s]);
@@ -214,59 +195,86 @@ fn fix_block(frames: &mut Vec<u8>) {
     }
 }
 
-/// One edit made to a header block fragment.
-#[derive(Debug, PartialEq)]
-enum Edit {
-    Renamed,
-    Dropped,
-}
-
-/// Walk the HPACK representations of `block` and fix each `:authority` by static index.
-fn rewrite(block: &mut Vec<u8>) -> Vec<Edit> {
-    let mut edits = Vec::new();
+/// Walk the HPACK representations of `block` and fix each refused `:authority` value in place;
+/// returns how many were fixed.
+fn rewrite(block: &mut [u8]) -> usize {
+    let mut fixed = 0;
     let mut i = 0;
     while i < block.len() {
         let b = block[i];
-        let start = i;
         if b & 0x80 != 0 {
             // Indexed field.
             if int(block, &mut i, 7).is_none() {
-                return edits;
+                return fixed;
             }
             continue;
         }
         if b & 0xE0 == 0x20 {
             // Dynamic table size update.
             if int(block, &mut i, 5).is_none() {
-                return edits;
+                return fixed;
             }
             continue;
         }
-        let incremental = b & 0xC0 == 0x40;
-        let prefix = if incremental { 6 } else { 4 };
+        // A literal: 6-bit name index with incremental indexing, else 4-bit.
+        let prefix = if b & 0xC0 == 0x40 { 6 } else { 4 };
         let Some(name) = int(block, &mut i, prefix) else {
-            return edits;
+            return fixed;
         };
-        if name == 0 && skip_string(block, &mut i).is_none() {
-            return edits;
+        if name == 0 && string(block, &mut i).is_none() {
+            return fixed;
         }
-        if skip_string(block, &mut i).is_none() {
-            return edits;
-        }
-        if name != AUTHORITY {
-            continue;
-        }
-        if incremental {
-            // 0x41 → 0x7a: one byte either way.
-            block[start] = 0x40 | USER_AGENT;
-            edits.push(Edit::Renamed);
-        } else {
-            block.drain(start..i);
-            i = start;
-            edits.push(Edit::Dropped);
+        let Some((huffman, value)) = string(block, &mut i) else {
+            return fixed;
+        };
+        if name == AUTHORITY && fix_value(&mut block[value], huffman) {
+            fixed += 1;
         }
     }
-    edits
+    fixed
+}
+
+/// Make an `:authority` value h2 accepts, at the same encoded length; false when it already was
+/// valid or cannot be fixed (h2 then refuses it as before).
+fn fix_value(encoded: &mut [u8], huffman: bool) -> bool {
+    let mut raw = Vec::new();
+    if huffman {
+        if httlib_huffman::decode(encoded, &mut raw, httlib_huffman::DecoderSpeed::FourBits)
+            .is_err()
+        {
+            return false;
+        }
+    } else {
+        raw = encoded.to_vec();
+    }
+    if valid_authority(&raw) {
+        return false;
+    }
+    for c in raw.iter_mut().filter(|c| **c == b'/') {
+        *c = b'-';
+    }
+    if !valid_authority(&raw) {
+        return false;
+    }
+    let out = if huffman {
+        let mut out = Vec::new();
+        if httlib_huffman::encode(&raw, &mut out).is_err() {
+            return false;
+        }
+        out
+    } else {
+        raw
+    };
+    if out.len() != encoded.len() {
+        return false;
+    }
+    encoded.copy_from_slice(&out);
+    true
+}
+
+/// What h2 requires of `:authority`.
+fn valid_authority(v: &[u8]) -> bool {
+    http::uri::Authority::try_from(v).is_ok()
 }
 
 /// An HPACK integer with an `n`-bit prefix at `*i` (RFC 7541 5.1).
@@ -292,15 +300,17 @@ fn int(b: &[u8], i: &mut usize, n: u32) -> Option<u64> {
     }
 }
 
-/// Skip a string literal (Huffman or not) at `*i`.
-fn skip_string(b: &[u8], i: &mut usize) -> Option<()> {
+/// A string literal at `*i`: whether it is Huffman-coded, and where its bytes are.
+fn string(b: &[u8], i: &mut usize) -> Option<(bool, std::ops::Range<usize>)> {
+    let huffman = *b.get(*i)? & 0x80 != 0;
     let len = int(b, i, 7)? as usize;
-    let end = i.checked_add(len)?;
+    let start = *i;
+    let end = start.checked_add(len)?;
     if end > b.len() {
         return None;
     }
     *i = end;
-    Some(())
+    Some((huffman, start..end))
 }
 
 impl Connected for AuthorityFix<UnixStream> {
@@ -397,15 +407,43 @@ mod tests {
         f
     }
 
-    /// `:authority` (static 1) with a raw value, indexed: what grpc-go sends first.
-    fn authority_literal(value: &[u8]) -> Vec<u8> {
-        let mut v = vec![0x41, value.len() as u8];
-        v.extend_from_slice(value);
+    /// `:authority` (static 1) as a literal: `first` is the representation byte (0x41 with
+    /// incremental indexing, 0x01 without), the value raw or Huffman-coded.
+    fn authority(first: u8, value: &[u8], huffman: bool) -> Vec<u8> {
+        let mut v = vec![first];
+        if huffman {
+            let mut h = Vec::new();
+            httlib_huffman::encode(value, &mut h).expect("huffman");
+            v.push(0x80 | h.len() as u8);
+            v.extend(h);
+        } else {
+            v.push(value.len() as u8);
+            v.extend_from_slice(value);
+        }
         v
     }
 
+    /// The `:authority` value the server will decode from `block` (first such literal).
+    fn decoded_authority(block: &[u8]) -> Vec<u8> {
+        let at = block
+            .iter()
+            .position(|&b| b == 0x41 || b == 0x01)
+            .expect("literal");
+        let mut i = at;
+        int(block, &mut i, if block[at] == 0x41 { 6 } else { 4 }).expect("name");
+        let (huffman, r) = string(block, &mut i).expect("value");
+        if huffman {
+            let mut out = Vec::new();
+            httlib_huffman::decode(&block[r], &mut out, httlib_huffman::DecoderSpeed::FourBits)
+                .expect("decode");
+            out
+        } else {
+            block[r].to_vec()
+        }
+    }
+
     async fn through(bytes: Vec<u8>, chunk: usize) -> Vec<u8> {
-        // Feed in small pieces to exercise every partial state.
+        // Fed in small pieces to exercise every partial state.
         let (mut a, b) = tokio::io::duplex(1 << 20);
         let writer = tokio::spawn(async move {
             use tokio::io::AsyncWriteExt;
@@ -421,67 +459,79 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn renames_the_indexed_authority_and_keeps_everything_else() {
-        let mut block = vec![0x83, 0x86]; // :method POST, :scheme http
-        block.extend(authority_literal(b"/run/crius/crius.sock"));
-        block.extend([0x44, 0x01, b'/']); // :path "/" (incremental, static 4)
-        let mut input = PREFACE.to_vec();
-        input.extend(frame(0x4, 0, 0, &[])); // SETTINGS
-        input.extend(frame(HEADERS, END_HEADERS, 1, &block));
-        input.extend(frame(0x0, 0x1, 1, b"grpc body"));
-        for chunk in [1, 3, 7, 4096] {
-            let out = through(input.clone(), chunk).await;
-            assert_eq!(out.len(), input.len());
-            let mut want = input.clone();
-            let at = PREFACE.len() + 9 + 9 + 2;
-            assert_eq!(want[at], 0x41);
-            want[at] = 0x7a;
-            assert_eq!(out, want, "chunk {chunk}");
+    async fn a_socket_path_authority_is_fixed_and_nothing_else_moves() {
+        let path = b"/run/crius/crius.sock";
+        for huffman in [false, true] {
+            let mut block = vec![0x83, 0x86]; // :method POST, :scheme http
+            block.extend(authority(0x41, path, huffman));
+            block.extend([0x44, 0x01, b'/']); // :path "/"
+            let mut input = PREFACE.to_vec();
+            input.extend(frame(0x4, 0, 0, &[])); // SETTINGS
+            input.extend(frame(HEADERS, END_HEADERS, 1, &block));
+            input.extend(frame(0x0, 0x1, 1, b"grpc body"));
+            for chunk in [1, 3, 7, 4096] {
+                let out = through(input.clone(), chunk).await;
+                assert_eq!(out.len(), input.len(), "huffman {huffman} chunk {chunk}");
+                let at = PREFACE.len() + 2 * FRAME_HEADER;
+                let got = &out[at..at + block.len()];
+                assert_eq!(decoded_authority(got), b"-run-crius-crius.sock");
+                // Everything but the value is byte for byte the same.
+                let same = |x: &[u8]| x[..at + 4].to_vec();
+                assert_eq!(same(&out), same(&input));
+                assert_eq!(out[at + block.len() - 3..], input[at + block.len() - 3..]);
+            }
         }
     }
 
     #[test]
-    fn drops_the_unindexed_authority_and_shrinks_the_frame() {
-        let mut block = vec![0x83];
-        block.extend([0x01, 3, b'/', b'a', b'b']); // without indexing, static 1
-        block.push(0x86);
-        let mut f = frame(HEADERS, END_HEADERS, 1, &block);
-        fix_block(&mut f);
-        assert_eq!(f, frame(HEADERS, END_HEADERS, 1, &[0x83, 0x86]));
+    fn valid_authorities_are_left_alone() {
+        for v in [&b"localhost"[..], b"[::]:50051", b"127.0.0.1:10010"] {
+            for huffman in [false, true] {
+                let mut block = authority(0x41, v, huffman);
+                let before = block.clone();
+                assert_eq!(rewrite(&mut block), 0);
+                assert_eq!(block, before);
+            }
+        }
     }
 
     #[test]
-    fn padding_and_priority_are_respected() {
+    fn unindexed_padded_and_prioritised_forms_are_fixed() {
         let mut payload = vec![2]; // pad length
         payload.extend([0, 0, 0, 0, 16]); // priority
-        payload.extend(authority_literal(b"/s"));
+        let lit = authority(0x01, b"/s.sock", true);
+        payload.extend(&lit);
         payload.extend([0, 0]); // padding
         let mut f = frame(HEADERS, END_HEADERS | PADDED | PRIORITY, 1, &payload);
-        let before = f.clone();
+        let len = f.len();
         fix_block(&mut f);
-        let at = 9 + 1 + 5;
-        assert_eq!(before[at], 0x41);
-        assert_eq!(f[at], 0x7a);
-        assert_eq!(f.len(), before.len());
+        assert_eq!(f.len(), len);
+        let at = FRAME_HEADER + 1 + 5;
+        assert_eq!(decoded_authority(&f[at..at + lit.len()]), b"-s.sock");
     }
 
     #[test]
     fn a_field_split_over_continuation_frames_is_fixed_in_place() {
-        let lit = authority_literal(b"/run/x.sock");
+        let lit = authority(0x41, b"/run/x.sock", false);
         let (a, b) = lit.split_at(4);
         let mut frames = frame(HEADERS, 0, 1, &[&[0x83][..], a].concat());
         frames.extend(frame(CONTINUATION, END_HEADERS, 1, b));
         fix_block(&mut frames);
-        assert_eq!(frames[9 + 1], 0x7a);
+        let block: Vec<u8> = [
+            &frames[FRAME_HEADER + 1..FRAME_HEADER + 5],
+            &frames[2 * FRAME_HEADER + 5..],
+        ]
+        .concat();
+        assert_eq!(decoded_authority(&block), b"-run-x.sock");
     }
 
     #[test]
-    fn other_fields_and_huffman_values_are_untouched() {
+    fn other_fields_are_untouched() {
         // Literal name "x" with a Huffman value; an indexed field; a name index over two bytes
         // (64) with an empty value.
         let mut block = vec![0x40, 0x01, b'x', 0x82, 0xff, 0xff, 0xbf, 0x7f, 0x01, 0x00];
         let before = block.clone();
-        assert!(rewrite(&mut block).is_empty());
+        assert_eq!(rewrite(&mut block), 0);
         assert_eq!(block, before);
     }
 
