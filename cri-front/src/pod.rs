@@ -49,7 +49,7 @@ fn profile(p: Option<&cri::SecurityProfile>, legacy: &str) -> Option<SecurityPro
     }
 }
 
-fn resources(r: Option<&cri::LinuxContainerResources>) -> Option<PodResources> {
+fn resources_of(r: Option<&cri::LinuxContainerResources>) -> Option<PodResources> {
     r.map(|r| PodResources {
         cpu_period: r.cpu_period,
         cpu_quota: r.cpu_quota,
@@ -127,8 +127,8 @@ pub fn from_cri(c: cri::PodSandboxConfig, handler: &str) -> Result<PodConfig> {
             readonly_rootfs: sc.readonly_rootfs,
             seccomp: profile(sc.seccomp.as_ref(), &sc.seccomp_profile_path),
             apparmor: profile(sc.apparmor.as_ref(), ""),
-            overhead: resources(linux.overhead.as_ref()),
-            resources: resources(linux.resources.as_ref()),
+            overhead: resources_of(linux.overhead.as_ref()),
+            resources: resources_of(linux.resources.as_ref()),
         },
     })
 }
@@ -279,6 +279,33 @@ impl Daemon {
             }
         }
         self.sandboxer.stop(&pod.id).await?;
+        Ok(())
+    }
+
+    /// Keep the pod's recorded resources in step with what kubelet applied to its cgroup.
+    #[tracing::instrument(level = "debug", skip_all, fields(pod = %id))]
+    pub async fn update_pod_resources(
+        &self,
+        id: &str,
+        overhead: Option<&cri::LinuxContainerResources>,
+        resources: Option<&cri::LinuxContainerResources>,
+    ) -> Result<()> {
+        for r in [overhead, resources].into_iter().flatten() {
+            if r.cpu_period < 0
+                || r.cpu_shares < 0
+                || r.memory_limit_in_bytes < 0
+                || r.cpu_quota < -1
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "pod {id}: negative resource figures: {r:?}"
+                )));
+            }
+        }
+        let pod = self.find_pod(id).await?;
+        tracing::info!(pod = %pod.id, "UpdatePodSandboxResources");
+        self.sandboxer
+            .update_resources(&pod.id, resources_of(overhead), resources_of(resources))
+            .await?;
         Ok(())
     }
 

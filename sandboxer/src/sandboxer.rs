@@ -17,7 +17,7 @@ use crate::ctrd::{self, Ctrd};
 use crate::error::{Error, ErrorKind, Result};
 use crate::pause::image::PauseImage;
 use crate::pause::{image, rootfs, spec};
-use crate::pod::{NamespaceMode, PodConfig};
+use crate::pod::{NamespaceMode, PodConfig, PodResources};
 use crate::status::{NetnsView, NetworkStatus, PodState, PodStatus, RunTimings};
 use crate::store::{self, Phase, PodRecord};
 use crate::{files, netns, oom, sys};
@@ -567,6 +567,36 @@ impl Sandboxer {
         }
         self.forget(id);
         tracing::info!(pod = %id, "pod removed");
+        Ok(())
+    }
+
+    /// Record the pod-level resources kubelet has applied (CRI UpdatePodSandboxResources comes
+    /// after kubelet resized the pod's cgroup, which it owns): the pod's config follows, durably,
+    /// so status and a restart see the new figures. `None` leaves that part as it was.
+    /// NotFound for an unknown pod or one being removed.
+    pub async fn update_resources(
+        &self,
+        id: &str,
+        overhead: Option<PodResources>,
+        resources: Option<PodResources>,
+    ) -> Result<()> {
+        let lock = self.pod_lock(id);
+        let _held = lock.lock().await;
+        let mut rec = self
+            .record(id)
+            .filter(|r| r.phase != Phase::Removing)
+            .ok_or_else(|| Error::not_found(id))?;
+        if overhead.is_none() && resources.is_none() {
+            return Ok(());
+        }
+        if overhead.is_some() {
+            rec.config.linux.overhead = overhead;
+        }
+        if resources.is_some() {
+            rec.config.linux.resources = resources;
+        }
+        self.save(&rec)?;
+        tracing::info!(pod = %id, resources = ?rec.config.linux.resources, overhead = ?rec.config.linux.overhead, "pod resources updated");
         Ok(())
     }
 

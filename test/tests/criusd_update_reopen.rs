@@ -1,6 +1,6 @@
-//! UpdateContainerResources reaches the container's cgroup; ReopenContainerLog makes the
-//! log driver start a new file after kubelet-style rotation; a failed Create (bad user)
-//! leaves nothing behind.
+//! UpdateContainerResources reaches the container's cgroup; UpdatePodSandboxResources is
+//! recorded in the pod's config; ReopenContainerLog makes the log driver start a new file after
+//! kubelet-style rotation; a failed Create (bad user) leaves nothing behind.
 
 mod criusd_common;
 
@@ -92,6 +92,48 @@ fn criusd_update_resources_and_reopen_log() {
             .and_then(|r| r.linux)
             .expect("resources in status");
         assert_eq!((res.memory_limit_in_bytes, res.cpu_shares), (96 << 20, 512));
+
+        // UpdatePodSandboxResources (kubelet has resized the pod's cgroup): the pod's recorded
+        // config follows; unknown pods and negative figures are refused.
+        let pod_update = |id: &str, memory: i64| cri::UpdatePodSandboxResourcesRequest {
+            pod_sandbox_id: id.to_string(),
+            resources: Some(cri::LinuxContainerResources {
+                memory_limit_in_bytes: memory,
+                cpu_shares: 1024,
+                ..Default::default()
+            }),
+            overhead: None,
+        };
+        c.runtime
+            .update_pod_sandbox_resources(pod_update(&pod, 128 << 20))
+            .await
+            .unwrap_or_else(|e| panic!("update pod: {e}\n{}", d.log_tail()));
+        let info = c
+            .runtime
+            .pod_sandbox_status(cri::PodSandboxStatusRequest {
+                pod_sandbox_id: pod.clone(),
+                verbose: true,
+            })
+            .await
+            .expect("pod status")
+            .into_inner()
+            .info;
+        let v: serde_json::Value = serde_json::from_str(&info["info"]).expect("verbose info");
+        let recorded = &v["config"]["linux"]["resources"];
+        assert_eq!(recorded["memory_limit_in_bytes"], 128 << 20, "{v}");
+        assert_eq!(recorded["cpu_shares"], 1024, "{v}");
+        let e = c
+            .runtime
+            .update_pod_sandbox_resources(pod_update("no-such-pod", 1 << 20))
+            .await
+            .expect_err("unknown pod");
+        assert_eq!(e.code(), Code::NotFound, "{e}");
+        let e = c
+            .runtime
+            .update_pod_sandbox_resources(pod_update(&pod, -1))
+            .await
+            .expect_err("negative");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e}");
 
         // Rotation as kubelet does it: rename, then ReopenContainerLog.
         let log = log_dir.join("tick/0.log");

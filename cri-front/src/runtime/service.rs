@@ -631,11 +631,16 @@ impl RuntimeService for RuntimeSvc {
 
     async fn update_pod_sandbox_resources(
         &self,
-        _req: Request<cri::UpdatePodSandboxResourcesRequest>,
+        req: Request<cri::UpdatePodSandboxResourcesRequest>,
     ) -> Result<Response<cri::UpdatePodSandboxResourcesResponse>, Status> {
-        Err(unimplemented(
-            "UpdatePodSandboxResources",
-            "pod-level cgroup updates are not implemented",
-        ))
+        let req = req.into_inner();
+        self.d
+            .update_pod_resources(
+                &req.pod_sandbox_id,
+                req.overhead.as_ref(),
+                req.resources.as_ref(),
+            )
+            .await?;
+        Ok(Response::new(cri::UpdatePodSandboxResourcesResponse {}))
     }
 }
