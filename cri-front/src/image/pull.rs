@@ -73,7 +73,7 @@ impl Puller<'_> {
 
     async fn pull_from(&self, r: &Reference, host: &RegistryHost, auth: &Auth) -> Result<Pulled> {
         let started = Instant::now();
-        let client = Registry::new(host, auth.clone())?;
+        let client = Registry::new(host, r.registry(), auth.clone())?;
         let repo = r.repository();
         let top_ref = r.digest().or(r.tag()).unwrap_or("latest").to_string();
         let top = client.manifest(repo, &top_ref, ACCEPTED).await?;

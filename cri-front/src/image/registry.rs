@@ -65,13 +65,17 @@ pub struct Registry {
     host: String,
     base: String,
     auth: Auth,
+    /// `?ns=<upstream>` on a mirror's URLs, as containerd sends: proxy caches (Harbor, zot) use
+    /// it to know which registry a repository is from.
+    ns_query: String,
     /// The `Authorization` value that last worked, reused for the pull's later requests.
     authorization: Mutex<Option<HeaderValue>>,
 }
 
 impl Registry {
-    /// A client for `host` with its TLS settings; nothing is sent yet.
-    pub fn new(host: &RegistryHost, auth: Auth) -> Result<Registry> {
+    /// A client for `host` with its TLS settings; nothing is sent yet. `upstream` names the
+    /// registry the image is from when `host` is a mirror of it.
+    pub fn new(host: &RegistryHost, upstream: &str, auth: Auth) -> Result<Registry> {
         // reqwest is built without a default crypto provider; criusd installs ring at start,
         // this covers library users and unit tests.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -123,13 +127,18 @@ impl Registry {
             host: host.host.clone(),
             base: format!("{scheme}://{}", url_host(&host.host)),
             auth,
+            ns_query: if host.mirror {
+                format!("?ns={}", urlencode(upstream))
+            } else {
+                String::new()
+            },
             authorization: Mutex::new(authorization),
         })
     }
 
     /// GET a manifest by tag or digest. A digest reference is checked against the bytes.
     pub async fn manifest(&self, repo: &str, reference: &str, accept: &[&str]) -> Result<Fetched> {
-        let url = format!("{}/v2/{repo}/manifests/{reference}", self.base);
+        let url = self.url(repo, "manifests", reference);
         let resp = self.get(repo, &url, &accept.join(", ")).await?;
         let media_type = resp
             .headers()
@@ -158,7 +167,7 @@ impl Registry {
                 "blob {digest} claims {size} bytes; at most {MAX_IN_MEMORY} are read into memory"
             )));
         }
-        let url = format!("{}/v2/{repo}/blobs/{digest}", self.base);
+        let url = self.url(repo, "blobs", digest);
         let resp = self.get(repo, &url, "*/*").await?;
         let bytes = read_limited(resp, size as u64, &url).await?;
         let got = sha256_digest(&bytes);
@@ -177,9 +186,17 @@ impl Registry {
         repo: &str,
         digest: &str,
     ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Unpin + use<>> {
-        let url = format!("{}/v2/{repo}/blobs/{digest}", self.base);
+        let url = self.url(repo, "blobs", digest);
         let resp = self.get(repo, &url, "*/*").await?;
         Ok(resp.bytes_stream().map_err(std::io::Error::other).boxed())
+    }
+
+    /// `<base>/v2/<repo>/<kind>/<reference>`, with `?ns=` on a mirror.
+    fn url(&self, repo: &str, kind: &str, reference: &str) -> String {
+        format!(
+            "{}/v2/{repo}/{kind}/{reference}{}",
+            self.base, self.ns_query
+        )
     }
 
     /// GET with the pull's current authorization; on a 401, answer the challenge once.
@@ -466,6 +483,29 @@ mod tests {
             password: "hunter2".into(),
         };
         assert_eq!(format!("{a:?}"), "Basic");
+    }
+
+    #[test]
+    fn mirrors_are_told_the_upstream() {
+        let mut host = RegistryHost {
+            host: "mirror:5000".into(),
+            plain_http: true,
+            skip_verify: false,
+            ca: Vec::new(),
+            client: None,
+            mirror: true,
+        };
+        let r = Registry::new(&host, "docker.io", Auth::Anonymous).expect("client");
+        assert_eq!(
+            r.url("library/busybox", "manifests", "latest"),
+            "http://mirror:5000/v2/library/busybox/manifests/latest?ns=docker.io"
+        );
+        host.mirror = false;
+        let r = Registry::new(&host, "docker.io", Auth::Anonymous).expect("client");
+        assert_eq!(
+            r.url("a/b", "blobs", "sha256:00"),
+            "http://mirror:5000/v2/a/b/blobs/sha256:00"
+        );
     }
 
     #[test]
