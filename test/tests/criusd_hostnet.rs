@@ -1,9 +1,11 @@
 //! A hostNetwork pod through criusd: its container sees the host's interfaces and
-//! hostname; a container with its own PID namespace is PID 1 in it.
+//! hostname; a container with its own PID namespace is PID 1 in it, and one with pid mode
+//! TARGET (kubectl debug --target) sees that namespace.
 
 mod criusd_common;
 
 use crius_proto::runtime as cri;
+use crius_proto::tonic::Code;
 use crius_test::{env_or_skip, registry};
 use criusd_common::{
     client, container_config, create_and_start, exec_sh, finish, image_status, pod_config,
@@ -104,6 +106,43 @@ fn criusd_host_network_pod_and_container_pid_namespace() {
         assert_eq!(exec(&mut c, &id, "hostname").await.trim(), host_name.trim());
         // Own PID namespace: sleep is PID 1.
         assert_eq!(exec(&mut c, &id, "cat /proc/1/comm").await.trim(), "sleep");
+
+        // pid mode TARGET (kubectl debug --target): the debugger joins probe's pid namespace.
+        let debugger = |name: &str, target: &str| {
+            let mut cfg = container_config(name, registry::BUSYBOX, &["sleep", "1001"]);
+            cfg.linux = Some(cri::LinuxContainerConfig {
+                security_context: Some(cri::LinuxContainerSecurityContext {
+                    namespace_options: Some(cri::NamespaceOption {
+                        network: cri::NamespaceMode::Node as i32,
+                        pid: cri::NamespaceMode::Target as i32,
+                        target_id: target.to_string(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            cfg
+        };
+        let dbg = create_and_start(&mut c, &d, &pod, debugger("debug", &id), &pcfg, "").await;
+        assert_eq!(exec(&mut c, &dbg, "cat /proc/1/comm").await.trim(), "sleep");
+        let seen = exec(&mut c, &dbg, "cat /proc/[0-9]*/cmdline | tr '\\0' ' '").await;
+        assert!(
+            seen.contains("sleep 1000") && seen.contains("sleep 1001"),
+            "{seen}"
+        );
+        for (target, code) in [("", Code::InvalidArgument), ("no-such-ctr", Code::NotFound)] {
+            let e = c
+                .runtime
+                .create_container(cri::CreateContainerRequest {
+                    pod_sandbox_id: pod.clone(),
+                    config: Some(debugger(&format!("bad-{}", target.len()), target)),
+                    sandbox_config: Some(pcfg.clone()),
+                })
+                .await
+                .expect_err("bad target");
+            assert_eq!(e.code(), code, "{target:?}: {e}");
+        }
 
         remove_pod(&mut c, &pod).await.expect("remove running pod");
     });

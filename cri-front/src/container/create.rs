@@ -253,6 +253,31 @@ impl Daemon {
         }
     }
 
+    /// The pid namespace of another running container of the same pod (`kubectl debug
+    /// --target`: an ephemeral container that sees the target's processes).
+    async fn target_pid_ns(&self, pod_id: &str, target_id: &str) -> Result<Ns> {
+        if target_id.is_empty() {
+            return Err(Error::InvalidArgument(
+                "pid namespace mode TARGET needs target_id".into(),
+            ));
+        }
+        let target = self.store.find(target_id).await?;
+        if target.pod_id != pod_id {
+            return Err(Error::InvalidArgument(format!(
+                "target container {} is in pod {}, not {pod_id}",
+                target.id, target.pod_id
+            )));
+        }
+        let pid = match target.phase {
+            Phase::Running => self.task_pid(&target.id).await,
+            _ => None,
+        }
+        .ok_or_else(|| {
+            Error::FailedPrecondition(format!("target container {} is not running", target.id))
+        })?;
+        Ok(Ns::Join(PathBuf::from(format!("/proc/{pid}/ns/pid"))))
+    }
+
     async fn build_spec(
         &self,
         id: &str,
@@ -312,10 +337,12 @@ impl Daemon {
             Ok(cri::NamespaceMode::Pod) => proc_ns("pid")?,
             Ok(cri::NamespaceMode::Container) => Ns::New,
             Ok(cri::NamespaceMode::Node) => Ns::Host,
-            _ => {
-                return Err(Error::Unimplemented(
-                    "pid namespace mode TARGET is not implemented".into(),
-                ))
+            Ok(cri::NamespaceMode::Target) => self.target_pid_ns(&pod.id, &nso.target_id).await?,
+            Err(_) => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown pid namespace mode {}",
+                    nso.pid
+                )))
             }
         };
         let shm_path = if ipc == Ns::Host {
