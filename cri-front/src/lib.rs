@@ -34,6 +34,7 @@ pub mod daemon;
 pub mod error;
 pub mod image;
 pub mod logfmt;
+pub mod metrics;
 pub mod pod;
 pub mod runtime;
 pub mod server;

@@ -23,6 +23,14 @@ pub struct CgroupSample {
     pub pgfault: Option<u64>,
     pub pgmajfault: Option<u64>,
     pub pids: Option<u64>,
+    pub cpu_user_ns: Option<u64>,
+    pub cpu_system_ns: Option<u64>,
+    pub mem_cache: Option<u64>,
+    /// Times usage hit the limit (v1 `memory.failcnt`, v2 `max` of `memory.events`).
+    pub mem_failcnt: Option<u64>,
+    /// Lines of `cgroup.procs` / of `tasks` (v2: `cgroup.threads`).
+    pub processes: Option<u64>,
+    pub threads: Option<u64>,
 }
 
 fn read_u64(p: &Path) -> Option<u64> {
@@ -36,20 +44,33 @@ fn stat_field(text: &str, key: &str) -> Option<u64> {
     })
 }
 
-fn unified() -> bool {
-    Path::new(ROOT).join("cgroup.controllers").exists()
+/// Lines of `file` in cgroup `dir` and its children (a pod cgroup holds no task itself).
+fn count_lines(dir: &Path, file: &str) -> Option<u64> {
+    let mut n = std::fs::read_to_string(dir.join(file))
+        .ok()?
+        .lines()
+        .count() as u64;
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            n += count_lines(&e.path(), file).unwrap_or(0);
+        }
+    }
+    Some(n)
 }
 
-fn v1_dir(controller: &str, path: &str) -> PathBuf {
-    Path::new(ROOT)
-        .join(controller)
-        .join(path.trim_start_matches('/'))
+fn v1_dir(root: &Path, controller: &str, path: &str) -> PathBuf {
+    root.join(controller).join(path.trim_start_matches('/'))
 }
 
 /// Read a cgroup by its cgroupfs path (`/kubepods/pod1/<id>`).
 pub fn sample(path: &str) -> CgroupSample {
-    if unified() {
-        let d = Path::new(ROOT).join(path.trim_start_matches('/'));
+    sample_in(Path::new(ROOT), path)
+}
+
+/// [`sample`] under another cgroupfs root (tests); v2 when `root` is unified.
+fn sample_in(root: &Path, path: &str) -> CgroupSample {
+    if root.join("cgroup.controllers").exists() {
+        let d = root.join(path.trim_start_matches('/'));
         let cpu = std::fs::read_to_string(d.join("cpu.stat")).unwrap_or_default();
         let mem = std::fs::read_to_string(d.join("memory.stat")).unwrap_or_default();
         let usage = read_u64(&d.join("memory.current"));
@@ -63,18 +84,30 @@ pub fn sample(path: &str) -> CgroupSample {
             pgfault: stat_field(&mem, "pgfault"),
             pgmajfault: stat_field(&mem, "pgmajfault"),
             pids: read_u64(&d.join("pids.current")),
+            cpu_user_ns: stat_field(&cpu, "user_usec").map(|u| u * 1000),
+            cpu_system_ns: stat_field(&cpu, "system_usec").map(|u| u * 1000),
+            mem_cache: stat_field(&mem, "file"),
+            mem_failcnt: std::fs::read_to_string(d.join("memory.events"))
+                .ok()
+                .and_then(|t| stat_field(&t, "max")),
+            processes: count_lines(&d, "cgroup.procs"),
+            threads: count_lines(&d, "cgroup.threads"),
         };
     }
-    let cpu = v1_dir("cpu,cpuacct", path);
+    let cpu = v1_dir(root, "cpu,cpuacct", path);
     let cpu = if cpu.exists() {
         cpu
     } else {
-        v1_dir("cpuacct", path)
+        v1_dir(root, "cpuacct", path)
     };
-    let m = v1_dir("memory", path);
+    let m = v1_dir(root, "memory", path);
     let mem = std::fs::read_to_string(m.join("memory.stat")).unwrap_or_default();
     let usage = read_u64(&m.join("memory.usage_in_bytes"));
     let inactive = stat_field(&mem, "total_inactive_file").unwrap_or(0);
+    // cpuacct.stat is in USER_HZ ticks (100 on Linux): the fallback for kernels
+    // without cpuacct.usage_user/usage_sys.
+    let ticks = std::fs::read_to_string(cpu.join("cpuacct.stat")).unwrap_or_default();
+    let tick_ns = |k: &str| stat_field(&ticks, k).map(|t| t * 10_000_000);
     CgroupSample {
         cpu_ns: read_u64(&cpu.join("cpuacct.usage")),
         mem_usage: usage,
@@ -83,12 +116,32 @@ pub fn sample(path: &str) -> CgroupSample {
         mem_limit: read_u64(&m.join("memory.limit_in_bytes")),
         pgfault: stat_field(&mem, "total_pgfault"),
         pgmajfault: stat_field(&mem, "total_pgmajfault"),
-        pids: read_u64(&v1_dir("pids", path).join("pids.current")),
+        pids: read_u64(&v1_dir(root, "pids", path).join("pids.current")),
+        cpu_user_ns: read_u64(&cpu.join("cpuacct.usage_user")).or_else(|| tick_ns("user")),
+        cpu_system_ns: read_u64(&cpu.join("cpuacct.usage_sys")).or_else(|| tick_ns("system")),
+        mem_cache: stat_field(&mem, "total_cache"),
+        mem_failcnt: read_u64(&m.join("memory.failcnt")),
+        processes: count_lines(&m, "cgroup.procs"),
+        threads: count_lines(&m, "tasks"),
     }
 }
 
-/// Per-interface counters of `/proc/<pid>/net/dev` (the netns `pid` lives in), `lo` left out.
-pub fn parse_net_dev(text: &str) -> Vec<cri::NetworkInterfaceUsage> {
+/// One interface's line of `/proc/<pid>/net/dev`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IfCounters {
+    pub name: String,
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub tx_dropped: u64,
+}
+
+/// Interfaces of a `/proc/<pid>/net/dev` text, `lo` left out.
+pub fn net_dev_counters(text: &str) -> Vec<IfCounters> {
     text.lines()
         .skip(2)
         .filter_map(|l| {
@@ -101,13 +154,37 @@ pub fn parse_net_dev(text: &str) -> Vec<cri::NetworkInterfaceUsage> {
             if name == "lo" || f.len() < 16 {
                 return None;
             }
-            Some(cri::NetworkInterfaceUsage {
+            Some(IfCounters {
                 name: name.to_string(),
-                rx_bytes: u(Some(f[0])),
-                rx_errors: u(Some(f[2])),
-                tx_bytes: u(Some(f[8])),
-                tx_errors: u(Some(f[10])),
+                rx_bytes: f[0],
+                rx_packets: f[1],
+                rx_errors: f[2],
+                rx_dropped: f[3],
+                tx_bytes: f[8],
+                tx_packets: f[9],
+                tx_errors: f[10],
+                tx_dropped: f[11],
             })
+        })
+        .collect()
+}
+
+/// Interface counters of the netns process `pid` is in.
+pub fn read_net_dev(pid: u32) -> Option<Vec<IfCounters>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).ok()?;
+    Some(net_dev_counters(&text))
+}
+
+/// Per-interface counters of `/proc/<pid>/net/dev` (the netns `pid` lives in), `lo` left out.
+pub fn parse_net_dev(text: &str) -> Vec<cri::NetworkInterfaceUsage> {
+    net_dev_counters(text)
+        .into_iter()
+        .map(|c| cri::NetworkInterfaceUsage {
+            name: c.name,
+            rx_bytes: u(Some(c.rx_bytes)),
+            rx_errors: u(Some(c.rx_errors)),
+            tx_bytes: u(Some(c.tx_bytes)),
+            tx_errors: u(Some(c.tx_errors)),
         })
         .collect()
 }
@@ -167,26 +244,32 @@ impl Daemon {
         (cpu, mem, s)
     }
 
-    pub async fn container_stats(&self, r: &ContainerRecord) -> cri::ContainerStats {
-        let (cpu, memory, _) = self.cgroup_usage(&r.id, &r.cgroups_path);
-        let usage = self
+    /// Size and inodes of a container's writable layer (its snapshot).
+    pub async fn writable_layer_usage(&self, id: &str) -> Option<(u64, u64)> {
+        let x = self
             .ctrd
             .snapshots()
             .usage(self.ctrd.req(UsageRequest {
                 snapshotter: self.cfg.snapshotter.clone(),
-                key: r.id.clone(),
+                key: id.to_string(),
             }))
             .await
-            .ok()
-            .map(|x| x.into_inner());
+            .ok()?
+            .into_inner();
+        Some((x.size.max(0) as u64, x.inodes.max(0) as u64))
+    }
+
+    pub async fn container_stats(&self, r: &ContainerRecord) -> cri::ContainerStats {
+        let (cpu, memory, _) = self.cgroup_usage(&r.id, &r.cgroups_path);
+        let usage = self.writable_layer_usage(&r.id).await;
         let root = self.images.fs_root().await;
         let writable_layer = usage.map(|x| cri::FilesystemUsage {
             timestamp: now_ns(),
             fs_id: Some(cri::FilesystemIdentifier {
                 mountpoint: root.clone(),
             }),
-            used_bytes: u(Some(x.size.max(0) as u64)),
-            inodes_used: u(Some(x.inodes.max(0) as u64)),
+            used_bytes: u(Some(x.0)),
+            inodes_used: u(Some(x.1)),
         });
         cri::ContainerStats {
             attributes: Some(cri::ContainerAttributes {
@@ -219,6 +302,102 @@ mod tests {
         assert_eq!(v[0].name, "eth0");
         assert_eq!(v[0].rx_bytes.map(|x| x.value), Some(500));
         assert_eq!(v[0].tx_errors.map(|x| x.value), Some(2));
+        let c = net_dev_counters(t);
+        assert_eq!((c[0].rx_packets, c[0].tx_packets), (5, 7));
+        assert_eq!(
+            (c[0].rx_errors, c[0].rx_dropped, c[0].tx_dropped),
+            (1, 0, 0)
+        );
+    }
+
+    fn write(dir: &Path, files: &[(&str, &str)]) {
+        std::fs::create_dir_all(dir).unwrap();
+        for (f, t) in files {
+            std::fs::write(dir.join(f), t).unwrap();
+        }
+    }
+
+    #[test]
+    fn sample_v2() {
+        let root = tempfile::tempdir().unwrap();
+        write(root.path(), &[("cgroup.controllers", "cpu memory pids")]);
+        write(
+            &root.path().join("kubepods/pod1/c1"),
+            &[
+                (
+                    "cpu.stat",
+                    "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n",
+                ),
+                ("memory.stat", "anon 300\nfile 700\ninactive_file 200\n"),
+                ("memory.current", "1000\n"),
+                ("memory.max", "max\n"),
+                ("memory.events", "low 0\nhigh 0\nmax 4\noom 0\noom_kill 0\n"),
+                ("pids.current", "3\n"),
+                ("cgroup.procs", "10\n11\n"),
+                ("cgroup.threads", "10\n11\n12\n"),
+            ],
+        );
+        let s = sample_in(root.path(), "/kubepods/pod1/c1");
+        assert_eq!(s.cpu_ns, Some(2_500_000_000));
+        assert_eq!(
+            (s.cpu_user_ns, s.cpu_system_ns),
+            (Some(2_000_000_000), Some(500_000_000))
+        );
+        assert_eq!((s.mem_usage, s.mem_working_set), (Some(1000), Some(800)));
+        assert_eq!(
+            (s.mem_rss, s.mem_cache, s.mem_limit),
+            (Some(300), Some(700), None)
+        );
+        assert_eq!(s.mem_failcnt, Some(4));
+        assert_eq!(
+            (s.processes, s.threads, s.pids),
+            (Some(2), Some(3), Some(3))
+        );
+    }
+
+    #[test]
+    fn sample_v1() {
+        let root = tempfile::tempdir().unwrap();
+        write(
+            &root.path().join("cpu,cpuacct/kubepods/c1"),
+            &[
+                ("cpuacct.usage", "3000000000\n"),
+                ("cpuacct.stat", "user 150\nsystem 50\n"),
+            ],
+        );
+        write(
+            &root.path().join("memory/kubepods/c1"),
+            &[
+                (
+                    "memory.stat",
+                    "total_rss 300\ntotal_cache 700\ntotal_inactive_file 100\n",
+                ),
+                ("memory.usage_in_bytes", "1000\n"),
+                ("memory.limit_in_bytes", "67108864\n"),
+                ("memory.failcnt", "2\n"),
+                ("cgroup.procs", "10\n"),
+                ("tasks", "10\n11\n"),
+            ],
+        );
+        write(
+            &root.path().join("memory/kubepods/c1/child"),
+            &[("cgroup.procs", "12\n"), ("tasks", "12\n")],
+        );
+        let s = sample_in(root.path(), "/kubepods/c1");
+        assert_eq!(s.cpu_ns, Some(3_000_000_000));
+        // No cpuacct.usage_user here: USER_HZ ticks of cpuacct.stat.
+        assert_eq!(
+            (s.cpu_user_ns, s.cpu_system_ns),
+            (Some(1_500_000_000), Some(500_000_000))
+        );
+        assert_eq!(
+            (s.mem_working_set, s.mem_cache, s.mem_limit),
+            (Some(900), Some(700), Some(64 << 20))
+        );
+        assert_eq!(
+            (s.mem_failcnt, s.processes, s.threads),
+            (Some(2), Some(2), Some(3))
+        );
     }
 
     #[test]

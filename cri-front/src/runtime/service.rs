@@ -590,20 +590,19 @@ impl RuntimeService for RuntimeSvc {
         &self,
         _req: Request<cri::ListMetricDescriptorsRequest>,
     ) -> Result<Response<cri::ListMetricDescriptorsResponse>, Status> {
-        Err(unimplemented(
-            "ListMetricDescriptors",
-            "CRI-only metrics are not served yet",
-        ))
+        Ok(Response::new(cri::ListMetricDescriptorsResponse {
+            descriptors: crate::metrics::descriptors::list(),
+        }))
     }
 
     async fn list_pod_sandbox_metrics(
         &self,
         _req: Request<cri::ListPodSandboxMetricsRequest>,
     ) -> Result<Response<cri::ListPodSandboxMetricsResponse>, Status> {
-        Err(unimplemented(
-            "ListPodSandboxMetrics",
-            "CRI-only metrics are not served yet",
-        ))
+        let pod_metrics = self.d.pod_sandbox_metrics().await?;
+        Ok(Response::new(cri::ListPodSandboxMetricsResponse {
+            pod_metrics,
+        }))
     }
 
     type StreamPodSandboxMetricsStream = BoxStream<cri::StreamPodSandboxMetricsResponse>;
@@ -612,10 +611,12 @@ impl RuntimeService for RuntimeSvc {
         &self,
         _req: Request<cri::StreamPodSandboxMetricsRequest>,
     ) -> Result<Response<Self::StreamPodSandboxMetricsStream>, Status> {
-        Err(unimplemented(
-            "StreamPodSandboxMetrics",
-            "CRI-only metrics are not served yet",
-        ))
+        let items = self.d.pod_sandbox_metrics().await?;
+        Ok(Response::new(batches(items, |pod_sandbox_metrics| {
+            cri::StreamPodSandboxMetricsResponse {
+                pod_sandbox_metrics,
+            }
+        })))
     }
 
     async fn runtime_config(
