@@ -36,6 +36,8 @@ pub struct Daemon {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// The streaming server (Exec/Attach/PortForward URLs), once installed.
     pub streaming: std::sync::OnceLock<Arc<dyn crate::streaming_hook::Streaming>>,
+    /// What runc offers beyond the basics (recursive read-only mounts).
+    pub runc: crate::runc_features::RuncFeatures,
     /// Last CPU sample per container/pod: (time ns, cpu ns), for usage_nano_cores.
     pub cpu_samples: std::sync::Mutex<std::collections::HashMap<String, (i64, u64)>>,
 }
@@ -64,6 +66,7 @@ impl Daemon {
         let has_cap = oom::has_cap_sys_resource();
         let oom_clamp = oom::should_clamp(cfg.oom_score, has_cap);
         let own_oom_score = oom::own_score();
+        let runc = crate::runc_features::probe("runc").await;
         if oom_clamp {
             tracing::info!(
                 own_score = own_oom_score,
@@ -81,6 +84,7 @@ impl Daemon {
             create_lock: Mutex::new(()),
             oom_clamp,
             own_oom_score,
+            runc,
             cpu_samples: Default::default(),
             streaming: std::sync::OnceLock::new(),
             shutdown: tokio_util::sync::CancellationToken::new(),

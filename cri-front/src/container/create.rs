@@ -353,7 +353,7 @@ impl Daemon {
 
         let mut mounts = Vec::new();
         for m in &config.mounts {
-            mounts.push(bind_mount(m)?);
+            mounts.push(bind_mount(m, self.runc.recursive_read_only)?);
         }
         let mut devices = Vec::new();
         for d in &config.devices {
@@ -555,7 +555,7 @@ fn stop_signal(config: &cri::ContainerConfig, img: &ResolvedImage) -> String {
         .unwrap_or_else(|| "SIGTERM".into())
 }
 
-fn bind_mount(m: &cri::Mount) -> Result<BindMount> {
+fn bind_mount(m: &cri::Mount, rro_supported: bool) -> Result<BindMount> {
     if m.container_path.is_empty() || !m.container_path.starts_with('/') {
         return Err(Error::InvalidArgument(format!(
             "mount container_path {:?} must be absolute",
@@ -568,9 +568,19 @@ fn bind_mount(m: &cri::Mount) -> Result<BindMount> {
         ));
     }
     if m.recursive_read_only {
-        return Err(Error::Unimplemented(
-            "recursive read-only mounts are not implemented (runc 1.1)".into(),
-        ));
+        // The CRI contract: read-only, private propagation, and a runtime that can.
+        if !m.readonly || m.propagation != cri::MountPropagation::PropagationPrivate as i32 {
+            return Err(Error::InvalidArgument(format!(
+                "mount {}: recursive read-only needs readonly and private propagation",
+                m.container_path
+            )));
+        }
+        if !rro_supported {
+            return Err(Error::InvalidArgument(format!(
+                "mount {}: recursive read-only is not supported by this node's runc or kernel",
+                m.container_path
+            )));
+        }
     }
     if !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
         return Err(Error::Unimplemented(
@@ -593,6 +603,7 @@ fn bind_mount(m: &cri::Mount) -> Result<BindMount> {
         host_path: m.host_path.clone(),
         readonly: m.readonly,
         propagation,
+        recursive_readonly: m.recursive_read_only,
     })
 }
 

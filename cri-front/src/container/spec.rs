@@ -28,6 +28,8 @@ pub struct BindMount {
     pub readonly: bool,
     /// `rprivate`, `rslave` or `rshared`.
     pub propagation: &'static str,
+    /// Read-only all the way down (`rro`): submounts of the source too.
+    pub recursive_readonly: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -235,12 +237,13 @@ pub fn build(i: &SpecInput) -> Result<Spec> {
     let mut user = i.mounts.clone();
     user.sort_by_key(|m| m.container_path.matches('/').count());
     for m in &user {
-        mounts.push(bind(
-            &m.container_path,
-            &m.host_path,
-            m.readonly,
-            m.propagation,
-        ));
+        let mut b = bind(&m.container_path, &m.host_path, m.readonly, m.propagation);
+        if m.recursive_readonly {
+            if let Some(o) = b["options"].as_array_mut() {
+                o.push(json!("rro"));
+            }
+        }
+        mounts.push(b);
     }
 
     let namespaces: Vec<Value> = [
@@ -444,6 +447,14 @@ mod tests {
             host_path: "/kubelet/hosts".into(),
             readonly: false,
             propagation: "rprivate",
+            recursive_readonly: false,
+        });
+        i.mounts.push(BindMount {
+            container_path: "/data".into(),
+            host_path: "/srv/data".into(),
+            readonly: true,
+            propagation: "rprivate",
+            recursive_readonly: true,
         });
         i.oom_score_adj = Some(500);
         i.memory_limit = 64 << 20;
@@ -463,6 +474,11 @@ mod tests {
             .collect();
         assert_eq!(hosts.len(), 1, "kubelet's /etc/hosts wins over the pod's");
         assert_eq!(hosts[0]["source"], "/kubelet/hosts");
+        let data = mounts
+            .iter()
+            .find(|m| m["destination"] == "/data")
+            .expect("/data");
+        assert_eq!(data["options"], json!(["rbind", "rprivate", "ro", "rro"]));
         assert_eq!(v["process"]["oomScoreAdj"], 500);
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], 64 << 20);
     }

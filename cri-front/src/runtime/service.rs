@@ -538,7 +538,7 @@ impl RuntimeService for RuntimeSvc {
                 .map(|name| cri::RuntimeHandler {
                     name: name.clone(),
                     features: Some(cri::RuntimeHandlerFeatures {
-                        recursive_read_only_mounts: false,
+                        recursive_read_only_mounts: self.d.runc.recursive_read_only,
                         user_namespaces: false,
                     }),
                 })

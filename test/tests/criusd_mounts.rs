@@ -1,0 +1,168 @@
+//! Bind mounts through criusd, checked from inside a real container: read-write, read-only
+//! (submounts stay writable, as in every runtime), recursive read-only (submounts too), and
+//! host-to-container propagation (a mount made on the host after start shows up inside).
+
+mod criusd_common;
+
+use crius_proto::runtime as cri;
+use crius_proto::tonic::Code;
+use crius_test::{env_or_skip, registry};
+use criusd_common::{
+    client, container_config, create_and_start, exec_sh, finish, pod_config, pod_log_dir, pull,
+    remove_pod, rt, run_pod, start,
+};
+use std::path::Path;
+use std::process::Command;
+
+fn sh(script: &str) {
+    let st = Command::new("sh")
+        .args(["-c", script])
+        .status()
+        .expect("sh");
+    assert!(st.success(), "{script}");
+}
+
+/// Unmounts what the test mounted on the host, even when an assertion failed.
+struct HostMounts(Vec<String>);
+
+impl Drop for HostMounts {
+    fn drop(&mut self) {
+        for m in self.0.iter().rev() {
+            let _ = Command::new("umount").args(["-l", m]).status();
+        }
+    }
+}
+
+fn mount(
+    host: &str,
+    container: &str,
+    readonly: bool,
+    rro: bool,
+    prop: cri::MountPropagation,
+) -> cri::Mount {
+    cri::Mount {
+        container_path: container.into(),
+        host_path: host.into(),
+        readonly,
+        recursive_read_only: rro,
+        propagation: prop as i32,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn criusd_bind_mounts_readonly_recursive_and_propagation() {
+    let mut env = env_or_skip!("criusd_bind_mounts_readonly_recursive_and_propagation");
+    let Some(d) = start(&mut env) else { return };
+    let log_dir = pod_log_dir(&env);
+    let vol = env.dir().join("vol");
+    let shared = env.dir().join("shared");
+    let (v, s) = (vol.display().to_string(), shared.display().to_string());
+    std::fs::create_dir_all(vol.join("sub")).expect("vol");
+    std::fs::create_dir_all(&shared).expect("shared");
+    std::fs::write(vol.join("hello"), "hi\n").expect("hello");
+    // vol/sub is a mount of its own; `shared` is a shared mount point, so host mounts under it
+    // propagate to slaves.
+    let mut host = HostMounts(Vec::new());
+    sh(&format!("mount -t tmpfs crius-test-sub {v}/sub"));
+    host.0.push(format!("{v}/sub"));
+    sh(&format!("mount --bind {s} {s} && mount --make-shared {s}"));
+    host.0.push(s.clone());
+
+    rt().block_on(async {
+        let mut c = client(&d).await;
+        let status = c
+            .runtime
+            .status(cri::StatusRequest { verbose: false })
+            .await
+            .expect("status")
+            .into_inner();
+        let rro_ok = status.runtime_handlers.iter().all(|h| {
+            h.features
+                .as_ref()
+                .is_some_and(|f| f.recursive_read_only_mounts)
+        });
+        pull(&mut c, registry::BUSYBOX).await;
+        let pcfg = pod_config(&env, "mounts", &log_dir);
+        let pod = run_pod(&mut c, &d, &pcfg).await;
+        use cri::MountPropagation::{
+            PropagationHostToContainer as Slave, PropagationPrivate as Private,
+        };
+
+        // Recursive read-only must be read-only and private; and supported.
+        let mut bad = container_config("bad", registry::BUSYBOX, &["true"]);
+        bad.mounts = vec![mount(&v, "/rro", false, true, Private)];
+        let e = c
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(bad),
+                sandbox_config: Some(pcfg.clone()),
+            })
+            .await
+            .expect_err("rro without readonly");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+
+        let mut cfg = container_config("vols", registry::BUSYBOX, &["sleep", "1000"]);
+        cfg.mounts = vec![
+            mount(&v, "/rw", false, false, Private),
+            mount(&v, "/ro", true, false, Private),
+            mount(&s, "/slave", true, false, Slave),
+        ];
+        if rro_ok {
+            cfg.mounts.push(mount(&v, "/rro", true, true, Private));
+        }
+        let id = create_and_start(&mut c, &d, &pod, cfg, &pcfg, "vols").await;
+        let run = |script: &'static str| {
+            let mut c = c.clone();
+            let id = id.clone();
+            async move {
+                let r = exec_sh(&mut c, &id, script).await;
+                (
+                    r.exit_code,
+                    String::from_utf8_lossy(&r.stdout).trim().to_string(),
+                )
+            }
+        };
+
+        assert_eq!(run("cat /rw/hello").await, (0, "hi".into()));
+        assert_eq!(
+            run("echo w > /rw/written && echo ok").await,
+            (0, "ok".into())
+        );
+        assert!(
+            Path::new(&format!("{v}/written")).exists(),
+            "write reached the host"
+        );
+        assert_ne!(
+            run("touch /ro/nope").await.0,
+            0,
+            "read-only mount refused a write"
+        );
+        assert_eq!(
+            run("touch /ro/sub/yes && echo ok").await,
+            (0, "ok".into()),
+            "a plain read-only bind leaves submounts writable"
+        );
+        if rro_ok {
+            assert_ne!(run("touch /rro/nope").await.0, 0);
+            assert_ne!(
+                run("touch /rro/sub/nope").await.0,
+                0,
+                "recursive read-only covers submounts"
+            );
+        }
+
+        // A mount made on the host now propagates into the container.
+        std::fs::create_dir_all(shared.join("late")).expect("late dir");
+        sh(&format!(
+            "mount -t tmpfs crius-test-late {s}/late && echo there > {s}/late/file"
+        ));
+        host.0.push(format!("{s}/late"));
+        assert_eq!(run("cat /slave/late/file").await, (0, "there".into()));
+
+        remove_pod(&mut c, &pod).await.expect("remove pod");
+    });
+    drop(host);
+    finish(env, &d);
+}
