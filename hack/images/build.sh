@@ -74,6 +74,7 @@ nobody:x:65534:65534:nobody:/nonexistent:/bin/false
 P
 cat > "$root/etc/group" <<'G'
 root:x:0:
+staff:x:50:app
 app:x:1000:
 nogroup:x:65534:
 G

@@ -1,6 +1,7 @@
 //! Security context through criusd, checked from inside real containers: read-only rootfs,
 //! capabilities add/drop, privileged, RuntimeDefault seccomp, run-as user and groups, and
-//! oom_score_adj (raised as asked, lowered only as far as criusd's own score allows).
+//! oom_score_adj (raised as asked, lowered only as far as criusd's own score allows), and
+//! supplemental groups merged from the image or not (SupplementalGroupsPolicy Strict).
 
 mod criusd_common;
 
@@ -39,6 +40,7 @@ fn criusd_security_context_reaches_the_container() {
     rt().block_on(async {
         let mut c = client(&d).await;
         pull(&mut c, registry::BUSYBOX).await;
+        pull(&mut c, registry::CONFIG_TEST).await;
         let pcfg = pod_config(&env, "secure", &log_dir);
         let pod = run_pod(&mut c, &d, &pcfg).await;
 
@@ -124,6 +126,40 @@ fn criusd_security_context_reaches_the_container() {
             assert!(
                 score >= own_score && score < 500,
                 "score {score}, own {own_score}"
+            );
+        }
+
+        // Supplemental groups: by default the image's /etc/group memberships of its user (app is
+        // in staff, gid 50) are merged in; SupplementalGroupsPolicy Strict leaves them out.
+        // ContainerStatus reports what the process got.
+        for (name, policy, want_staff) in [
+            ("merge", cri::SupplementalGroupsPolicy::Merge, true),
+            ("strict", cri::SupplementalGroupsPolicy::Strict, false),
+        ] {
+            let mut cfg = container_config(name, registry::CONFIG_TEST, &["sleep", "1000"]);
+            cfg.linux = Some(cri::LinuxContainerConfig {
+                security_context: Some(cri::LinuxContainerSecurityContext {
+                    supplemental_groups: vec![3456],
+                    supplemental_groups_policy: policy as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            let id = create_and_start(&mut c, &d, &pod, cfg, &pcfg, name).await;
+            let (_, groups) = exec(&mut c, &id, "id -G").await;
+            let groups: Vec<&str> = groups.split_whitespace().collect();
+            assert!(groups.contains(&"3456"), "{name}: {groups:?}");
+            assert_eq!(groups.contains(&"50"), want_staff, "{name}: {groups:?}");
+            let user = criusd_common::container_state(&mut c, &id)
+                .await
+                .user
+                .and_then(|u| u.linux)
+                .expect("ContainerStatus.user");
+            assert_eq!((user.uid, user.gid), (1000, 1000), "{name}");
+            assert_eq!(
+                user.supplemental_groups.contains(&50),
+                want_staff,
+                "{name}: {user:?}"
             );
         }
 

@@ -296,6 +296,8 @@ impl Daemon {
             run_as_group: sc.run_as_group.as_ref().map(|v| v.value),
             image_user: run.user.clone().unwrap_or_default(),
             supplemental_groups: sc.supplemental_groups.clone(),
+            strict_groups: sc.supplemental_groups_policy
+                == cri::SupplementalGroupsPolicy::Strict as i32,
         };
         let (passwd, group) = match (&img.top_chain, user::needs_files(&ureq)) {
             (Some(top), true) => self.image_files(id, top).await?,

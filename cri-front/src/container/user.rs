@@ -12,6 +12,8 @@ pub struct UserRequest {
     /// The image config's `User` (`name`, `uid`, `name:group`, `uid:gid`).
     pub image_user: String,
     pub supplemental_groups: Vec<i64>,
+    /// SupplementalGroupsPolicy Strict: the image's /etc/group memberships are not added.
+    pub strict_groups: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -124,7 +126,7 @@ pub fn resolve(req: &UserRequest, passwd: &str, group: &str) -> Result<ResolvedU
         gid = id(g, "run_as_group")?;
     }
     let mut additional: Vec<u32> = Vec::new();
-    if let Some(n) = &name {
+    if let Some(n) = name.as_ref().filter(|_| !req.strict_groups) {
         for (_, g, members) in group_entries(group) {
             if members.contains(&n.as_str()) && g != gid && !additional.contains(&g) {
                 additional.push(g);
@@ -190,6 +192,13 @@ mod tests {
         };
         let a = resolve(&q, PASSWD, GROUP).expect("r");
         assert_eq!((a.uid, a.gid, a.additional_gids), (33, 7, vec![2000, 9]));
+        // Strict: only the groups asked for, none from the image's /etc/group.
+        let strict = UserRequest {
+            strict_groups: true,
+            ..q
+        };
+        let a = resolve(&strict, PASSWD, GROUP).expect("r");
+        assert_eq!((a.uid, a.gid, a.additional_gids), (33, 7, vec![9]));
         let q = UserRequest {
             run_as_username: "www".into(),
             ..Default::default()

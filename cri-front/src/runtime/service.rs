@@ -544,7 +544,8 @@ impl RuntimeService for RuntimeSvc {
                 })
                 .collect(),
             features: Some(cri::RuntimeFeatures {
-                supplemental_groups_policy: false,
+                // Strict is honoured, and ContainerStatus carries the effective user.
+                supplemental_groups_policy: true,
                 user_namespaces_host_network: false,
             }),
         }))
