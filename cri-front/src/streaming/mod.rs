@@ -24,6 +24,7 @@
 //! ```
 
 mod http;
+mod linger;
 pub mod runtime;
 mod session;
 pub mod spdy;

@@ -19,6 +19,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
+mod unread_input;
+
 /// Runs commands on the host; "containers" are ignored, except that attach runs a line echoer.
 #[derive(Default)]
 struct HostRuntime {

@@ -7,6 +7,7 @@
 //! v5 adds 255 close (`[255, 0]`: stdin's EOF). Port-forward: channels `2i` (data) and `2i+1`
 //! (errors) for the i-th port, each opened by the server with the port as two little-endian bytes.
 
+use super::linger;
 use super::runtime::StreamRuntime;
 use super::session::{self, Wants};
 use super::tokens::Pending;
@@ -15,6 +16,7 @@ use hyper::body::Incoming;
 use hyper::upgrade::Upgraded;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
+use std::future::Future;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
@@ -98,22 +100,89 @@ async fn pump(mut r: DuplexStream, ch: u8, tx: mpsc::Sender<Message>) {
     }
 }
 
-/// One socket's writer: messages from the session's tasks, in order; closes the socket when the
-/// last sender is gone.
-fn writer(
-    ws_sink: futures::stream::SplitSink<Ws, Message>,
-) -> (mpsc::Sender<Message>, tokio::task::JoinHandle<()>) {
+type Sink = futures::stream::SplitSink<Ws, Message>;
+type Source = futures::stream::SplitStream<Ws>;
+
+/// One socket's writer: messages from the session's tasks, in order; sends the close frame when
+/// the last sender is gone and hands the sink back (for the final half-close).
+fn writer(mut sink: Sink) -> (mpsc::Sender<Message>, tokio::task::JoinHandle<Sink>) {
     let (tx, mut rx) = mpsc::channel::<Message>(32);
-    let mut sink = ws_sink;
     let h = tokio::spawn(async move {
         while let Some(m) = rx.recv().await {
             if sink.send(m).await.is_err() {
-                return;
+                return sink;
             }
         }
         let _ = sink.close().await;
+        sink
     });
     (tx, h)
+}
+
+/// The client's messages until its close frame (or the connection's end), discarded.
+async fn until_close(mut stream: Source) -> Source {
+    while let Some(Ok(m)) = stream.next().await {
+        if let Message::Close(_) = m {
+            break;
+        }
+    }
+    stream
+}
+
+/// End the session without a reset ([`linger`]): while `flush` sends the last messages and our
+/// close frame (and hands back the sink), read the client's input until its close frame; then
+/// half-close the socket and wait briefly for the client's end.
+async fn finish<F>(flush: F, stream: Source)
+where
+    F: Future<Output = Result<Sink, tokio::task::JoinError>>,
+{
+    let (sink, stream) = linger::while_draining(flush, until_close(stream)).await;
+    let (Ok(sink), Some(stream)) = (sink, stream) else {
+        return;
+    };
+    if let Ok(mut ws) = stream.reunite(sink) {
+        linger::shutdown_and_drain(ws.get_mut()).await;
+    }
+}
+
+/// The client's messages for a remote command: stdin, resize, close. Returns when the client is
+/// gone or closed the WebSocket.
+async fn forward_input(
+    stream: &mut Source,
+    mut stdin: Option<DuplexStream>,
+    resize: Option<mpsc::Sender<super::TermSize>>,
+    v5: bool,
+) {
+    let mut sizes = Vec::new();
+    while let Some(Ok(msg)) = stream.next().await {
+        let data = match msg {
+            Message::Binary(b) => b,
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        let Some((&ch, body)) = data.split_first() else {
+            continue;
+        };
+        match ch {
+            0 => {
+                if let Some(w) = stdin.as_mut() {
+                    if w.write_all(body).await.is_err() {
+                        stdin = None;
+                    }
+                }
+            }
+            4 => {
+                sizes.extend_from_slice(body);
+                for sz in session::parse_sizes(&mut sizes) {
+                    if let Some(r) = &resize {
+                        let _ = r.send(sz).await;
+                    }
+                }
+            }
+            255 if v5 && body.first() == Some(&0) => stdin = None,
+            _ => {}
+        }
+    }
 }
 
 /// Serve exec/attach on an upgraded connection.
@@ -137,59 +206,33 @@ pub async fn serve_remote_command(
     if let Some(r) = ends.stderr {
         pumps.push(tokio::spawn(pump(r, 2, tx.clone())));
     }
-    let mut stdin = ends.stdin;
-    let resize = ends.resize;
-    let v5 = protocol == V5;
-    // The client's messages: stdin, resize, close. Ends when the client goes away.
-    let input = async move {
-        let mut sizes = Vec::new();
-        while let Some(Ok(msg)) = stream.next().await {
-            let data = match msg {
-                Message::Binary(b) => b,
-                Message::Close(_) => break,
-                _ => continue,
-            };
-            let Some((&ch, body)) = data.split_first() else {
-                continue;
-            };
-            match ch {
-                0 => {
-                    if let Some(w) = stdin.as_mut() {
-                        if w.write_all(body).await.is_err() {
-                            stdin = None;
-                        }
-                    }
-                }
-                4 => {
-                    sizes.extend_from_slice(body);
-                    for sz in session::parse_sizes(&mut sizes) {
-                        if let Some(r) = &resize {
-                            let _ = r.send(sz).await;
-                        }
-                    }
-                }
-                255 if v5 && body.first() == Some(&0) => stdin = None,
-                _ => {}
-            }
+    let status = {
+        let input = forward_input(&mut stream, ends.stdin, ends.resize, protocol == V5);
+        let run = session::run(rt, pending, io);
+        tokio::pin!(run, input);
+        tokio::select! {
+            s = &mut run => Some(s),
+            _ = &mut input => None,
         }
     };
-    let run = session::run(rt, pending, io);
-    tokio::pin!(run);
-    tokio::pin!(input);
-    let status = tokio::select! {
-        s = &mut run => s,
-        _ = &mut input => {
-            // The client left: drop the session (the runtime sees its streams end).
-            tracing::debug!("streaming: client closed the WebSocket before the command ended");
-            return;
-        }
+    let Some(status) = status else {
+        // The client left: drop the session (the runtime sees its streams end).
+        tracing::debug!("streaming: client closed the WebSocket before the command ended");
+        pumps.iter().for_each(|p| p.abort());
+        drop(tx);
+        finish(write_task, stream).await;
+        return;
     };
-    for p in pumps {
-        let _ = p.await;
-    }
-    let _ = tx.send(frame(3, &status)).await;
-    drop(tx);
-    let _ = write_task.await;
+    // The status goes after all output; the client may still be sending meanwhile.
+    let flush = async move {
+        for p in pumps {
+            let _ = p.await;
+        }
+        let _ = tx.send(frame(3, &status)).await;
+        drop(tx);
+        write_task.await
+    };
+    finish(flush, stream).await;
 }
 
 /// Serve port-forward on an upgraded connection: one connection per port of the request.
@@ -238,6 +281,7 @@ pub async fn serve_port_forward(
     }
     drop(tx);
     let input = async {
+        let stream = &mut stream;
         while let Some(Ok(msg)) = stream.next().await {
             let data = match msg {
                 Message::Binary(b) => b,
@@ -264,5 +308,7 @@ pub async fn serve_port_forward(
         _ = async { while tasks.join_next().await.is_some() {} } => {}
     }
     tasks.abort_all();
-    let _ = write_task.await;
+    drop(to_pod);
+    // The pod's side may be done while the client still sends: end without a reset.
+    finish(write_task, stream).await;
 }

@@ -139,7 +139,14 @@ pub async fn run(ws: Ws, protocol: &str, opts: Options) -> anyhow::Result<i32> {
             },
             msg = stream.next() => {
                 let Some(msg) = msg else { break };
-                let data = match msg.context("reading from the streaming server")? {
+                let msg = match msg {
+                    Ok(m) => m,
+                    // The status is the last thing the server sends: a reset after it (the
+                    // server closed while our stdin was in flight) loses nothing.
+                    Err(_) if !status.is_empty() => break,
+                    Err(e) => return Err(e).context("reading from the streaming server"),
+                };
+                let data = match msg {
                     Message::Binary(b) => b.to_vec(),
                     Message::Text(t) => t.as_bytes().to_vec(),
                     Message::Close(_) => break,
@@ -166,7 +173,65 @@ fn write_out(w: &mut dyn Write, b: &[u8]) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::exit_code;
+    use super::{exit_code, run, Options, V5};
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    use tokio_tungstenite::tungstenite::Message;
+
+    /// A server that sends `frames`, then resets the connection (no close frame, no FIN).
+    async fn resetting_server(frames: Vec<Vec<u8>>) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (tcp, _) = l.accept().await.expect("accept");
+            // The error type is tungstenite's, not ours to shrink.
+            #[allow(clippy::result_large_err)]
+            let answer = |_: &Request, mut r: Response| {
+                r.headers_mut()
+                    .insert("Sec-WebSocket-Protocol", V5.parse().expect("header"));
+                Ok(r)
+            };
+            let mut ws = tokio_tungstenite::accept_hdr_async(tcp, answer)
+                .await
+                .expect("websocket");
+            for f in frames {
+                ws.send(Message::Binary(f.into())).await.expect("send");
+            }
+            let tcp = ws.into_inner();
+            tcp.set_zero_linger().expect("linger");
+        });
+        format!("http://{addr}/exec/t")
+    }
+
+    #[tokio::test]
+    async fn a_reset_after_the_status_keeps_the_exit_code() {
+        let mut status = vec![3u8];
+        status.extend_from_slice(br#"{"metadata":{},"status":"Failure","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"4"}]}}"#);
+        let url = resetting_server(vec![status]).await;
+        let (ws, proto) = super::super::connect(&url, &[V5]).await.expect("connect");
+        let opts = Options {
+            stdin: false,
+            tty: false,
+        };
+        assert_eq!(run(ws, &proto, opts).await.expect("exit code"), 4);
+    }
+
+    #[tokio::test]
+    async fn a_reset_before_the_status_is_an_error() {
+        let url = resetting_server(Vec::new()).await;
+        let (ws, proto) = super::super::connect(&url, &[V5]).await.expect("connect");
+        let opts = Options {
+            stdin: false,
+            tty: false,
+        };
+        let err = run(ws, &proto, opts).await.expect_err("lost status");
+        assert!(
+            format!("{err:#}").contains("reading from the streaming server"),
+            "{err:#}"
+        );
+    }
 
     #[test]
     fn statuses_map_to_exit_codes() {
