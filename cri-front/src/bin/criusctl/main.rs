@@ -2,9 +2,11 @@
 //! CRI plugin too). Subcommands, flags and config files follow crictl, so habits and files carry over.
 //!
 //! ```text
-//! criusctl [-r ENDPOINT] [-i IMAGE_ENDPOINT] [--timeout 2s] <command> ...
+//! criusctl [-r ENDPOINT] [-i IMAGE_ENDPOINT] [--timeout 2s] [-c CONFIG] <command> ...
 //!   ENDPOINT: unix:///run/crius/crius.sock (default; env CONTAINER_RUNTIME_ENDPOINT), a bare socket
 //!   path, or tcp://host:port. IMAGE_ENDPOINT defaults to ENDPOINT (env IMAGE_SERVICE_ENDPOINT).
+//!   CONFIG: crictl's file (default /etc/crictl.yaml if present; env CRI_CONFIG_FILE): its
+//!   runtime-endpoint, image-endpoint and timeout apply where no flag or variable is given.
 //!   --timeout bounds connecting and each quick RPC; calls that do work (runp, create, stop, pull…)
 //!   get at least 2 minutes. Go-style durations: 500ms, 2s, 1m.
 //!
@@ -37,6 +39,7 @@
 //! (`ps` → ListContainersResponse, `inspect` → `{status, info}`…). Config files: CRI JSON or YAML
 //! with snake_case keys, as crictl reads them, or protojson's lowerCamelCase. Errors: one line `criusctl: <what>: <gRPC code>: <message>` and exit status 1.
 
+mod clientconfig;
 mod configfile;
 mod conn;
 mod containers;
@@ -65,20 +68,25 @@ use conn::Cri;
     about = "CRI client for crius (crictl-compatible commands)"
 )]
 struct Cli {
-    /// CRI runtime endpoint: unix:///path, a socket path, or tcp://host:port.
+    /// CRI runtime endpoint: unix:///path, a socket path, or tcp://host:port [default: the
+    /// config file's, else unix:///run/crius/crius.sock].
     #[arg(
         short = 'r',
         long = "runtime-endpoint",
-        env = "CONTAINER_RUNTIME_ENDPOINT",
-        default_value = "unix:///run/crius/crius.sock"
+        env = "CONTAINER_RUNTIME_ENDPOINT"
     )]
-    runtime_endpoint: String,
+    runtime_endpoint: Option<String>,
     /// CRI image endpoint (defaults to the runtime endpoint).
     #[arg(short = 'i', long = "image-endpoint", env = "IMAGE_SERVICE_ENDPOINT")]
     image_endpoint: Option<String>,
-    /// Timeout for connecting and for quick calls (Go duration: 500ms, 2s, 1m).
-    #[arg(short = 't', long, default_value = "2s")]
-    timeout: String,
+    /// Timeout for connecting and for quick calls (Go duration: 500ms, 2s, 1m) [default: the
+    /// config file's, else 2s].
+    #[arg(short = 't', long)]
+    timeout: Option<String>,
+    /// crictl's config file (runtime-endpoint, image-endpoint, timeout) [default:
+    /// /etc/crictl.yaml when it exists].
+    #[arg(short = 'c', long = "config", env = "CRI_CONFIG_FILE")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -174,13 +182,18 @@ fn main() {
 
 /// Runs the command; the exit status (non-zero passes a remote command's own status through).
 async fn run(cli: Cli) -> anyhow::Result<i32> {
-    let timeout = timefmt::parse_duration(&cli.timeout)?;
-    let cri = Cri::connect(
-        &cli.runtime_endpoint,
-        cli.image_endpoint.as_deref(),
-        timeout,
-    )
-    .await?;
+    let file = clientconfig::load(cli.config.as_deref())?;
+    let timeout = match (&cli.timeout, file.timeout) {
+        (Some(t), _) => timefmt::parse_duration(t)?,
+        (None, Some(secs)) => std::time::Duration::from_secs(secs),
+        (None, None) => std::time::Duration::from_secs(2),
+    };
+    let runtime = cli
+        .runtime_endpoint
+        .or(file.runtime_endpoint)
+        .unwrap_or_else(|| "unix:///run/crius/crius.sock".into());
+    let image = cli.image_endpoint.or(file.image_endpoint);
+    let cri = Cri::connect(&runtime, image.as_deref(), timeout).await?;
     match cli.cmd {
         Cmd::Version => runtime_info::version(&cri).await?,
         Cmd::Info(a) => runtime_info::info(&cri, a).await?,
