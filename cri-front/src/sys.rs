@@ -45,6 +45,7 @@ pub fn kill(pid: i32, sig: Signal) -> nix::Result<()> {
 }
 
 /// Mount one containerd mount (overlay or bind, as snapshotters hand out) at `target`.
+/// `ro`, `nosuid` and `nodev` hold for either kind (a bind takes them on a remount).
 pub fn mount(kind: &str, source: &str, options: &[String], target: &Path) -> nix::Result<()> {
     let mut flags = MsFlags::empty();
     let mut data = Vec::new();
@@ -52,35 +53,34 @@ pub fn mount(kind: &str, source: &str, options: &[String], target: &Path) -> nix
         match o.as_str() {
             "ro" => flags |= MsFlags::MS_RDONLY,
             "rw" => {}
+            "nosuid" => flags |= MsFlags::MS_NOSUID,
+            "nodev" => flags |= MsFlags::MS_NODEV,
             "bind" => flags |= MsFlags::MS_BIND,
             "rbind" => flags |= MsFlags::MS_BIND | MsFlags::MS_REC,
             other => data.push(other),
         }
     }
     let data = data.join(",");
-    let fstype = if flags.contains(MsFlags::MS_BIND) {
-        None
-    } else {
-        Some(kind)
-    };
+    let bind = flags.contains(MsFlags::MS_BIND);
+    let locked = flags & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV);
     nix::mount::mount(
         Some(source),
         target,
-        fstype,
-        flags - MsFlags::MS_RDONLY,
+        if bind { None } else { Some(kind) },
+        if bind { flags - locked } else { flags },
         if data.is_empty() {
             None
         } else {
             Some(data.as_str())
         },
     )?;
-    if flags.contains(MsFlags::MS_BIND) && flags.contains(MsFlags::MS_RDONLY) {
-        // A bind mount takes MS_RDONLY only on a remount.
+    if bind && !locked.is_empty() {
+        // A bind mount takes these flags only on a remount.
         nix::mount::mount(
             None::<&str>,
             target,
             None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | locked,
             None::<&str>,
         )?;
     }

@@ -6,9 +6,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use containerd_client::services::v1::container::Runtime;
-use containerd_client::services::v1::snapshots::{
-    PrepareSnapshotRequest, RemoveSnapshotRequest, ViewSnapshotRequest,
-};
+use containerd_client::services::v1::snapshots::{PrepareSnapshotRequest, RemoveSnapshotRequest};
 use containerd_client::services::v1::{Container, CreateContainerRequest, DeleteContainerRequest};
 use crius_proto::runtime as cri;
 use crius_sandboxer::{
@@ -16,6 +14,7 @@ use crius_sandboxer::{
     ANN_CRI_SANDBOX_ID, LABEL_KIND, LABEL_SANDBOX_ID,
 };
 
+use super::image_volume::ImageVolume;
 use super::merge;
 use super::record::{ContainerRecord, MountRecord, Phase};
 use super::spec::{self, BindMount, DeviceSpec, Ns, SpecInput};
@@ -98,7 +97,16 @@ impl Daemon {
         let id = new_id();
         tracing::info!(pod = %pod_id, container = %id, name = %meta.name, image = %image, "CreateContainer");
 
-        let built = self.build_spec(&id, &pod, &config, &img).await?;
+        let vols = self
+            .make_image_volumes(&pod_id, &id, &config.mounts)
+            .await?;
+        let built = match self.build_spec(&id, &pod, &config, &img, &vols).await {
+            Ok(b) => b,
+            Err(e) => {
+                self.drop_image_volumes(&id).await;
+                return Err(e);
+            }
+        };
         let log_path = log_path(&pod, &config.log_path);
         let mut rec = ContainerRecord {
             id: id.clone(),
@@ -116,12 +124,8 @@ impl Daemon {
             mounts: config
                 .mounts
                 .iter()
-                .map(|m| MountRecord {
-                    container_path: m.container_path.clone(),
-                    host_path: m.host_path.clone(),
-                    readonly: m.readonly,
-                    propagation: m.propagation,
-                })
+                .enumerate()
+                .map(|(i, m)| mount_record(m, vols.iter().find(|v| v.index == i)))
                 .collect(),
             runtime: runtime.clone(),
             phase: Phase::Created,
@@ -145,6 +149,7 @@ impl Daemon {
             tty: config.tty,
             stdin: config.stdin,
             stdin_once: config.stdin_once,
+            image_volumes: vols,
         };
 
         let spec_json = serde_json::to_vec(&built.spec)
@@ -222,7 +227,8 @@ impl Daemon {
         Ok(())
     }
 
-    /// Remove a half-made container (containerd record, snapshot), logging what fails.
+    /// Remove a half-made container (containerd record, snapshots, image volumes), logging
+    /// what fails.
     pub(crate) async fn undo_create(&self, id: &str) {
         if let Err(s) = self
             .ctrd
@@ -235,6 +241,7 @@ impl Daemon {
             }
         }
         self.remove_snapshot(id).await;
+        self.drop_image_volumes(id).await;
     }
 
     pub(crate) async fn remove_snapshot(&self, key: &str) {
@@ -284,6 +291,7 @@ impl Daemon {
         pod: &PodStatus,
         config: &cri::ContainerConfig,
         img: &ResolvedImage,
+        vols: &[ImageVolume],
     ) -> Result<Built> {
         let run = img.config.run();
         let linux = config.linux.clone().unwrap_or_default();
@@ -354,8 +362,11 @@ impl Daemon {
         };
 
         let mut mounts = Vec::new();
-        for m in &config.mounts {
-            mounts.push(bind_mount(m, self.runc.recursive_read_only)?);
+        for (i, m) in config.mounts.iter().enumerate() {
+            mounts.push(match vols.iter().find(|v| v.index == i) {
+                Some(v) => image_bind(v),
+                None => bind_mount(m, self.runc.recursive_read_only)?,
+            });
         }
         let mut devices = Vec::new();
         for d in &config.devices {
@@ -474,19 +485,7 @@ impl Daemon {
     /// The image's /etc/passwd and /etc/group, read through a read-only view snapshot.
     async fn image_files(&self, id: &str, top: &str) -> Result<(String, String)> {
         let key = format!("crius-view-{id}");
-        let mounts = self
-            .ctrd
-            .snapshots()
-            .view(self.ctrd.req(ViewSnapshotRequest {
-                snapshotter: self.cfg.snapshotter.clone(),
-                key: key.clone(),
-                parent: top.to_string(),
-                labels: HashMap::new(),
-            }))
-            .await
-            .step("snapshot view for /etc/passwd")?
-            .into_inner()
-            .mounts;
+        let mounts = self.view_snapshot(&key, top, HashMap::new()).await?;
         let dir = self.cfg.run_dir.join("tmpmounts").join(id);
         let res = tokio::task::spawn_blocking({
             let dir = dir.clone();
@@ -511,12 +510,7 @@ fn read_user_files(
     dir: &Path,
     mounts: &[containerd_client::types::Mount],
 ) -> Result<(String, String)> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-    let m = mounts
-        .first()
-        .ok_or_else(|| Error::Internal("view snapshot has no mounts".into()))?;
-    crate::sys::mount(&m.r#type, &m.source, &m.options, dir)
-        .map_err(|e| Error::Internal(format!("mount image view at {}: {e}", dir.display())))?;
+    super::view::mount_view(mounts, dir, &[])?;
     let read = |rel: &str| -> String {
         let p = dir.join(rel);
         // A symlink could point out of the image onto the host's files: treat it as absent.
@@ -565,9 +559,10 @@ fn bind_mount(m: &cri::Mount, rro_supported: bool) -> Result<BindMount> {
         )));
     }
     if m.image.is_some() {
-        return Err(Error::Unimplemented(
-            "image volume mounts are not implemented".into(),
-        ));
+        return Err(Error::Internal(format!(
+            "image mount {} was not made",
+            m.container_path
+        )));
     }
     if m.recursive_read_only {
         // The CRI contract: read-only, private propagation, and a runtime that can.
@@ -606,7 +601,32 @@ fn bind_mount(m: &cri::Mount, rro_supported: bool) -> Result<BindMount> {
         readonly: m.readonly,
         propagation,
         recursive_readonly: m.recursive_read_only,
+        nosuid_nodev: false,
     })
+}
+
+/// An image volume's bind: always read-only (the feature says so, whatever `readonly` was).
+fn image_bind(v: &ImageVolume) -> BindMount {
+    BindMount {
+        container_path: v.container_path.clone(),
+        host_path: v.source.clone(),
+        readonly: true,
+        propagation: "rprivate",
+        recursive_readonly: false,
+        nosuid_nodev: true,
+    }
+}
+
+/// A mount as recorded for ContainerStatus; an image volume's host_path is criusd's mount.
+fn mount_record(m: &cri::Mount, vol: Option<&ImageVolume>) -> MountRecord {
+    MountRecord {
+        container_path: m.container_path.clone(),
+        host_path: vol.map_or_else(|| m.host_path.clone(), |v| v.source.clone()),
+        readonly: m.readonly || vol.is_some(),
+        propagation: m.propagation,
+        image: vol.map(|v| v.image.clone()).unwrap_or_default(),
+        image_sub_path: vol.map(|v| v.sub_path.clone()).unwrap_or_default(),
+    }
 }
 
 fn device(d: &cri::Device) -> Result<DeviceSpec> {

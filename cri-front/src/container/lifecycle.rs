@@ -166,6 +166,7 @@ impl Daemon {
 
     async fn start_task(&self, rec: &ContainerRecord) -> Result<()> {
         let id = &rec.id;
+        self.ensure_image_volumes(rec).await?;
         let rootfs = self
             .ctrd
             .snapshots()
@@ -336,7 +337,7 @@ impl Daemon {
     }
 
     /// Remove a container: kill if still running, then task, containerd container,
-    /// snapshot and record. Unknown ids are fine (idempotent).
+    /// snapshot, image volumes and record. Unknown ids are fine (idempotent).
     #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
     pub async fn remove_container(&self, id: &str) -> Result<()> {
         let rec = match self.store.find(id).await {
@@ -364,6 +365,7 @@ impl Daemon {
             Err(s) => return Err(Error::containerd(format!("container delete {id}"), s)),
         }
         self.remove_snapshot(&id).await;
+        self.drop_image_volumes(&id).await;
         self.stdin_pipes.lock().await.remove(&id);
         let _ = tokio::fs::remove_dir_all(self.io_dir(&id)).await;
         let rec = self.store.get(&id).await.unwrap_or(rec);

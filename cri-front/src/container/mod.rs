@@ -3,6 +3,7 @@
 pub mod create;
 pub mod events;
 pub mod exec;
+pub mod image_volume;
 pub mod lifecycle;
 pub mod logger;
 pub mod merge;
@@ -13,3 +14,4 @@ pub mod stats;
 pub mod status;
 pub mod stream_rt;
 pub mod user;
+pub mod view;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
+use super::image_volume::ImageVolume;
 use crate::error::{Error, IoContext, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +27,11 @@ pub struct MountRecord {
     pub host_path: String,
     pub readonly: bool,
     pub propagation: i32,
+    /// An image volume: the image as kubelet named it (host_path is then criusd's mount).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image_sub_path: String,
 }
 
 /// The CRI resources last applied (reported back in ContainerStatus).
@@ -120,6 +126,9 @@ pub struct ContainerRecord {
     /// Close stdin when the first attach ends.
     #[serde(default)]
     pub stdin_once: bool,
+    /// Image volumes made for the container (views to unmount and remove with it).
+    #[serde(default)]
+    pub image_volumes: Vec<ImageVolume>,
 }
 
 impl ContainerRecord {
@@ -307,6 +316,7 @@ mod tests {
             tty: false,
             stdin: false,
             stdin_once: false,
+            image_volumes: vec![],
         }
     }
 
@@ -330,6 +340,41 @@ mod tests {
             .get("abc123")
             .await
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn image_volumes_round_trip() {
+        let d = tempfile::tempdir().expect("tmp");
+        let s = Store::open(d.path()).await.expect("open");
+        let mut r = sample("iv1");
+        r.mounts.push(MountRecord {
+            container_path: "/iv".into(),
+            host_path: "/run/crius/image-volumes/iv1/0/home/app".into(),
+            readonly: true,
+            propagation: 0,
+            image: "busybox".into(),
+            image_sub_path: "home/app".into(),
+        });
+        r.image_volumes.push(ImageVolume {
+            index: 0,
+            container_path: "/iv".into(),
+            image: "busybox".into(),
+            image_id: "sha256:x".into(),
+            sub_path: "home/app".into(),
+            key: "crius-iv-iv1-0".into(),
+            host_dir: "/run/crius/image-volumes/iv1/0".into(),
+            source: "/run/crius/image-volumes/iv1/0/home/app".into(),
+        });
+        s.put(&r).await.expect("put");
+        let back = Store::open(d.path()).await.expect("reopen");
+        assert_eq!(back.get("iv1").await.as_ref(), Some(&r));
+        // Records written before image volumes existed still load.
+        let mut old = serde_json::to_value(sample("old")).expect("json");
+        if let Some(o) = old.as_object_mut() {
+            o.remove("image_volumes");
+        }
+        let old: ContainerRecord = serde_json::from_value(old).expect("old record");
+        assert!(old.image_volumes.is_empty());
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct ContainerRecovery {
     pub dropped: Vec<String>,
     /// containerd containers without a record (crash mid-Create): removed.
     pub orphans: Vec<String>,
+    /// Containers without a record whose image volumes were left: unmounted and removed.
+    pub image_volumes_removed: Vec<String>,
 }
 
 impl Daemon {
@@ -50,6 +52,12 @@ impl Daemon {
                 self.undo_create(&c.id).await;
                 rep.orphans.push(c.id);
             }
+        }
+        // Views of a crash mid-Create or mid-Remove. Views of kept containers stay; a start
+        // mounts them again if a reboot took the host mounts.
+        match self.sweep_image_volumes().await {
+            Ok(ids) => rep.image_volumes_removed = ids,
+            Err(e) => tracing::warn!(error = %e, "recover: image volume sweep failed"),
         }
         // Exits that happened while criusd was down.
         self.all_refreshed().await?;

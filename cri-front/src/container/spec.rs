@@ -30,6 +30,8 @@ pub struct BindMount {
     pub propagation: &'static str,
     /// Read-only all the way down (`rro`): submounts of the source too.
     pub recursive_readonly: bool,
+    /// No setuid binaries, no device nodes (image volumes: files kubelet never vetted).
+    pub nosuid_nodev: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -238,9 +240,12 @@ pub fn build(i: &SpecInput) -> Result<Spec> {
     user.sort_by_key(|m| m.container_path.matches('/').count());
     for m in &user {
         let mut b = bind(&m.container_path, &m.host_path, m.readonly, m.propagation);
-        if m.recursive_readonly {
-            if let Some(o) = b["options"].as_array_mut() {
+        if let Some(o) = b["options"].as_array_mut() {
+            if m.recursive_readonly {
                 o.push(json!("rro"));
+            }
+            if m.nosuid_nodev {
+                o.extend([json!("nosuid"), json!("nodev")]);
             }
         }
         mounts.push(b);
@@ -448,6 +453,7 @@ mod tests {
             readonly: false,
             propagation: "rprivate",
             recursive_readonly: false,
+            nosuid_nodev: false,
         });
         i.mounts.push(BindMount {
             container_path: "/data".into(),
@@ -455,6 +461,7 @@ mod tests {
             readonly: true,
             propagation: "rprivate",
             recursive_readonly: true,
+            nosuid_nodev: true,
         });
         i.oom_score_adj = Some(500);
         i.memory_limit = 64 << 20;
@@ -478,7 +485,10 @@ mod tests {
             .iter()
             .find(|m| m["destination"] == "/data")
             .expect("/data");
-        assert_eq!(data["options"], json!(["rbind", "rprivate", "ro", "rro"]));
+        assert_eq!(
+            data["options"],
+            json!(["rbind", "rprivate", "ro", "rro", "nosuid", "nodev"])
+        );
         assert_eq!(v["process"]["oomScoreAdj"], 500);
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], 64 << 20);
     }
