@@ -368,8 +368,13 @@ impl Inner {
         } else {
             let wired = stdio::pipes(&p.io, &p.stdio, id, &self.namespace).await?;
             p.logger = wired.logger;
-            // A CloseIO before Start: the process gets an already-ended stdin.
-            p.stdin = wired.stdin.filter(|_| !p.stdin_closed);
+            p.stdin = wired.stdin;
+            // A CloseIO before Start: the process reads what was sent, then EOF.
+            if p.stdin_closed {
+                if let Some(s) = p.stdin.as_mut() {
+                    s.close();
+                }
+            }
             args.push(id.to_string());
             if let Err(e) = runc.detached(&args, wired.stdio, &log).await {
                 p.stdin = None;
@@ -900,7 +905,8 @@ impl Task for Service {
         if req.stdin {
             p.io.close_input();
             p.stdin_closed = true;
-            if let Some(mut s) = p.stdin.take() {
+            // Kept until Delete: the copy drains the fifo to its EOF first.
+            if let Some(s) = p.stdin.as_mut() {
                 s.close();
             }
         }

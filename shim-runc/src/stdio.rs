@@ -95,7 +95,8 @@ pub async fn pipes(io: &IoTasks, req: &Stdio, id: &str, namespace: &str) -> Resu
 /// Copies containerd's stdin fifo into the process the way containerd 1.6's
 /// own shim does: the fifo is opened for reading once a writer comes, and the
 /// writer's close is the process's EOF (`echo x | ctr run ... cat` relies on
-/// it; 1.6 clients do not always send CloseIO). CloseIO or Delete end it too.
+/// it; 1.6 clients do not always send CloseIO). CloseIO releases a reader that
+/// no writer ever came to; Delete ends the copy at once.
 ///
 /// As containerd's fifo package does, the fifo is reached through an O_PATH
 /// handle (`/proc/self/fd/N`): clients may unlink the fifo before Delete, and
@@ -149,24 +150,36 @@ impl StdinCopy {
         })
     }
 
-    /// Ends the copy, and with it the process's stdin.
+    /// CloseIO: the client is done with stdin. As in containerd's shim (which
+    /// only lets go of its own writer), the copy still drains what the fifo
+    /// holds and ends at the fifo's EOF, once the client's writer is closed:
+    /// stopping it here would drop up to a fifo's worth of input.
     pub fn close(&mut self) {
+        self.release_waiting_reader();
+    }
+
+    /// Delete: stop copying now, and with it the process's stdin.
+    fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
-            // Releases a reader still blocked in open(): a writer that comes
-            // and goes reads as EOF. Fails harmlessly (ENXIO) when no reader
-            // waits.
-            let _ = OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(proc_path(&self.handle));
+            self.release_waiting_reader();
         }
+    }
+
+    /// Releases a reader still blocked in open() (no writer ever came): a
+    /// writer that comes and goes reads as EOF. Fails harmlessly (ENXIO) when
+    /// no reader waits, and is a no-op for a reader already copying.
+    fn release_waiting_reader(&self) {
+        let _ = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(proc_path(&self.handle));
     }
 }
 
 impl Drop for StdinCopy {
     fn drop(&mut self) {
-        self.close();
+        self.stop();
     }
 }
 

@@ -229,10 +229,11 @@ impl StreamRuntime for DaemonStreams {
         drop(holds);
         tracing::info!(container = %id, exec = %exec_id, tty, "streaming exec started");
 
+        let mut stdin_copy = None;
         if let (Some(mut r), Some(mut w)) = (stdin, stdin_w) {
             let ctrd = d.ctrd.clone();
             let (c, e) = (id.clone(), exec_id.clone());
-            tokio::spawn(async move {
+            stdin_copy = Some(tokio::spawn(async move {
                 let _ = tokio::io::copy(&mut r, &mut w).await;
                 drop(w);
                 let _ = ctrd
@@ -243,7 +244,7 @@ impl StreamRuntime for DaemonStreams {
                         stdin: true,
                     }))
                     .await;
-            });
+            }));
         }
         if let Some(mut rx) = resize {
             let ctrd = d.ctrd.clone();
@@ -273,6 +274,11 @@ impl StreamRuntime for DaemonStreams {
             .map_err(|s| failed(s.message()))?
             .into_inner()
             .exit_status as i32;
+        // Input the process never read: our own read end keeps the fifo from failing the
+        // write, so a copy blocked on a full fifo would wait forever. The process is gone.
+        if let Some(c) = stdin_copy {
+            c.abort();
+        }
         guard.done = true;
         for c in copies {
             let _ = tokio::time::timeout(Duration::from_secs(5), c).await;
@@ -309,6 +315,13 @@ impl StreamRuntime for DaemonStreams {
                 }
             });
         }
+        if rec.log_path.is_empty() {
+            return Err(failed(format!("container {} has no log to follow", rec.id)));
+        }
+        // The container's output is the CRI log (the log driver owns its pipes): follow it from
+        // now — placed before any stdin is passed on, so no answer to it can slip in before.
+        let mut f = tokio::fs::File::open(&rec.log_path).await.map_err(failed)?;
+        f.seek(std::io::SeekFrom::End(0)).await.map_err(failed)?;
         if let Some(mut r) = io.stdin {
             let (_, h) = d.open_stdin(&rec.id).await.map_err(from_err)?;
             let (ctrd, c, once) = (d.ctrd.clone(), rec.id.clone(), rec.stdin_once);
@@ -339,12 +352,6 @@ impl StreamRuntime for DaemonStreams {
                 }
             });
         }
-        if rec.log_path.is_empty() {
-            return Err(failed(format!("container {} has no log to follow", rec.id)));
-        }
-        // The container's output is the CRI log (the log driver owns its pipes): follow it from now.
-        let mut f = tokio::fs::File::open(&rec.log_path).await.map_err(failed)?;
-        f.seek(std::io::SeekFrom::End(0)).await.map_err(failed)?;
         let mut lines = tokio::io::BufReader::new(f).lines();
         let (mut out, mut err) = (io.stdout, io.stderr);
         loop {
