@@ -38,21 +38,7 @@ impl Pki {
     pub fn create(dir: &Path) -> crate::Result<Pki> {
         std::fs::create_dir_all(dir)?;
         let p = |n: &str| dir.join(n);
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=crius-test-ca",
-            "-keyout",
-            &s(&p("ca.key")),
-            "-out",
-            &s(&p("ca.crt")),
-        ])?;
+        self_signed("crius-test-ca", &p("ca.key"), &p("ca.crt"))?;
         for (name, cn, ext) in [
             (
                 "server",
@@ -222,21 +208,7 @@ impl TokenServer {
         std::fs::create_dir_all(dir)?;
         let cert = dir.join("signer.crt");
         let key = dir.join("signer.key");
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=crius-test-token-signer",
-            "-keyout",
-            &s(&key),
-            "-out",
-            &s(&cert),
-        ])?;
+        self_signed("crius-test-token-signer", &key, &cert)?;
         let token = sign_token(dir, &cert, &key)?;
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?.to_string();
@@ -380,6 +352,25 @@ fn sign_token(dir: &Path, cert: &Path, key: &Path) -> crate::Result<String> {
         );
     }
     Ok(format!("{signing_input}.{}", base64_url(&sig.stdout)))
+}
+
+/// A self-signed certificate (a CA, or the token signer) and its key, valid two days.
+fn self_signed(cn: &str, key: &Path, cert: &Path) -> crate::Result<()> {
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={cn}"),
+        "-keyout",
+        &s(key),
+        "-out",
+        &s(cert),
+    ])
 }
 
 fn openssl(args: &[&str]) -> crate::Result<()> {

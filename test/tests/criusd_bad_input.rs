@@ -7,7 +7,7 @@ use crius_proto::tonic::Code;
 use crius_test::{env_or_skip, registry};
 use criusd_common::{
     all_containers, client, container_config, finish, pod_config, pod_log_dir, pull, remove_pod,
-    rt, run_pod, start,
+    rt, run_pod, start, try_create,
 };
 
 #[test]
@@ -41,15 +41,14 @@ fn criusd_bad_input_codes() {
             .expect_err("unknown handler");
         assert_eq!(e.code(), Code::InvalidArgument, "{e}");
 
-        let e = c
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: "0123456789abcdef".into(),
-                config: Some(container_config("x", registry::BUSYBOX, &["true"])),
-                sandbox_config: Some(pcfg.clone()),
-            })
-            .await
-            .expect_err("unknown pod");
+        let e = try_create(
+            &mut c,
+            "0123456789abcdef",
+            container_config("x", registry::BUSYBOX, &["true"]),
+            &pcfg,
+        )
+        .await
+        .expect_err("unknown pod");
         assert_eq!(e.code(), Code::NotFound, "{e}");
 
         let pod = run_pod(&mut c, &d, &pcfg).await;
@@ -67,29 +66,18 @@ fn criusd_bad_input_codes() {
 
         let mut no_name = container_config("x", registry::BUSYBOX, &["true"]);
         no_name.metadata = None;
-        let e = c
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(no_name),
-                sandbox_config: Some(pcfg.clone()),
-            })
+        let e = try_create(&mut c, &pod, no_name, &pcfg)
             .await
             .expect_err("no metadata");
         assert_eq!(e.code(), Code::InvalidArgument, "{e}");
-        let e = c
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(container_config(
-                    "x",
-                    "127.0.0.1:5000/crius/not-pulled:1",
-                    &["true"],
-                )),
-                sandbox_config: Some(pcfg.clone()),
-            })
-            .await
-            .expect_err("image not pulled");
+        let e = try_create(
+            &mut c,
+            &pod,
+            container_config("x", "127.0.0.1:5000/crius/not-pulled:1", &["true"]),
+            &pcfg,
+        )
+        .await
+        .expect_err("image not pulled");
         assert_eq!(e.code(), Code::NotFound, "{e}");
         let mut rel = container_config("x", registry::BUSYBOX, &["true"]);
         rel.mounts.push(cri::Mount {
@@ -97,32 +85,19 @@ fn criusd_bad_input_codes() {
             host_path: "/tmp".into(),
             ..Default::default()
         });
-        let e = c
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(rel),
-                sandbox_config: Some(pcfg.clone()),
-            })
+        let e = try_create(&mut c, &pod, rel, &pcfg)
             .await
             .expect_err("relative mount");
         assert_eq!(e.code(), Code::InvalidArgument, "{e}");
 
-        let id = c
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(container_config(
-                    "ok",
-                    registry::BUSYBOX,
-                    &["sleep", "1000"],
-                )),
-                sandbox_config: Some(pcfg.clone()),
-            })
-            .await
-            .expect("create")
-            .into_inner()
-            .container_id;
+        let id = try_create(
+            &mut c,
+            &pod,
+            container_config("ok", registry::BUSYBOX, &["sleep", "1000"]),
+            &pcfg,
+        )
+        .await
+        .expect("create");
         let e = c
             .runtime
             .exec_sync(cri::ExecSyncRequest {

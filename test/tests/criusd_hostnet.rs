@@ -9,7 +9,7 @@ use crius_proto::tonic::Code;
 use crius_test::{env_or_skip, registry};
 use criusd_common::{
     client, container_config, create_and_start, exec_sh, finish, image_status, pod_config,
-    pod_log_dir, pull, remove_pod, rt, run_pod, start, start_with,
+    pod_log_dir, pull, remove_pod, rt, run_pod, start, start_with, try_create,
 };
 
 async fn exec(c: &mut crius_test::cri::CriClient, id: &str, script: &str) -> String {
@@ -132,15 +132,14 @@ fn criusd_host_network_pod_and_container_pid_namespace() {
             "{seen}"
         );
         for (target, code) in [("", Code::InvalidArgument), ("no-such-ctr", Code::NotFound)] {
-            let e = c
-                .runtime
-                .create_container(cri::CreateContainerRequest {
-                    pod_sandbox_id: pod.clone(),
-                    config: Some(debugger(&format!("bad-{}", target.len()), target)),
-                    sandbox_config: Some(pcfg.clone()),
-                })
-                .await
-                .expect_err("bad target");
+            let e = try_create(
+                &mut c,
+                &pod,
+                debugger(&format!("bad-{}", target.len()), target),
+                &pcfg,
+            )
+            .await
+            .expect_err("bad target");
             assert_eq!(e.code(), code, "{target:?}: {e}");
         }
 

@@ -10,7 +10,7 @@ use crius_proto::tonic::Code;
 use crius_test::{env_or_skip, registry, TestEnv};
 use criusd_common::{
     client, container_config, container_state, create_container, exec_sh, finish, pod_config,
-    pod_log_dir, pull, remove_pod, rt, run_pod, spawn, start, start_container, Criusd,
+    pod_log_dir, pull, remove_pod, rt, run_pod, spawn, start, start_container, try_create, Criusd,
 };
 use std::path::Path;
 
@@ -79,19 +79,6 @@ fn criusd_image_volumes_mount_read_only_and_clean_up() {
         let image_ref = pull(&mut c, registry::CONFIG_TEST).await;
         let pcfg = pod_config(&env, "ivols", &log_dir);
         let pod = run_pod(&mut c, &d, &pcfg).await;
-        let create = |cfg: cri::ContainerConfig| {
-            let mut c = c.clone();
-            let (pod, pcfg) = (pod.clone(), pcfg.clone());
-            async move {
-                c.runtime
-                    .create_container(cri::CreateContainerRequest {
-                        pod_sandbox_id: pod,
-                        config: Some(cfg),
-                        sandbox_config: Some(pcfg),
-                    })
-                    .await
-            }
-        };
 
         // Refusals leave nothing behind.
         let refusals = [
@@ -115,7 +102,9 @@ fn criusd_image_volumes_mount_read_only_and_clean_up() {
         for (m, code) in refusals {
             let mut cfg = container_config("bad", registry::BUSYBOX, &["true"]);
             cfg.mounts = vec![image_mount("/ok", registry::CONFIG_TEST, ""), m.clone()];
-            let e = create(cfg).await.expect_err("refused");
+            let e = try_create(&mut c, &pod, cfg, &pcfg)
+                .await
+                .expect_err("refused");
             assert_eq!(e.code(), code, "{m:?}: {e}");
         }
 

@@ -9,7 +9,7 @@ use crius_proto::tonic::Code;
 use crius_test::{env_or_skip, registry};
 use criusd_common::{
     client, container_config, create_and_start, exec_sh, finish, pod_config, pod_log_dir, pull,
-    remove_pod, rt, run_pod, start,
+    remove_pod, rt, run_pod, start, try_create,
 };
 use std::path::Path;
 use std::process::Command;
@@ -92,13 +92,7 @@ fn criusd_bind_mounts_readonly_recursive_and_propagation() {
         // Recursive read-only must be read-only and private; and supported.
         let mut bad = container_config("bad", registry::BUSYBOX, &["true"]);
         bad.mounts = vec![mount(&v, "/rro", false, true, Private)];
-        let e = c
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(bad),
-                sandbox_config: Some(pcfg.clone()),
-            })
+        let e = try_create(&mut c, &pod, bad, &pcfg)
             .await
             .expect_err("rro without readonly");
         assert_eq!(e.code(), Code::InvalidArgument, "{e}");

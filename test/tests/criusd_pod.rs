@@ -10,7 +10,7 @@ use crius_test::{env_or_skip, registry};
 use criusd_common::{
     all_containers, client, container_config, container_state, create_and_start, create_container,
     eventually, exited, finish, pod_config, pod_log_dir, pull, remove_pod, rt, run_pod, start,
-    start_container, stop_pod, wait_status,
+    start_container, stop_pod, try_create, wait_status,
 };
 
 #[test]
@@ -46,15 +46,14 @@ fn criusd_pod_with_two_containers_logs_exec_stats_events() {
         let app = container_config("app", registry::BUSYBOX, &["sh", "-c", script]);
         let c1 = create_container(&mut c, &d, &pod, app, &pcfg, "").await;
         // Same name again: ALREADY_EXISTS naming the holder.
-        let dup = c
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(container_config("app", registry::BUSYBOX, &["true"])),
-                sandbox_config: Some(pcfg.clone()),
-            })
-            .await
-            .expect_err("duplicate name");
+        let dup = try_create(
+            &mut c,
+            &pod,
+            container_config("app", registry::BUSYBOX, &["true"]),
+            &pcfg,
+        )
+        .await
+        .expect_err("duplicate name");
         assert_eq!(dup.code(), Code::AlreadyExists);
         assert!(dup.message().contains(&c1), "{dup}");
 
@@ -317,15 +316,14 @@ fn criusd_pod_with_two_containers_logs_exec_stats_events() {
 
         // Stop and remove the pod: containers go with it.
         stop_pod(&mut c, &pod).await.expect("stop pod");
-        let e = c
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(container_config("late", registry::BUSYBOX, &["true"])),
-                sandbox_config: Some(pcfg.clone()),
-            })
-            .await
-            .expect_err("pod not ready");
+        let e = try_create(
+            &mut c,
+            &pod,
+            container_config("late", registry::BUSYBOX, &["true"]),
+            &pcfg,
+        )
+        .await
+        .expect_err("pod not ready");
         assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
         for _ in 0..2 {
             remove_pod(&mut c, &pod)

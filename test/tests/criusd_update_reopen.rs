@@ -9,7 +9,7 @@ use crius_proto::tonic::Code;
 use crius_test::{env_or_skip, registry};
 use criusd_common::{
     all_containers, client, container_config, create_and_start, eventually, finish, pod_config,
-    pod_log_dir, pull, remove_pod, rt, run_pod, start, stop_pod,
+    pod_log_dir, pull, remove_pod, rt, run_pod, start, stop_pod, try_create,
 };
 
 #[test]
@@ -33,13 +33,7 @@ fn criusd_update_resources_and_reopen_log() {
             }),
             ..Default::default()
         });
-        let e = c
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(bad),
-                sandbox_config: Some(pcfg.clone()),
-            })
+        let e = try_create(&mut c, &pod, bad, &pcfg)
             .await
             .expect_err("unknown user");
         assert_eq!(e.code(), Code::InvalidArgument, "{e}");

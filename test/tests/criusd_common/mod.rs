@@ -328,6 +328,18 @@ pub async fn create_container(
     pcfg: &cri::PodSandboxConfig,
     what: &str,
 ) -> String {
+    try_create(c, pod, cfg, pcfg)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}\n{}", step("create", what), d.log_tail()))
+}
+
+/// CreateContainer in `pod`: the container id, or criusd's status (for the bad-input cases).
+pub async fn try_create(
+    c: &mut CriClient,
+    pod: &str,
+    cfg: cri::ContainerConfig,
+    pcfg: &cri::PodSandboxConfig,
+) -> Result<String, Status> {
     c.runtime
         .create_container(cri::CreateContainerRequest {
             pod_sandbox_id: pod.into(),
@@ -335,9 +347,7 @@ pub async fn create_container(
             sandbox_config: Some(pcfg.clone()),
         })
         .await
-        .unwrap_or_else(|e| panic!("{}: {e}\n{}", step("create", what), d.log_tail()))
-        .into_inner()
-        .container_id
+        .map(|r| r.into_inner().container_id)
 }
 
 /// StartContainer `id` (panics "start[ <what>]: …" with criusd's log tail).
