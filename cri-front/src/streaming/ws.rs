@@ -145,6 +145,18 @@ where
     }
 }
 
+/// The client's next binary message as (channel, payload); None once it closed or went away.
+async fn next_channel_message(stream: &mut Source) -> Option<(u8, bytes::Bytes)> {
+    while let Some(Ok(msg)) = stream.next().await {
+        match msg {
+            Message::Binary(b) if !b.is_empty() => return Some((b[0], b.slice(1..))),
+            Message::Close(_) => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The client's messages for a remote command: stdin, resize, close. Returns when the client is
 /// gone or closed the WebSocket.
 async fn forward_input(
@@ -154,25 +166,17 @@ async fn forward_input(
     v5: bool,
 ) {
     let mut sizes = Vec::new();
-    while let Some(Ok(msg)) = stream.next().await {
-        let data = match msg {
-            Message::Binary(b) => b,
-            Message::Close(_) => break,
-            _ => continue,
-        };
-        let Some((&ch, body)) = data.split_first() else {
-            continue;
-        };
+    while let Some((ch, body)) = next_channel_message(stream).await {
         match ch {
             0 => {
                 if let Some(w) = stdin.as_mut() {
-                    if w.write_all(body).await.is_err() {
+                    if w.write_all(&body).await.is_err() {
                         stdin = None;
                     }
                 }
             }
             4 => {
-                sizes.extend_from_slice(body);
+                sizes.extend_from_slice(&body);
                 for sz in session::parse_sizes(&mut sizes) {
                     if let Some(r) = &resize {
                         let _ = r.send(sz).await;
@@ -282,20 +286,12 @@ pub async fn serve_port_forward(
     drop(tx);
     let input = async {
         let stream = &mut stream;
-        while let Some(Ok(msg)) = stream.next().await {
-            let data = match msg {
-                Message::Binary(b) => b,
-                Message::Close(_) => break,
-                _ => continue,
-            };
-            let Some((&ch, body)) = data.split_first() else {
-                continue;
-            };
+        while let Some((ch, body)) = next_channel_message(stream).await {
             let i = usize::from(ch);
             if i % 2 == 0 {
                 if let Some(slot) = to_pod.get_mut(i / 2) {
                     if let Some(w) = slot.as_mut() {
-                        if w.write_all(body).await.is_err() {
+                        if w.write_all(&body).await.is_err() {
                             *slot = None;
                         }
                     }
