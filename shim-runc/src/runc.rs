@@ -11,6 +11,7 @@ use std::{
     io::Read,
     path::{Path, PathBuf},
     process::{Command, Stdio},
+    time::Duration,
 };
 
 use crate::{
@@ -119,9 +120,7 @@ impl Runc {
             }
             (o, e)
         });
-        let exit = exited
-            .await
-            .map_err(|_| Error::Other(format!("runc {name}: exit lost")))?;
+        let exit = bounded(&name, child.id() as i32, exited, OUTPUT_TIMEOUT).await?;
         let (stdout, stderr) = io
             .await
             .map_err(|e| Error::Other(format!("runc {name}: {e}")))?;
@@ -148,9 +147,8 @@ impl Runc {
         // Dropping our copies of the container's pipe ends now matters: the
         // output copies only see EOF once the container alone holds them.
         drop(cmd);
-        let exit = reaper::watch(child.id() as i32)
-            .await
-            .map_err(|_| Error::Other(format!("runc {name}: exit lost")))?;
+        let pid = child.id() as i32;
+        let exit = bounded(&name, pid, reaper::watch(pid), DETACHED_TIMEOUT).await?;
         if exit.status != 0 {
             let log_text = std::fs::read_to_string(log).unwrap_or_default();
             return Err(Error::Runc {
@@ -170,6 +168,42 @@ impl Runc {
                 context: format!("spawn {:?}", self.binary),
                 source: e,
             }
+        }
+    }
+}
+
+/// How long a runc command may take before the shim gives up on it. runc normally answers in
+/// milliseconds; one stuck on a hung filesystem or a frozen cgroup would otherwise hold the
+/// request — and the pod's other containers waiting behind it — forever.
+const OUTPUT_TIMEOUT: Duration = Duration::from_secs(60);
+/// create/exec/start set the process up and return: the same bound, doubled for a loaded node.
+const DETACHED_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Wait for runc's exit for at most `limit`; past it, SIGKILL runc and fail the call.
+async fn bounded(
+    name: &str,
+    pid: i32,
+    exited: tokio::sync::oneshot::Receiver<reaper::Exit>,
+    limit: Duration,
+) -> Result<reaper::Exit> {
+    match tokio::time::timeout(limit, exited).await {
+        Ok(Ok(exit)) => Ok(exit),
+        Ok(Err(_)) => Err(Error::Other(format!("runc {name}: exit lost"))),
+        Err(_) => {
+            tracing::error!(
+                cmd = name,
+                pid,
+                ?limit,
+                "runc did not finish in time; killing it"
+            );
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            Err(Error::Other(format!(
+                "runc {name} did not finish within {}s; killed",
+                limit.as_secs()
+            )))
         }
     }
 }
@@ -203,6 +237,29 @@ pub fn is_not_exist(e: &Error) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[tokio::test]
+    async fn a_stuck_runc_is_killed_after_the_limit() {
+        use std::os::unix::process::ExitStatusExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        // The exit is never reported: the limit must end the wait.
+        let (_report, exited) = tokio::sync::oneshot::channel();
+        let e = bounded(
+            "state",
+            child.id() as i32,
+            exited,
+            Duration::from_millis(50),
+        )
+        .await
+        .expect_err("past the limit");
+        assert!(e.to_string().contains("did not finish"), "{e}");
+        let st = child.wait().expect("wait");
+        assert_eq!(st.signal(), Some(9), "{st:?}");
+    }
+
     use super::*;
 
     #[test]
