@@ -22,6 +22,16 @@ pub enum LogMode {
     Binary,
 }
 
+/// See [`Config::log_format`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    /// One JSON object per line, span fields (pod, container ids) included: for log collectors.
+    Json,
+}
+
 /// The whole file. Unknown keys are an error, so a typo never silently does nothing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -50,6 +60,8 @@ pub struct Config {
     pub pause: PauseSource,
     /// `tracing` filter (e.g. `info`, `crius_cri_front=debug`); RUST_LOG wins when set.
     pub log_level: String,
+    /// `text` (default) or `json` lines on stderr.
+    pub log_format: LogFormat,
     /// How `oom_score_adj` below criusd's own is treated (needs CAP_SYS_RESOURCE).
     pub oom_score: OomScorePolicy,
     /// The per-container log driver (`crius-logger`). Empty: next to criusd.
@@ -89,6 +101,7 @@ impl Default for Config {
             registry_config_dir: PathBuf::from("/etc/crius/certs.d"),
             pause: PauseSource::default(),
             log_level: "info".into(),
+            log_format: LogFormat::Text,
             oom_score: OomScorePolicy::Auto,
             logger_binary: PathBuf::new(),
             log_mode: LogMode::Fifo,

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use crius_cri_front::config::{Config, DEFAULT_CONFIG_PATH};
+use crius_cri_front::config::{Config, LogFormat, DEFAULT_CONFIG_PATH};
 use crius_cri_front::daemon::Daemon;
 use crius_cri_front::{container, server, streaming};
 use tracing_subscriber::EnvFilter;
@@ -60,6 +60,9 @@ struct Args {
     /// Log filter (tracing syntax).
     #[arg(long)]
     log_level: Option<String>,
+    /// Log lines as `text` or `json`.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
     /// Print the effective config as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -110,6 +113,9 @@ fn effective_config(a: &Args) -> Result<Config, String> {
     if let Some(v) = &a.log_level {
         c.log_level = v.clone();
     }
+    if let Some(v) = a.log_format {
+        c.log_format = v;
+    }
     c.validate().map_err(|e| e.to_string())?;
     Ok(c)
 }
@@ -134,7 +140,11 @@ async fn main() {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match cfg.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
     // TLS to registries: ring, chosen once for the process (reqwest is built without a provider).
     let _ = rustls::crypto::ring::default_provider().install_default();
 
