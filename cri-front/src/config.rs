@@ -204,6 +204,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_config_parses() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/dist/config.toml"));
+        let c = Config::load(path, true).expect("dist/config.toml");
+        c.validate().expect("valid");
+    }
+
+    #[test]
     fn defaults_are_valid_and_partial_files_merge() {
         Config::default().validate().expect("defaults valid");
         let c: Config = toml::from_str(
