@@ -203,6 +203,26 @@ fn criusd_image_volumes_mount_read_only_and_clean_up() {
         assert!(st.success(), "umount {mp}");
     }
     std::fs::remove_dir_all(d.dir.join("lib/containers").join(&orphan)).expect("drop record");
+    // A "crash" mid-Create also leaves the short-lived view it reads /etc/passwd through.
+    let snapshots = |env: &mut TestEnv| {
+        env.running_containerd()
+            .expect("containerd")
+            .ctr_output("crius", &["snapshots", "ls"])
+            .expect("ctr snapshots ls")
+    };
+    let committed = snapshots(&mut env)
+        .lines()
+        .find(|l| l.split_whitespace().last() == Some("Committed"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("a committed snapshot")
+        .to_string();
+    env.running_containerd()
+        .expect("containerd")
+        .ctr_output(
+            "crius",
+            &["snapshots", "view", "crius-view-stale", &committed],
+        )
+        .expect("ctr snapshots view");
     spawn(&mut env, &mut d);
 
     runtime.block_on(async {
@@ -215,6 +235,15 @@ fn criusd_image_volumes_mount_read_only_and_clean_up() {
             "view mounted again before start"
         );
     });
+    assert!(
+        !snapshots(&mut env).contains("crius-view-stale"),
+        "a crash's user-files view is swept"
+    );
+    let log = std::fs::read_to_string(&d.log).unwrap_or_default();
+    assert!(
+        log.contains("removing a view left by a crash during create"),
+        "criusd's recovery removed it (not containerd's GC)"
+    );
     assert!(host_mounts(&d, &orphan).is_empty(), "orphan's mounts gone");
     assert!(views(&mut env, &orphan).is_empty(), "orphan's views gone");
     assert!(!Path::new(&d.dir.join("run/image-volumes").join(&orphan)).exists());

@@ -197,7 +197,8 @@ async fn run(cfg: Config) -> crius_cri_front::error::Result<()> {
     match d.recover_containers().await {
         Ok(r) => {
             tracing::info!(kept = r.kept, dropped = ?r.dropped, orphans = ?r.orphans,
-                image_volumes_removed = ?r.image_volumes_removed, "containers recovered")
+                image_volumes_removed = ?r.image_volumes_removed,
+                user_file_views_removed = r.user_file_views_removed, "containers recovered")
         }
         Err(e) => tracing::warn!(error = %e, "container recovery failed; serving anyway"),
     }

@@ -484,9 +484,9 @@ impl Daemon {
 
     /// The image's /etc/passwd and /etc/group, read through a read-only view snapshot.
     async fn image_files(&self, id: &str, top: &str) -> Result<(String, String)> {
-        let key = format!("crius-view-{id}");
+        let key = format!("{}{id}", super::view::USER_FILES_VIEW);
         let mounts = self.view_snapshot(&key, top, HashMap::new()).await?;
-        let dir = self.cfg.run_dir.join("tmpmounts").join(id);
+        let dir = self.user_files_dir().join(id);
         let res = tokio::task::spawn_blocking({
             let dir = dir.clone();
             move || read_user_files(&dir, &mounts)

@@ -18,6 +18,8 @@ pub struct ContainerRecovery {
     pub orphans: Vec<String>,
     /// Containers without a record whose image volumes were left: unmounted and removed.
     pub image_volumes_removed: Vec<String>,
+    /// Views a crash mid-Create left (reading the image's /etc/passwd): removed.
+    pub user_file_views_removed: usize,
 }
 
 impl Daemon {
@@ -58,6 +60,10 @@ impl Daemon {
         match self.sweep_image_volumes().await {
             Ok(ids) => rep.image_volumes_removed = ids,
             Err(e) => tracing::warn!(error = %e, "recover: image volume sweep failed"),
+        }
+        match self.sweep_user_file_views().await {
+            Ok(n) => rep.user_file_views_removed = n,
+            Err(e) => tracing::warn!(error = %e, "recover: user-files view sweep failed"),
         }
         // Exits that happened while criusd was down.
         self.all_refreshed().await?;

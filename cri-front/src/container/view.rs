@@ -3,15 +3,60 @@
 //! and for image volumes).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use containerd_client::services::v1::snapshots::{MountsRequest, ViewSnapshotRequest};
+use containerd_client::services::v1::snapshots::{
+    ListSnapshotsRequest, MountsRequest, ViewSnapshotRequest,
+};
 use containerd_client::types::Mount;
 
 use crate::daemon::Daemon;
 use crate::error::{CtrdContext, Error, Result};
 
+/// Key prefix of the short-lived views CreateContainer reads an image's /etc/passwd through.
+pub const USER_FILES_VIEW: &str = "crius-view-";
+
 impl Daemon {
+    /// Where those short-lived views are mounted, one dir per container being created.
+    pub(crate) fn user_files_dir(&self) -> PathBuf {
+        self.cfg.run_dir.join("tmpmounts")
+    }
+
+    /// Start-up: no create is in flight, so every user-files view and its mount left is a
+    /// crash's. Returns how many views were removed.
+    pub(crate) async fn sweep_user_file_views(&self) -> Result<usize> {
+        if let Ok(rd) = std::fs::read_dir(self.user_files_dir()) {
+            for e in rd.flatten() {
+                unmount_all(&e.path());
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+        let mut stream = self
+            .ctrd
+            .snapshots()
+            .list(self.ctrd.req(ListSnapshotsRequest {
+                snapshotter: self.cfg.snapshotter.clone(),
+                filters: vec![format!("name~=\"^{USER_FILES_VIEW}\"")],
+            }))
+            .await
+            .step("snapshot list")?
+            .into_inner();
+        let mut stale = Vec::new();
+        while let Some(m) = stream.message().await.step("snapshot list")? {
+            stale.extend(
+                m.info
+                    .into_iter()
+                    .map(|i| i.name)
+                    .filter(|n| n.starts_with(USER_FILES_VIEW)),
+            );
+        }
+        for key in &stale {
+            tracing::warn!(snapshot = %key, "recover: removing a view left by a crash during create");
+            self.remove_snapshot(key).await;
+        }
+        Ok(stale.len())
+    }
+
     /// Make a View snapshot `key` of `parent` (a chain id); its mounts.
     pub(crate) async fn view_snapshot(
         &self,
