@@ -273,6 +273,24 @@ fn leases(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// containerd's CRI plugin leaves the cgroup parents it was given (`/<id>` and the pods'
+/// `/<id>/*` under it): remove them in every hierarchy. Tests that hand it `/<id>` call this.
+pub fn remove_cgroup_parents(id: &str) {
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let top = h.path().join(id);
+        if let Ok(rd) = std::fs::read_dir(&top) {
+            for sub in rd.flatten().filter(|e| e.path().is_dir()) {
+                let _ = std::fs::remove_dir(sub.path());
+            }
+        }
+        let _ = std::fs::remove_dir(top);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,23 +126,6 @@ async fn stop_remove(c: &mut cri_client::CriClient, pod: &str) {
         .expect("remove pod");
 }
 
-/// Removes the cgroup parent `/<id>` the pods were put under (CRI leaves parents).
-fn remove_cgroup_parents(id: &str) {
-    for h in std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let top = h.path().join(id);
-        if let Ok(rd) = std::fs::read_dir(&top) {
-            for sub in rd.flatten().filter(|e| e.path().is_dir()) {
-                let _ = std::fs::remove_dir(sub.path());
-            }
-        }
-        let _ = std::fs::remove_dir(top);
-    }
-}
-
 #[test]
 fn shim_under_containerd_cri_runs_pod_and_container() {
     let name = "shim_under_containerd_cri_runs_pod_and_container";
@@ -231,7 +214,7 @@ fn shim_under_containerd_cri_runs_pod_and_container() {
         c.log_tail()
     );
     std::thread::sleep(Duration::from_millis(500));
-    remove_cgroup_parents(&id);
+    crius_test::leaks::remove_cgroup_parents(&id);
     env.finish().expect("no leaks");
 }
 
@@ -278,6 +261,6 @@ fn shim_bench_run_pod_sandbox() {
         pct(99)
     );
     std::thread::sleep(Duration::from_millis(500));
-    remove_cgroup_parents(&id);
+    crius_test::leaks::remove_cgroup_parents(&id);
     env.finish().expect("no leaks");
 }

@@ -214,7 +214,7 @@ impl Setup {
             self.ok(&["stopp", pod]);
             self.ok(&["rmp", pod]);
         }
-        remove_cgroup_parents(self.env.id());
+        crius_test::leaks::remove_cgroup_parents(self.env.id());
         let log = self.log.clone();
         if let Err(e) = self.env.finish() {
             let tail = log
@@ -232,22 +232,5 @@ impl Setup {
                 .unwrap_or_default();
             panic!("{e:#}\n--- server log tail ---\n{tail}");
         }
-    }
-}
-
-/// CRI leaves the cgroup parents it was given: remove `/<id>/*` and `/<id>` in every hierarchy.
-fn remove_cgroup_parents(id: &str) {
-    for h in std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let top = h.path().join(id);
-        if let Ok(rd) = std::fs::read_dir(&top) {
-            for sub in rd.flatten().filter(|e| e.path().is_dir()) {
-                let _ = std::fs::remove_dir(sub.path());
-            }
-        }
-        let _ = std::fs::remove_dir(top);
     }
 }
