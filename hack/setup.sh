@@ -7,12 +7,16 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 crius_need_root
 
+# protoc: containerd-client's build script (tonic-build) runs the `protoc` on PATH and has no vendored
+# one, so the machine needs Debian's (3.21 compiles containerd's protos). crius's own CRI proto needs a
+# newer protoc (`debug_redact`), which proto/ brings itself through protoc-bin-vendored.
 PACKAGES=(
     containerd runc containernetworking-plugins   # the runtime stack crius drives
     busybox                                       # applets for scripts; images use its .deb
     umoci skopeo docker-registry                  # build OCI images, push them, serve them on 127.0.0.1:5000
     iproute2 iptables curl jq procps psmisc       # used by scripts and the tests' leak checks
     ca-certificates git build-essential pkg-config
+    protobuf-compiler                             # protoc for containerd-client's build script (see below)
 )
 
 missing=()
