@@ -9,6 +9,7 @@ CRIUS_DEV_RUN="${CRIUS_DEV_RUN:-/run/crius-dev}"        # sockets, pid files, lo
 CRIUS_DEV_LIB="${CRIUS_DEV_LIB:-/var/lib/crius-dev}"    # registry storage, images, containerd root
 CRIUS_REGISTRY="${CRIUS_REGISTRY:-127.0.0.1:5000}"
 CRIUS_TARGET_DIR="${CARGO_TARGET_DIR:-$CRIUS_REPO/target}"
+CRIUS_CONTAINERD21="${CRIUS_CONTAINERD21:-/opt/crius/containerd-2.1}"   # containerd 2.1 (hack/containerd/fetch-2.1.sh)
 
 crius_log() { printf '[crius %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 crius_die() { crius_log "error: $*"; exit 1; }

@@ -54,6 +54,8 @@ for plugin in /usr/lib/cni/*; do
     [ -e "/opt/cni/bin/$(basename "$plugin")" ] || ln -s "$plugin" "/opt/cni/bin/$(basename "$plugin")"
 done
 
+"$CRIUS_REPO/hack/containerd/fetch-2.1.sh"   # containerd 2.1 beside the system's, for the 2.x tests
+
 crius_log "building crius"
 "$CRIUS_REPO/hack/build.sh"
 crius_log "setup done"
