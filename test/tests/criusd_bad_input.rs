@@ -160,3 +160,111 @@ fn criusd_bad_input_codes() {
     });
     finish(env, &d);
 }
+
+/// Exec, Attach and PortForward answer NOT_FOUND for what does not exist and
+/// FAILED_PRECONDITION for what cannot be streamed to, before any URL is issued.
+#[test]
+fn criusd_streaming_needs_a_live_target() {
+    let mut env = env_or_skip!("criusd_streaming_needs_a_live_target");
+    let Some(d) = start(&mut env) else { return };
+    let log_dir = pod_log_dir(&env);
+    rt().block_on(async {
+        let mut c = client(&d).await;
+        pull(&mut c, registry::BUSYBOX).await;
+        let exec = |id: &str| cri::ExecRequest {
+            container_id: id.into(),
+            cmd: vec!["true".into()],
+            stdout: true,
+            ..Default::default()
+        };
+        let attach = |id: &str| cri::AttachRequest {
+            container_id: id.into(),
+            stdout: true,
+            ..Default::default()
+        };
+        let forward = |id: &str| cri::PortForwardRequest {
+            pod_sandbox_id: id.into(),
+            port: vec![80],
+        };
+        let e = c.runtime.exec(exec("feedface")).await.expect_err("exec");
+        assert_eq!(e.code(), Code::NotFound, "{e}");
+        let e = c
+            .runtime
+            .attach(attach("feedface"))
+            .await
+            .expect_err("attach");
+        assert_eq!(e.code(), Code::NotFound, "{e}");
+        let e = c
+            .runtime
+            .port_forward(forward("feedface"))
+            .await
+            .expect_err("port-forward");
+        assert_eq!(e.code(), Code::NotFound, "{e}");
+
+        let pcfg = pod_config(&env, "stream-target", &log_dir);
+        let pod = run_pod(&mut c, &d, &pcfg).await;
+        let id = try_create(
+            &mut c,
+            &pod,
+            container_config("idle", registry::BUSYBOX, &["sleep", "1000"]),
+            &pcfg,
+        )
+        .await
+        .expect("create");
+        // Created, never started.
+        let e = c.runtime.exec(exec(&id)).await.expect_err("exec created");
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+        let e = c
+            .runtime
+            .attach(attach(&id))
+            .await
+            .expect_err("attach created");
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+        // Running: URLs, for the full id a prefix names.
+        c.runtime
+            .start_container(cri::StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect("start");
+        let url = c
+            .runtime
+            .exec(exec(&id[..12]))
+            .await
+            .expect("exec running")
+            .into_inner()
+            .url;
+        assert!(url.starts_with("http://"), "{url}");
+        c.runtime
+            .port_forward(forward(&pod))
+            .await
+            .expect("port-forward ready pod");
+        // Exited, and a stopped pod.
+        c.runtime
+            .stop_container(cri::StopContainerRequest {
+                container_id: id.clone(),
+                timeout: 0,
+            })
+            .await
+            .expect("stop");
+        let e = c.runtime.exec(exec(&id)).await.expect_err("exec exited");
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+        let e = c
+            .runtime
+            .attach(attach(&id))
+            .await
+            .expect_err("attach exited");
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+        criusd_common::stop_pod(&mut c, &pod)
+            .await
+            .expect("stop pod");
+        let e = c
+            .runtime
+            .port_forward(forward(&pod))
+            .await
+            .expect_err("port-forward stopped pod");
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+        remove_pod(&mut c, &pod).await.expect("remove pod");
+    });
+    finish(env, &d);
+}

@@ -1,4 +1,5 @@
 //! CRI RuntimeService.
 
 pub mod service;
+pub mod stream_target;
 pub mod update;

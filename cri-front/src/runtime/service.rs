@@ -33,6 +33,15 @@ fn batches<T: Clone + Send + 'static, R: Send + 'static>(
 }
 
 impl RuntimeSvc {
+    /// The streaming server Exec/Attach/PortForward hand out URLs on.
+    fn streaming(&self, rpc: &str) -> Result<Arc<dyn crate::streaming_hook::Streaming>, Status> {
+        self.d
+            .streaming
+            .get()
+            .cloned()
+            .ok_or_else(|| unimplemented(rpc, "no streaming server is running"))
+    }
+
     async fn list_containers_inner(
         &self,
         filter: Option<cri::ContainerFilter>,
@@ -364,33 +373,39 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::ExecRequest>,
     ) -> Result<Response<cri::ExecResponse>, Status> {
-        match self.d.streaming.get() {
-            Some(s) => s.exec(req.into_inner()).await.map(Response::new),
-            None => Err(unimplemented("Exec", "no streaming server is running")),
-        }
+        let s = self.streaming("Exec")?;
+        let mut req = req.into_inner();
+        req.container_id = self
+            .d
+            .streamable_container("Exec", &req.container_id)
+            .await?;
+        s.exec(req).await.map(Response::new)
     }
 
     async fn attach(
         &self,
         req: Request<cri::AttachRequest>,
     ) -> Result<Response<cri::AttachResponse>, Status> {
-        match self.d.streaming.get() {
-            Some(s) => s.attach(req.into_inner()).await.map(Response::new),
-            None => Err(unimplemented("Attach", "no streaming server is running")),
-        }
+        let s = self.streaming("Attach")?;
+        let mut req = req.into_inner();
+        req.container_id = self
+            .d
+            .streamable_container("Attach", &req.container_id)
+            .await?;
+        s.attach(req).await.map(Response::new)
     }
 
     async fn port_forward(
         &self,
         req: Request<cri::PortForwardRequest>,
     ) -> Result<Response<cri::PortForwardResponse>, Status> {
-        match self.d.streaming.get() {
-            Some(s) => s.port_forward(req.into_inner()).await.map(Response::new),
-            None => Err(unimplemented(
-                "PortForward",
-                "no streaming server is running",
-            )),
-        }
+        let s = self.streaming("PortForward")?;
+        let mut req = req.into_inner();
+        req.pod_sandbox_id = self
+            .d
+            .streamable_pod("PortForward", &req.pod_sandbox_id)
+            .await?;
+        s.port_forward(req).await.map(Response::new)
     }
 
     async fn container_stats(
