@@ -74,6 +74,11 @@ pub fn from_cri(c: cri::PodSandboxConfig, handler: &str) -> Result<PodConfig> {
     }
     let linux = c.linux.unwrap_or_default();
     let sc = linux.security_context.unwrap_or_default();
+    crate::container::user::check_group_has_user(
+        sc.run_as_group.as_ref().map(|v| v.value),
+        sc.run_as_user.as_ref().map(|v| v.value),
+        "",
+    )?;
     let nso = sc.namespace_options.unwrap_or_default();
     let mut port_mappings = Vec::new();
     for p in c.port_mappings {
@@ -267,8 +272,11 @@ impl Daemon {
     pub async fn stop_pod(&self, id: &str) -> Result<()> {
         let pod = match self.find_pod(id).await {
             Ok(p) => p,
+            // kubelet stops again after its restarts and garbage collection; as containerd
+            // and CRI-O, an unknown pod is already stopped.
             Err(e) if e.is_not_found() => {
-                return Err(Error::NotFound(format!("pod sandbox {id:?} not found")))
+                tracing::info!(pod = %id, "StopPodSandbox: no such pod sandbox, nothing to stop");
+                return Ok(());
             }
             Err(e) => return Err(e),
         };

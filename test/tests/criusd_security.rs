@@ -129,12 +129,32 @@ fn criusd_security_context_reaches_the_container() {
             );
         }
 
-        // Supplemental groups: by default the image's /etc/group memberships of its user (app is
-        // in staff, gid 50) are merged in; SupplementalGroupsPolicy Strict leaves them out.
-        // ContainerStatus reports what the process got.
-        for (name, policy, want_staff) in [
-            ("merge", cri::SupplementalGroupsPolicy::Merge, true),
-            ("strict", cri::SupplementalGroupsPolicy::Strict, false),
+        // Supplemental groups: the primary gid first (as containerd sets them), then by default
+        // the image's /etc/group memberships of its user (app is in staff, gid 50);
+        // SupplementalGroupsPolicy Strict leaves those out. ContainerStatus reports exactly the
+        // groups the process has (/proc/self/status `Groups:`).
+        let (_, st) = exec(&mut c, locked, "cat /proc/self/status").await;
+        assert_eq!(status_field(&st, "Groups:"), "2345 3456", "{st}");
+        let user = criusd_common::container_state(&mut c, locked)
+            .await
+            .user
+            .and_then(|u| u.linux)
+            .expect("ContainerStatus.user");
+        assert_eq!(
+            (user.uid, user.gid, user.supplemental_groups),
+            (1234, 2345, vec![2345, 3456])
+        );
+        for (name, policy, want) in [
+            (
+                "merge",
+                cri::SupplementalGroupsPolicy::Merge,
+                vec![1000, 50, 3456],
+            ),
+            (
+                "strict",
+                cri::SupplementalGroupsPolicy::Strict,
+                vec![1000, 3456],
+            ),
         ] {
             let mut cfg = container_config(name, registry::CONFIG_TEST, &["sleep", "1000"]);
             cfg.linux = Some(cri::LinuxContainerConfig {
@@ -146,20 +166,23 @@ fn criusd_security_context_reaches_the_container() {
                 ..Default::default()
             });
             let id = create_and_start(&mut c, &d, &pod, cfg, &pcfg, name).await;
-            let (_, groups) = exec(&mut c, &id, "id -G").await;
-            let groups: Vec<&str> = groups.split_whitespace().collect();
-            assert!(groups.contains(&"3456"), "{name}: {groups:?}");
-            assert_eq!(groups.contains(&"50"), want_staff, "{name}: {groups:?}");
+            let (_, st) = exec(&mut c, &id, "cat /proc/self/status").await;
+            let groups: Vec<i64> = status_field(&st, "Groups:")
+                .split_whitespace()
+                .filter_map(|g| g.parse().ok())
+                .collect();
+            let mut sorted = want.clone();
+            sorted.sort();
+            assert_eq!(groups, sorted, "{name}: the process's groups");
             let user = criusd_common::container_state(&mut c, &id)
                 .await
                 .user
                 .and_then(|u| u.linux)
                 .expect("ContainerStatus.user");
-            assert_eq!((user.uid, user.gid), (1000, 1000), "{name}");
             assert_eq!(
-                user.supplemental_groups.contains(&50),
-                want_staff,
-                "{name}: {user:?}"
+                (user.uid, user.gid, user.supplemental_groups),
+                (1000, 1000, want),
+                "{name}"
             );
         }
 

@@ -264,7 +264,16 @@ impl Daemon {
 
     #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
     pub async fn stop_container(&self, id: &str, timeout_secs: i64) -> Result<()> {
-        let rec = self.store.find(id).await?;
+        let rec = match self.store.find(id).await {
+            Ok(r) => r,
+            // kubelet stops again after its restarts and garbage collection; as containerd
+            // and CRI-O, an unknown container is already stopped.
+            Err(e) if e.is_not_found() => {
+                tracing::info!(container = %id, "StopContainer: no such container, nothing to stop");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let id = rec.id.clone();
         if rec.phase != Phase::Running {
             return Ok(());

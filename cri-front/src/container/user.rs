@@ -64,6 +64,7 @@ fn id(v: i64, what: &str) -> Result<u32> {
 
 /// Resolve; `passwd`/`group` are the image's files ("" when absent).
 pub fn resolve(req: &UserRequest, passwd: &str, group: &str) -> Result<ResolvedUser> {
+    check_group_has_user(req.run_as_group, req.run_as_user, &req.run_as_username)?;
     let (user_part, group_part) = match req.image_user.split_once(':') {
         Some((u, g)) => (u.to_string(), Some(g.to_string())),
         None => (req.image_user.clone(), None),
@@ -125,10 +126,12 @@ pub fn resolve(req: &UserRequest, passwd: &str, group: &str) -> Result<ResolvedU
     if let Some(g) = req.run_as_group {
         gid = id(g, "run_as_group")?;
     }
-    let mut additional: Vec<u32> = Vec::new();
+    // The primary gid first, as containerd does: setgroups() then holds it too, so the
+    // process's groups (and what ContainerStatus.user reports) include it under both policies.
+    let mut additional: Vec<u32> = vec![gid];
     if let Some(n) = name.as_ref().filter(|_| !req.strict_groups) {
         for (_, g, members) in group_entries(group) {
-            if members.contains(&n.as_str()) && g != gid && !additional.contains(&g) {
+            if members.contains(&n.as_str()) && !additional.contains(&g) {
                 additional.push(g);
             }
         }
@@ -146,9 +149,29 @@ pub fn resolve(req: &UserRequest, passwd: &str, group: &str) -> Result<ResolvedU
     })
 }
 
-/// Whether resolving needs the image's files at all.
+/// kubelet's rule (and containerd's): a group alone does not say whom to run as.
+pub fn check_group_has_user(
+    run_as_group: Option<i64>,
+    run_as_user: Option<i64>,
+    run_as_username: &str,
+) -> Result<()> {
+    match run_as_group {
+        Some(g) if run_as_user.is_none() && run_as_username.is_empty() => {
+            Err(Error::InvalidArgument(format!(
+                "run_as_group {g} is set without run_as_user or run_as_username"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether resolving needs the image's files at all: a user to look up, or (policy Merge)
+/// the image's /etc/group memberships of whoever runs, root included, as containerd merges.
 pub fn needs_files(req: &UserRequest) -> bool {
-    req.run_as_user.is_some() || !req.run_as_username.is_empty() || !req.image_user.is_empty()
+    !req.strict_groups
+        || req.run_as_user.is_some()
+        || !req.run_as_username.is_empty()
+        || !req.image_user.is_empty()
 }
 
 #[cfg(test)]
@@ -171,7 +194,7 @@ mod tests {
         let a = resolve(&r("app"), PASSWD, GROUP).expect("r");
         assert_eq!(
             (a.uid, a.gid, a.additional_gids.clone()),
-            (1000, 1000, vec![2000])
+            (1000, 1000, vec![1000, 2000])
         );
         let b = resolve(&r("33:extra"), PASSWD, GROUP).expect("r");
         assert_eq!((b.uid, b.gid), (33, 2000));
@@ -191,14 +214,14 @@ mod tests {
             ..Default::default()
         };
         let a = resolve(&q, PASSWD, GROUP).expect("r");
-        assert_eq!((a.uid, a.gid, a.additional_gids), (33, 7, vec![2000, 9]));
+        assert_eq!((a.uid, a.gid, a.additional_gids), (33, 7, vec![7, 2000, 9]));
         // Strict: only the groups asked for, none from the image's /etc/group.
         let strict = UserRequest {
             strict_groups: true,
             ..q
         };
         let a = resolve(&strict, PASSWD, GROUP).expect("r");
-        assert_eq!((a.uid, a.gid, a.additional_gids), (33, 7, vec![9]));
+        assert_eq!((a.uid, a.gid, a.additional_gids), (33, 7, vec![7, 9]));
         let q = UserRequest {
             run_as_username: "www".into(),
             ..Default::default()
@@ -209,5 +232,23 @@ mod tests {
             ..Default::default()
         };
         assert!(resolve(&q, PASSWD, GROUP).is_err());
+    }
+
+    #[test]
+    fn group_without_user_is_refused() {
+        let q = UserRequest {
+            run_as_group: Some(7),
+            image_user: "app".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolve(&q, PASSWD, GROUP),
+            Err(Error::InvalidArgument(_))
+        ));
+        let q = UserRequest {
+            run_as_username: "www".into(),
+            ..q
+        };
+        assert_eq!(resolve(&q, PASSWD, GROUP).expect("r").gid, 7);
     }
 }
