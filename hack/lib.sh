@@ -55,3 +55,17 @@ crius_wait_socket() {
     done
     return 1
 }
+
+# crius_containerd_path: $PATH with the bin dir of the containerd CRIUS_CONTAINERD picks first:
+# 1.6 (the default) is the system's; 2.1 is $CRIUS_CONTAINERD21/bin, fetched when missing. Use it as
+# `PATH=$(crius_containerd_path)`; hack/containerd/config.sh reads CRIUS_CONTAINERD too.
+crius_containerd_path() {
+    case "${CRIUS_CONTAINERD:-1.6}" in
+    1.6) printf '%s\n' "$PATH" ;;
+    2.1)
+        [ -x "$CRIUS_CONTAINERD21/bin/containerd" ] || "$CRIUS_REPO/hack/containerd/fetch-2.1.sh" >&2 || return 1
+        printf '%s\n' "$CRIUS_CONTAINERD21/bin:$PATH"
+        ;;
+    *) crius_log "error: CRIUS_CONTAINERD=$CRIUS_CONTAINERD: want 1.6 or 2.1"; return 1 ;;
+    esac
+}

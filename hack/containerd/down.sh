@@ -8,6 +8,7 @@ here=$(dirname "$0")
 
 dir="$CRIUS_DEV_RUN/containerd"
 sock="$dir/containerd.sock"
+[ "$(cat "$dir/version" 2>/dev/null)" = 2.1 ] && PATH="$CRIUS_CONTAINERD21/bin:$PATH"
 if crius_pid_alive "$dir/containerd.pid" && [ -S "$sock" ]; then
     for ns in $(ctr -a "$sock" namespaces ls -q 2>/dev/null); do
         for task in $(ctr -a "$sock" -n "$ns" tasks ls -q 2>/dev/null); do

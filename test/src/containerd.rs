@@ -1,6 +1,8 @@
 //! A private containerd for one test: config from `hack/containerd/config.sh` (the same the dev stack
-//! uses), root/state/socket in the test's dir, the crius shim from `target/debug` on its PATH.
+//! uses), root/state/socket in the test's dir, the crius shim from `target/debug` on its PATH. The
+//! containerd version is [`ContainerdVersion::selected`] (`CRIUS_CONTAINERD`).
 
+use crate::paths::ContainerdVersion;
 use crate::{paths, process};
 use anyhow::{bail, Context};
 use std::fs::File;
@@ -33,6 +35,7 @@ impl Default for ContainerdOptions {
 /// A running private containerd. Stopped, with everything it ran, by its [`crate::TestEnv`].
 pub struct Containerd {
     dir: PathBuf,
+    version: ContainerdVersion,
     child: Option<Child>,
 }
 
@@ -41,8 +44,11 @@ impl Containerd {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let certs_d = dir.join("certs.d");
         process::output(Command::new(paths::hack("containerd/certs.sh")).arg(&certs_d))?;
+        let version = ContainerdVersion::selected();
         let mut cfg = Command::new(paths::hack("containerd/config.sh"));
-        cfg.env("CTRD_DIR", &dir)
+        cfg.env("CRIUS_CONTAINERD", version.as_str())
+            .env("CTRD_CRIUS_SHIM", paths::shim_bin())
+            .env("CTRD_DIR", &dir)
             .env("CTRD_CRI", if opts.cri { "1" } else { "0" })
             .env("CTRD_CERTS_D", &certs_d)
             .env("CTRD_DEFAULT_RUNTIME", &opts.default_runtime);
@@ -51,7 +57,11 @@ impl Containerd {
         }
         let config = process::output(&mut cfg)?;
         std::fs::write(dir.join("config.toml"), config).context("writing containerd config")?;
-        let mut me = Containerd { dir, child: None };
+        let mut me = Containerd {
+            dir,
+            version,
+            child: None,
+        };
         me.spawn()?;
         Ok(me)
     }
@@ -62,12 +72,14 @@ impl Containerd {
             .append(true)
             .open(self.dir.join("containerd.log"))
             .context("opening containerd.log")?;
-        let path = format!(
-            "{}:{}",
-            paths::bin_dir().display(),
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
-        );
-        let child = Command::new("containerd")
+        // The crius shim first, then this version's own runc shim, then the system's tools (runc).
+        let mut dirs = vec![paths::bin_dir()];
+        dirs.extend(self.version.bin_dir());
+        let system =
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+        dirs.extend(std::env::split_paths(&system));
+        let path = std::env::join_paths(dirs).context("joining PATH")?;
+        let child = Command::new(self.version.containerd())
             .arg("--config")
             .arg(self.dir.join("config.toml"))
             .env("PATH", path)
@@ -77,7 +89,7 @@ impl Containerd {
             // Own process group: a ^C of the test run must not reach it before teardown does.
             .process_group(0)
             .spawn()
-            .context("spawning containerd")?;
+            .with_context(|| format!("spawning {}", self.version.containerd().display()))?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -113,6 +125,11 @@ impl Containerd {
         &self.dir
     }
 
+    /// Which containerd this is.
+    pub fn version(&self) -> ContainerdVersion {
+        self.version
+    }
+
     /// The gRPC socket.
     pub fn socket(&self) -> PathBuf {
         self.dir.join("containerd.sock")
@@ -130,7 +147,7 @@ impl Containerd {
 
     /// `ctr -a <socket> -n <namespace>`, ready for more args.
     pub fn ctr(&self, namespace: &str) -> Command {
-        let mut c = Command::new("ctr");
+        let mut c = Command::new(self.version.ctr());
         c.arg("-a").arg(self.socket()).arg("-n").arg(namespace);
         c
     }

@@ -49,6 +49,16 @@ impl TestEnv {
             eprintln!("SKIP: {name}: `{tool}` not found (run hack/setup.sh)");
             return None;
         }
+        // A containerd asked for by name must be there: a skip would hide that it was never tested.
+        let version = paths::ContainerdVersion::selected();
+        if let Some(dir) = version.bin_dir() {
+            assert!(
+                dir.join("containerd").is_file() && dir.join("ctr").is_file(),
+                "{name}: CRIUS_CONTAINERD={} but {} lacks containerd/ctr: run hack/containerd/fetch-2.1.sh",
+                version.as_str(),
+                dir.display()
+            );
+        }
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter("info")

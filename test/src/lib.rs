@@ -8,7 +8,9 @@
 //!   for the leak check.
 //! - [`TestEnv::containerd`] — starts a private containerd (own config, root, state and socket in the
 //!   temp dir; the crius shim from `target/debug` on its PATH), optionally with containerd's own CRI
-//!   plugin ([`ContainerdOptions`]). [`Containerd::ctr`] runs `ctr` against it.
+//!   plugin ([`ContainerdOptions`]). [`Containerd::ctr`] runs `ctr` against it. `CRIUS_CONTAINERD=2.1`
+//!   makes it Debian forky's containerd 2.1 (config version 3) instead of the system's 1.6
+//!   ([`paths::ContainerdVersion`]).
 //! - [`registry::ensure`] — the local registry on 127.0.0.1:5000 with the local images, started and
 //!   built through `hack/` when missing. Image names: [`registry::BUSYBOX`], [`registry::CONFIG_TEST`],
 //!   [`registry::PAUSE`].

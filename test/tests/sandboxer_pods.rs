@@ -303,6 +303,7 @@ fn sandboxer_pause_from_an_image_runs_on_a_view_snapshot() {
         .expect("pull pause image");
     cfg.pause = crius_sandboxer::PauseSource::Image(crius_test::registry::PAUSE.into());
     let socket = cfg.containerd_address.clone();
+    let ctrd_version = ctrd.version();
     rt().block_on(async {
         let sb = Sandboxer::new(cfg).await.expect("sandboxer");
         let p = sb.run(pod("imgpause")).await.expect("run");
@@ -310,7 +311,7 @@ fn sandboxer_pause_from_an_image_runs_on_a_view_snapshot() {
         let pid = p.pause_pid.expect("pause pid");
         assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
         // The pause container sits on the pod's view snapshot of the image.
-        let info = std::process::Command::new("ctr")
+        let info = std::process::Command::new(ctrd_version.ctr())
             .arg("-a")
             .arg(&socket)
             .args(["-n", "crius", "containers", "info", &p.id])
