@@ -251,6 +251,10 @@ impl Daemon {
         tracing::info!(pod_name = %name, pod_namespace = %ns, "RunPodSandbox");
         let st = self.sandboxer.run(cfg).await?;
         tracing::info!(pod = %st.id, pod_name = %name, ips = ?st.ips, "pod sandbox ready");
+        self.emit_pod(&st.id, cri::ContainerEventType::ContainerCreatedEvent)
+            .await;
+        self.emit_pod(&st.id, cri::ContainerEventType::ContainerStartedEvent)
+            .await;
         Ok(st.id)
     }
 
@@ -320,9 +324,9 @@ impl Daemon {
     /// Remove the pod's containers, then the pod. Unknown ids are fine (idempotent).
     #[tracing::instrument(level = "debug", skip_all, fields(pod = %id))]
     pub async fn remove_pod(&self, id: &str) -> Result<()> {
-        let pod_id = match self.find_pod(id).await {
-            Ok(p) => p.id,
-            Err(e) if e.is_not_found() => id.to_string(),
+        let (pod_id, known) = match self.find_pod(id).await {
+            Ok(p) => (p.id, true),
+            Err(e) if e.is_not_found() => (id.to_string(), false),
             Err(e) => return Err(e),
         };
         tracing::info!(pod = %pod_id, "RemovePodSandbox");
@@ -332,6 +336,10 @@ impl Daemon {
             }
         }
         self.sandboxer.remove(&pod_id).await?;
+        if known {
+            self.emit_pod(&pod_id, cri::ContainerEventType::ContainerDeletedEvent)
+                .await;
+        }
         Ok(())
     }
 }

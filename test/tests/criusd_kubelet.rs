@@ -1,5 +1,6 @@
 //! Rules kubelet relies on, as containerd and CRI-O keep them: stops of pods and containers
-//! that do not exist (any more) are OK, and a run-as group without a run-as user is refused.
+//! that do not exist (any more) are OK, a run-as group without a run-as user is refused, and
+//! ContainerStatus and GetContainerEvents say what kubelet's PLEG builds the pod from.
 
 mod criusd_common;
 
@@ -7,8 +8,8 @@ use crius_proto::runtime as cri;
 use crius_proto::tonic::Code;
 use crius_test::{env_or_skip, registry};
 use criusd_common::{
-    client, container_config, create_and_start, finish, pod_config, pod_log_dir, pull, remove_pod,
-    rt, run_pod, start, stop_pod, try_create,
+    client, container_config, create_and_start, create_container, finish, pod_config, pod_log_dir,
+    pull, remove_pod, rt, run_pod, start, start_container, stop_pod, try_create,
 };
 
 #[test]
@@ -148,6 +149,171 @@ fn criusd_run_as_group_needs_a_user() {
         let all = criusd_common::all_containers(&mut c).await;
         assert_eq!(all.len(), 2, "the refused create left nothing: {all:?}");
         remove_pod(&mut c, &pod).await.expect("remove pod");
+    });
+    finish(env, &d);
+}
+
+/// The next event from `events` matching `want`, within 10 s.
+async fn next_event(
+    events: &mut crius_proto::tonic::Streaming<cri::ContainerEventResponse>,
+    want: impl Fn(&cri::ContainerEventResponse) -> bool,
+) -> cri::ContainerEventResponse {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, events.message()).await {
+            Ok(Ok(Some(ev))) if want(&ev) => return ev,
+            Ok(Ok(Some(ev))) => seen.push((ev.container_id, ev.container_event_type)),
+            other => panic!("no such event: {other:?}; seen {seen:?}"),
+        }
+    }
+}
+
+fn ids_of(ev: &cri::ContainerEventResponse) -> Vec<&str> {
+    let mut v: Vec<&str> = ev
+        .containers_statuses
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn criusd_status_and_events_as_kubelet_builds_on_them() {
+    use cri::ContainerEventType as Ev;
+    let mut env = env_or_skip!("criusd_status_and_events_as_kubelet_builds_on_them");
+    let Some(d) = start(&mut env) else { return };
+    let log_dir = pod_log_dir(&env);
+    rt().block_on(async {
+        let mut c = client(&d).await;
+        let mut events = c
+            .runtime
+            .get_container_events(cri::GetEventsRequest {})
+            .await
+            .expect("events")
+            .into_inner();
+        let image_id = pull(&mut c, registry::BUSYBOX).await;
+        let img = criusd_common::image_status(&mut c, registry::BUSYBOX)
+            .await
+            .expect("image status")
+            .image
+            .expect("image");
+        let digest = img.repo_digests.first().expect("a repo digest").clone();
+
+        let pcfg = pod_config(&env, "events", &log_dir);
+        let pod = run_pod(&mut c, &d, &pcfg).await;
+        // Sandbox events carry the pod's id as container id, as containerd's.
+        for kind in [Ev::ContainerCreatedEvent, Ev::ContainerStartedEvent] {
+            let ev = next_event(&mut events, |e| {
+                e.container_id == pod && e.container_event_type == kind as i32
+            })
+            .await;
+            let ps = ev.pod_sandbox_status.expect("pod status");
+            assert_eq!(ps.state, cri::PodSandboxState::SandboxReady as i32);
+        }
+
+        // Containers are created by image id, as kubelet does.
+        let c1 = create_and_start(
+            &mut c,
+            &d,
+            &pod,
+            container_config("one", &image_id, &["sleep", "1000"]),
+            &pcfg,
+            "one",
+        )
+        .await;
+        let mut cfg2 = container_config("two", &image_id, &["sleep", "1000"]);
+        cfg2.stop_signal = cri::Signal::Sigint as i32;
+        let c2 = create_container(&mut c, &d, &pod, cfg2, &pcfg, "two").await;
+        // c2's created event: the pod's other container is in it too.
+        let ev = next_event(&mut events, |e| {
+            e.container_id == c2 && e.container_event_type == Ev::ContainerCreatedEvent as i32
+        })
+        .await;
+        let mut both = vec![c1.as_str(), c2.as_str()];
+        both.sort();
+        assert_eq!(ids_of(&ev), both, "{ev:?}");
+        assert!(ev.pod_sandbox_status.is_some());
+        start_container(&mut c, &d, &c2, "two").await;
+        let ev = next_event(&mut events, |e| {
+            e.container_id == c2 && e.container_event_type == Ev::ContainerStartedEvent as i32
+        })
+        .await;
+        assert_eq!(ids_of(&ev), both, "{ev:?}");
+        assert!(ev
+            .containers_statuses
+            .iter()
+            .all(|s| s.state == cri::ContainerState::ContainerRunning as i32));
+
+        // ContainerStatus: image = the tag, image_ref = the repo digest (kubelet's imageID),
+        // image_id = the config digest; the stop signal as given, else SIGTERM.
+        for (id, signal) in [(&c1, cri::Signal::Sigterm), (&c2, cri::Signal::Sigint)] {
+            let st = criusd_common::container_state(&mut c, id).await;
+            assert_eq!(st.image_ref, digest, "{st:?}");
+            assert_eq!(st.image_id, image_id, "{st:?}");
+            assert_eq!(
+                st.image.as_ref().expect("image").image,
+                registry::BUSYBOX,
+                "{st:?}"
+            );
+            assert_eq!(st.stop_signal, signal as i32, "{st:?}");
+        }
+        // ListContainers keeps the config digest in image_ref, as containerd does.
+        for ctr in criusd_common::all_containers(&mut c).await {
+            assert_eq!(
+                (ctr.image_ref.as_str(), ctr.image_id.as_str()),
+                (image_id.as_str(), image_id.as_str())
+            );
+        }
+        let ps = c
+            .runtime
+            .pod_sandbox_status(cri::PodSandboxStatusRequest {
+                pod_sandbox_id: pod.clone(),
+                verbose: false,
+            })
+            .await
+            .expect("pod status")
+            .into_inner();
+        assert!(ps.containers_statuses.iter().all(|s| s.image_ref == digest));
+
+        // One container exits: its stopped event still shows the other, running.
+        c.runtime
+            .stop_container(cri::StopContainerRequest {
+                container_id: c1.clone(),
+                timeout: 5,
+            })
+            .await
+            .expect("stop one");
+        let ev = next_event(&mut events, |e| {
+            e.container_id == c1 && e.container_event_type == Ev::ContainerStoppedEvent as i32
+        })
+        .await;
+        assert_eq!(ids_of(&ev), both, "{ev:?}");
+        let other = ev
+            .containers_statuses
+            .iter()
+            .find(|s| s.id == c2)
+            .expect("two");
+        assert_eq!(other.state, cri::ContainerState::ContainerRunning as i32);
+
+        // The pod stops: a sandbox stopped event, the pod NotReady; then deleted.
+        stop_pod(&mut c, &pod).await.expect("stop pod");
+        let ev = next_event(&mut events, |e| {
+            e.container_id == pod && e.container_event_type == Ev::ContainerStoppedEvent as i32
+        })
+        .await;
+        let ps = ev.pod_sandbox_status.as_ref().expect("pod status");
+        assert_eq!(ps.state, cri::PodSandboxState::SandboxNotready as i32);
+        remove_pod(&mut c, &pod).await.expect("remove pod");
+        let ev = next_event(&mut events, |e| {
+            e.container_id == pod && e.container_event_type == Ev::ContainerDeletedEvent as i32
+        })
+        .await;
+        assert!(
+            ev.pod_sandbox_status.is_none() && ev.containers_statuses.is_empty(),
+            "{ev:?}"
+        );
     });
     finish(env, &d);
 }

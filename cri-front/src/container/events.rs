@@ -16,23 +16,50 @@ use super::status::to_cri_status;
 use crate::daemon::Daemon;
 
 impl Daemon {
-    /// Publish one event, with the pod's status and the container's, as kubelet's evented PLEG wants.
+    /// Publish one container event. Like containerd's, it carries the pod's status and the
+    /// statuses of all the pod's containers: kubelet's evented PLEG rebuilds the whole pod
+    /// from one event, so the pod's other containers must be in it.
     pub(crate) async fn emit(&self, rec: &ContainerRecord, kind: cri::ContainerEventType) {
+        self.publish(&rec.id, &rec.pod_id, kind).await;
+    }
+
+    /// Publish a pod sandbox's event (created, started, stopped, deleted): containerd sends
+    /// them with the pod's id as container id.
+    pub(crate) async fn emit_pod(&self, pod_id: &str, kind: cri::ContainerEventType) {
+        self.publish(pod_id, pod_id, kind).await;
+    }
+
+    async fn publish(&self, id: &str, pod_id: &str, kind: cri::ContainerEventType) {
         if self.events.receiver_count() == 0 {
             return;
         }
         let pod = self
             .sandboxer
-            .status(&rec.pod_id)
+            .status(pod_id)
             .await
             .ok()
             .map(|p| crate::pod::to_cri_status(&p));
-        let mut statuses = vec![];
-        if kind != cri::ContainerEventType::ContainerDeletedEvent {
-            statuses.push(to_cri_status(rec));
-        }
+        let mut recs: Vec<ContainerRecord> = self
+            .store
+            .all()
+            .await
+            .into_iter()
+            .filter(|r| r.pod_id == pod_id)
+            .collect();
+        recs.sort_by_key(|r| r.created_at_ns);
+        let statuses = match self.cri_statuses(&recs).await {
+            Ok(s) => s,
+            Err(e) => {
+                // Still an event: kubelet relists on its own schedule.
+                tracing::warn!(pod = %pod_id, container = %id, error = %e, "container event: image names unavailable");
+                recs.iter()
+                    .map(|r| to_cri_status(r, &Default::default()))
+                    .collect()
+            }
+        };
+        tracing::debug!(pod = %pod_id, container = %id, event = kind.as_str_name(), "container event");
         let _ = self.events.send(cri::ContainerEventResponse {
-            container_id: rec.id.clone(),
+            container_id: id.to_string(),
             container_event_type: kind as i32,
             created_at: now_ns(),
             pod_sandbox_status: pod,
@@ -104,11 +131,23 @@ async fn handle(d: &Daemon, env: containerd_client::types::Envelope) {
         "/tasks/exit" => {
             if let Ok(e) = TaskExit::decode(any.value.as_slice()) {
                 // Exec exits carry the exec id; only the init process ends the container.
-                if e.id == e.container_id && d.store.get(&e.container_id).await.is_some() {
+                if e.id != e.container_id {
+                    return;
+                }
+                if d.store.get(&e.container_id).await.is_some() {
                     d.record_exit(
                         &e.container_id,
                         e.exit_status as i32,
                         ts_ns(e.exited_at.as_ref()),
+                    )
+                    .await;
+                } else if d.sandboxer.status(&e.container_id).await.is_ok() {
+                    // A pod's pause (its task has the pod's id) ended: the pod stopped, by
+                    // StopPodSandbox or not; containerd sends this from its sandbox exit too.
+                    tracing::info!(pod = %e.container_id, exit_code = e.exit_status, "pod sandbox's pause exited");
+                    d.emit_pod(
+                        &e.container_id,
+                        cri::ContainerEventType::ContainerStoppedEvent,
                     )
                     .await;
                 }

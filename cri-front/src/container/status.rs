@@ -11,6 +11,7 @@ use super::lifecycle::{ts_ns, TaskState};
 use super::record::{ContainerRecord, Phase};
 use crate::daemon::Daemon;
 use crate::error::{CtrdContext, Result};
+use crate::image::is_digest_name;
 
 impl Daemon {
     /// A record with its exit filled in if the task has ended since we last looked.
@@ -92,6 +93,74 @@ fn image_spec(r: &ContainerRecord) -> cri::ImageSpec {
     }
 }
 
+/// Every image's names by image id (one Images.List), for what ContainerStatus shows.
+pub type ImageNames = HashMap<String, Vec<String>>;
+
+impl Daemon {
+    pub async fn image_names(&self) -> Result<ImageNames> {
+        Ok(self
+            .images
+            .list()
+            .await?
+            .into_iter()
+            .map(|v| (v.id, v.names))
+            .collect())
+    }
+
+    /// ContainerStatus of each record, their images looked up once.
+    pub async fn cri_statuses(
+        &self,
+        recs: &[ContainerRecord],
+    ) -> Result<Vec<cri::ContainerStatus>> {
+        let names = self.image_names().await?;
+        Ok(recs.iter().map(|r| to_cri_status(r, &names)).collect())
+    }
+}
+
+/// The image as containerd's ContainerStatus shows it: spec = its first tag, image_ref = its
+/// first repo digest (kubelet's imageID), image_id = the config digest. An image removed since
+/// (or never tagged) shows what the record holds.
+fn status_image(r: &ContainerRecord, names: &ImageNames) -> (cri::ImageSpec, String) {
+    let names = names
+        .get(&r.image_id)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let (digests, tags): (Vec<&String>, Vec<&String>) =
+        names.iter().partition(|n| is_digest_name(n));
+    let spec = match tags.first() {
+        Some(t) => cri::ImageSpec {
+            image: t.to_string(),
+            ..Default::default()
+        },
+        None => image_spec(r),
+    };
+    let image_ref = digests
+        .first()
+        .map_or_else(|| r.image_id.clone(), |d| d.to_string());
+    (spec, image_ref)
+}
+
+/// The stop signal as CRI names it (`SIGTERM`, `SIGRTMINPLUS3`); the record holds the
+/// config's or the image's (`SIGQUIT`, `QUIT`, `3`, `SIGRTMIN+3`). SIGTERM when unknown, as
+/// StopContainer then sends.
+pub fn cri_signal(name: &str) -> cri::Signal {
+    let n = name.trim().to_ascii_uppercase();
+    let n = if n.starts_with("SIG") || n.parse::<i32>().is_ok() {
+        n
+    } else {
+        format!("SIG{n}")
+    };
+    let n = n.replace('+', "PLUS").replace('-', "MINUS");
+    if let Some(s) = cri::Signal::from_str_name(&n) {
+        return s;
+    }
+    n.parse::<i32>()
+        .ok()
+        .and_then(|v| nix::sys::signal::Signal::try_from(v).ok())
+        .and_then(|s| cri::Signal::from_str_name(s.as_str()))
+        .unwrap_or(cri::Signal::Sigterm)
+}
+
 pub fn to_cri(r: &ContainerRecord) -> cri::Container {
     cri::Container {
         id: r.id.clone(),
@@ -110,7 +179,8 @@ pub fn to_cri(r: &ContainerRecord) -> cri::Container {
     }
 }
 
-pub fn to_cri_status(r: &ContainerRecord) -> cri::ContainerStatus {
+pub fn to_cri_status(r: &ContainerRecord, images: &ImageNames) -> cri::ContainerStatus {
+    let (image, image_ref) = status_image(r, images);
     cri::ContainerStatus {
         id: r.id.clone(),
         metadata: Some(cri::ContainerMetadata {
@@ -122,8 +192,8 @@ pub fn to_cri_status(r: &ContainerRecord) -> cri::ContainerStatus {
         started_at: r.started_at_ns,
         finished_at: r.finished_at_ns,
         exit_code: r.exit_code,
-        image: Some(image_spec(r)),
-        image_ref: r.image_id.clone(),
+        image: Some(image),
+        image_ref,
         reason: r.reason.clone(),
         message: r.message.clone(),
         labels: r.labels.clone().into_iter().collect(),
@@ -157,7 +227,7 @@ pub fn to_cri_status(r: &ContainerRecord) -> cri::ContainerStatus {
                 supplemental_groups: r.additional_gids.iter().map(|g| *g as i64).collect(),
             }),
         }),
-        stop_signal: 0,
+        stop_signal: cri_signal(&r.stop_signal) as i32,
     }
 }
 
@@ -195,6 +265,42 @@ mod tests {
         r.phase = phase;
         r.labels.insert(label.0.into(), label.1.into());
         r
+    }
+
+    #[test]
+    fn status_names_the_image_as_containerd() {
+        let r = rec("abc1", "pod1", Phase::Running, ("app", "web"));
+        let mut names = ImageNames::new();
+        let st = to_cri_status(&r, &names);
+        assert_eq!(
+            (st.image_ref.as_str(), st.image_id.as_str()),
+            ("sha256:x", "sha256:x")
+        );
+        assert_eq!(st.image.expect("image").image, "i");
+        names.insert(
+            "sha256:x".into(),
+            vec!["r/x@sha256:m".into(), "r/x:1".into(), "r/x:2".into()],
+        );
+        let st = to_cri_status(&r, &names);
+        assert_eq!(st.image_ref, "r/x@sha256:m");
+        assert_eq!(st.image_id, "sha256:x");
+        assert_eq!(st.image.expect("image").image, "r/x:1");
+    }
+
+    #[test]
+    fn stop_signals_in_cri_names() {
+        for (given, want) in [
+            ("SIGTERM", cri::Signal::Sigterm),
+            ("quit", cri::Signal::Sigquit),
+            ("SIGUSR1", cri::Signal::Sigusr1),
+            ("2", cri::Signal::Sigint),
+            ("SIGRTMIN+3", cri::Signal::Sigrtminplus3),
+            ("SIGRTMAX-1", cri::Signal::Sigrtmaxminus1),
+            ("SIGRTMINPLUS1", cri::Signal::Sigrtminplus1),
+            ("bogus", cri::Signal::Sigterm),
+        ] {
+            assert_eq!(cri_signal(given), want, "{given}");
+        }
     }
 
     #[test]

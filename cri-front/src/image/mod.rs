@@ -21,7 +21,8 @@ use crate::ctrd::Ctrd;
 use crate::error::{CtrdContext, Error, Result};
 use manifest::{chain_ids, ImageConfigFile, Manifest};
 use records::Record;
-use reference::{is_digest_name, ImageName};
+pub use reference::is_digest_name;
+use reference::ImageName;
 use registry::Auth;
 
 /// criusd's image side.

@@ -9,7 +9,7 @@ use crius_proto::tonic::{Request, Response, Status};
 use crius_proto::RuntimeService;
 use futures::Stream;
 
-use crate::container::status::{matches, to_cri, to_cri_status};
+use crate::container::status::{matches, to_cri};
 use crate::daemon::Daemon;
 use crate::error::Error;
 use crate::pod;
@@ -201,14 +201,14 @@ impl RuntimeService for RuntimeSvc {
                 info.insert("info".to_string(), j);
             }
         }
-        let containers = self
+        let recs: Vec<_> = self
             .d
             .all_refreshed()
             .await?
-            .iter()
+            .into_iter()
             .filter(|r| r.pod_id == p.id)
-            .map(to_cri_status)
             .collect();
+        let containers = self.d.cri_statuses(&recs).await?;
         Ok(Response::new(cri::PodSandboxStatusResponse {
             status: Some(pod::to_cri_status(&p)),
             info,
@@ -328,7 +328,7 @@ impl RuntimeService for RuntimeSvc {
             }
         }
         Ok(Response::new(cri::ContainerStatusResponse {
-            status: Some(to_cri_status(&rec)),
+            status: self.d.cri_statuses(std::slice::from_ref(&rec)).await?.pop(),
             info,
         }))
     }
