@@ -131,19 +131,36 @@ impl Sandboxer {
 
     /// A CNI plugin started for this pod by a process that died (kill -9
     /// mid-run) runs on unsupervised; a DEL racing it could miss what it makes
-    /// after. Stop such plugins (found by `CNI_CONTAINERID=<id>` in their
-    /// environment) and wait for them to go; DEL then cleans up after them.
-    async fn stop_stray_cni_plugins(&self, id: &str) {
+    /// after. Let such plugins (found by `CNI_CONTAINERID=<id>` in their
+    /// environment) finish first: killing one mid-ADD can leave host-local's
+    /// lease file created but not yet written with the owner's id, and DEL
+    /// (which releases by id) never frees that IP. Only a plugin still running
+    /// after the CNI timeout is killed.
+    async fn finish_stray_cni_plugins(&self, id: &str) {
         let entry = format!("CNI_CONTAINERID={id}");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + self.cfg.cni_timeout;
+        let mut waited = false;
         loop {
             let pids = sys::pids_with_env(&entry);
-            if pids.is_empty() || tokio::time::Instant::now() >= deadline {
+            if pids.is_empty() {
+                if waited {
+                    tracing::info!(pod = %id, "CNI plugins left running by a crash have finished");
+                }
                 return;
             }
-            for pid in pids {
-                tracing::warn!(pod = %id, pid, "killing a CNI plugin left running by a crash");
-                sys::kill_pid(pid);
+            let now = tokio::time::Instant::now();
+            if now >= deadline + Duration::from_secs(5) {
+                tracing::warn!(pod = %id, pids = ?pids, "CNI plugins survive SIGKILL; going on with DEL");
+                return;
+            }
+            if now >= deadline {
+                for pid in pids {
+                    tracing::warn!(pod = %id, pid, "killing a CNI plugin left running by a crash (past the CNI timeout)");
+                    sys::kill_pid(pid);
+                }
+            } else if !waited {
+                tracing::info!(pod = %id, pids = ?pids, "waiting for CNI plugins left running by a crash");
+                waited = true;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -249,7 +266,7 @@ impl Sandboxer {
             );
         }
         if rec.phase == crate::store::Phase::Creating {
-            self.stop_stray_cni_plugins(id).await;
+            self.finish_stray_cni_plugins(id).await;
         }
         let ns_path = self.netns_path(id);
         let live_ns = netns::exists(&ns_path).then_some(ns_path.as_path());

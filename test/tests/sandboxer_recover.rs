@@ -6,7 +6,7 @@
 mod sandboxer_common;
 
 use crius_sandboxer::{PodState, Sandboxer, SandboxerConfig};
-use crius_test::env_or_skip;
+use crius_test::{env_or_skip, CniNetwork};
 use sandboxer_common::{finish, pod, rt, start};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -108,20 +108,118 @@ fn sandboxer_kill9_mid_run_then_recover_leaves_nothing() {
                 sb.remove(&p.id).await.expect("remove");
             }
         });
-        let leases: Vec<_> = std::fs::read_dir(&net.lease_dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.contains('.') && !n.starts_with("last_reserved_ip"))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let leases = leases_left(&net);
         assert!(
             leases.is_empty(),
             "round {round}: IP leases left: {leases:?}"
         );
     }
     finish(env);
+}
+
+/// The window behind a lease once left by the test above, hit on purpose: the crash lands while the
+/// pod's IPAM plugin (host-local, behind a wrapper that pauses before or after it) is inside ADD.
+/// Recovery must let that plugin finish and then DEL, never kill it mid-ADD (host-local killed between
+/// creating a lease file and writing its owner into it leaves an IP no DEL frees).
+#[test]
+fn sandboxer_kill9_mid_cni_add_lets_the_plugin_finish_and_frees_the_lease() {
+    let mut env =
+        env_or_skip!("sandboxer_kill9_mid_cni_add_lets_the_plugin_finish_and_frees_the_lease");
+    let Some((mut cfg, net)) = start(&mut env) else {
+        return;
+    };
+    let bin = env.dir().join("cni-bin");
+    let marks = env.dir().join("cni-marks");
+    std::fs::create_dir_all(&bin).expect("cni-bin");
+    std::fs::create_dir_all(&marks).expect("cni-marks");
+    let host_local = cfg
+        .cni_bin_dirs
+        .iter()
+        .map(|d| d.join("host-local"))
+        .find(|p| p.exists())
+        .expect("host-local plugin");
+    // PAUSE_AT=before: sleep, then host-local; after: host-local, sleep, then its result.
+    let wrapper = format!(
+        r#"#!/bin/sh
+[ "$CNI_COMMAND" = ADD ] || exec {hl}
+touch {m}/started
+if [ "$(cat {m}/pause_at)" = before ]; then sleep 0.6; {hl} > {m}/out || exit $?
+else {hl} > {m}/out || exit $?; sleep 0.6; fi
+touch {m}/finished
+cat {m}/out
+"#,
+        hl = host_local.display(),
+        m = marks.display()
+    );
+    let script = bin.join("host-local");
+    std::fs::write(&script, wrapper).expect("wrapper");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod wrapper");
+    cfg.cni_bin_dirs.insert(0, bin);
+    let exe = std::env::current_exe().expect("test binary");
+    for pause_at in ["before", "after"] {
+        for f in ["started", "finished", "out"] {
+            let _ = std::fs::remove_file(marks.join(f));
+        }
+        std::fs::write(marks.join("pause_at"), pause_at).expect("pause_at");
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "sandboxer_crash_child",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, serde_json::to_string(&cfg).expect("config json"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        let mut started = false;
+        for _ in 0..600 {
+            if marks.join("started").exists() {
+                started = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child.kill().expect("SIGKILL child");
+        child.wait().expect("reap child");
+        assert!(started, "{pause_at}: the IPAM plugin never started");
+        assert!(
+            !marks.join("finished").exists(),
+            "{pause_at}: the crash must land inside ADD"
+        );
+
+        let cfg = cfg.clone();
+        rt().block_on(async {
+            let sb = Sandboxer::new(cfg).await.expect("sandboxer");
+            let report = sb.recover().await.expect("recover");
+            assert!(report.errors.is_empty(), "{pause_at}: {report:?}");
+            assert_eq!(report.cleaned.len(), 1, "{pause_at}: {report:?}");
+            for p in sb.list().await.expect("list") {
+                sb.remove(&p.id).await.expect("remove");
+            }
+        });
+        assert!(
+            marks.join("finished").exists(),
+            "{pause_at}: recovery killed the IPAM plugin mid-ADD instead of letting it finish"
+        );
+        let leases = leases_left(&net);
+        assert!(leases.is_empty(), "{pause_at}: IP leases left: {leases:?}");
+    }
+    finish(env);
+}
+
+/// host-local's lease files (`<dataDir>/<network>/<ip>`) still there.
+fn leases_left(net: &CniNetwork) -> Vec<String> {
+    std::fs::read_dir(net.lease_dir.join(&net.name))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains('.') && !n.starts_with("last_reserved_ip"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
