@@ -9,13 +9,16 @@ use std::process::Command;
 fn busybox_pulled_from_local_registry_runs_under_stock_runc_shim() {
     let mut env = env_or_skip!("busybox_pulled_from_local_registry_runs_under_stock_runc_shim");
     registry::ensure().expect("local registry");
+    // Its own namespace: the stock runc shim makes the cgroup parent /<namespace> and never removes
+    // it, so "default" would leave /sys/fs/cgroup/*/default behind on a fresh machine.
+    let ns = env.id().to_string();
     let ctrd = env
         .containerd(ContainerdOptions::default())
         .expect("containerd");
-    ctrd.pull("default", BUSYBOX).expect("pull busybox");
+    ctrd.pull(&ns, BUSYBOX).expect("pull busybox");
     let out = ctrd
         .ctr_output(
-            "default",
+            &ns,
             &[
                 "run",
                 "--rm",
@@ -33,7 +36,7 @@ fn busybox_pulled_from_local_registry_runs_under_stock_runc_shim() {
 
     // A failing command's exit code comes back through ctr.
     let status = ctrd
-        .ctr("default")
+        .ctr(&ns)
         .args([
             "run",
             "--rm",
@@ -48,6 +51,7 @@ fn busybox_pulled_from_local_registry_runs_under_stock_runc_shim() {
         .status()
         .expect("ctr run exit 3");
     assert_eq!(status.code(), Some(3));
+    crius_test::leaks::remove_cgroup_parents(&ns);
     env.finish().expect("no leaks");
 }
 
@@ -55,14 +59,17 @@ fn busybox_pulled_from_local_registry_runs_under_stock_runc_shim() {
 fn config_test_image_carries_user_env_workdir_entrypoint_and_cmd() {
     let mut env = env_or_skip!("config_test_image_carries_user_env_workdir_entrypoint_and_cmd");
     registry::ensure().expect("local registry");
+    // Its own namespace: the stock runc shim makes the cgroup parent /<namespace> and never removes
+    // it, so "default" would leave /sys/fs/cgroup/*/default behind on a fresh machine.
+    let ns = env.id().to_string();
     let ctrd = env
         .containerd(ContainerdOptions::default())
         .expect("containerd");
-    ctrd.pull("default", CONFIG_TEST).expect("pull config-test");
+    ctrd.pull(&ns, CONFIG_TEST).expect("pull config-test");
     // ctr applies the image config as-is: what the image says is what runs.
     let out = ctrd
         .ctr_output(
-            "default",
+            &ns,
             &[
                 "run",
                 "--rm",
@@ -77,6 +84,7 @@ fn config_test_image_carries_user_env_workdir_entrypoint_and_cmd() {
         out.trim(),
         "uid=1000 gid=1000 cwd=/home/app greeting=hello-from-image mode=image"
     );
+    crius_test::leaks::remove_cgroup_parents(&ns);
     env.finish().expect("no leaks");
 }
 
