@@ -42,11 +42,13 @@ impl TestEnv {
     /// A new env, or `None` with one `SKIP:` line when this machine cannot run the test.
     pub fn new(name: &str) -> Option<TestEnv> {
         if !nix::unistd::Uid::effective().is_root() {
-            eprintln!("SKIP: {name}: needs root (mounts, namespaces, containerd)");
+            crate::skip(format!(
+                "{name}: needs root (mounts, namespaces, containerd)"
+            ));
             return None;
         }
         if let Some(tool) = TOOLS.iter().find(|t| !process::have_tool(t)) {
-            eprintln!("SKIP: {name}: `{tool}` not found (run hack/setup.sh)");
+            crate::skip(format!("{name}: `{tool}` not found (run hack/setup.sh)"));
             return None;
         }
         // A containerd asked for by name must be there: a skip would hide that it was never tested.

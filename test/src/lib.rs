@@ -59,3 +59,16 @@ macro_rules! env_or_skip {
         }
     };
 }
+
+/// Say why the calling test cannot run here (one `SKIP:` line) — and fail it instead where skipping
+/// proves nothing: under CI (`CI` set) or `hack/test.sh` (`CRIUS_TEST_NO_SKIP=1`), a test that does
+/// not run is a test that fails.
+pub fn skip(why: impl std::fmt::Display) {
+    let strict = ["CI", "CRIUS_TEST_NO_SKIP"]
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|x| !x.is_empty() && x != "0" && x != "false"));
+    if strict {
+        panic!("SKIP is a failure here (CI / hack/test.sh): {why}");
+    }
+    eprintln!("SKIP: {why}");
+}

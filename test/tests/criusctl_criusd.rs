@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 fn setup(name: &str) -> Option<Setup> {
     let mut env = TestEnv::new(name)?;
     if !paths::criusctl_bin().exists() {
-        eprintln!("SKIP: {name}: criusctl missing (hack/build.sh builds it)");
+        crius_test::skip(format!(
+            "{name}: criusctl missing (hack/build.sh builds it)"
+        ));
         return None;
     }
     let d = criusd_common::start(&mut env)?;
@@ -67,7 +69,7 @@ fn criusctl_criusd_streaming() {
     };
     let probe = s.run(&["exec", "nonexistent-container", "true"]);
     if String::from_utf8_lossy(&probe.stderr).contains("Unimplemented") {
-        eprintln!("SKIP: criusctl_criusd_streaming: criusd serves no streaming server yet");
+        crius_test::skip("criusctl_criusd_streaming: criusd serves no streaming server yet");
         s.finish();
         return;
     }
@@ -131,7 +133,7 @@ fn criusctl_criusd_streaming_tokens_are_single_use() {
         }
     });
     let Some(url) = url else {
-        eprintln!("SKIP: criusd serves no streaming server yet");
+        crius_test::skip("criusd serves no streaming server yet");
         s.finish();
         return;
     };

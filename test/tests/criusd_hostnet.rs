@@ -23,11 +23,11 @@ fn criusd_pause_from_an_image_is_pulled_on_first_pod() {
     let mut env = env_or_skip!("criusd_pause_from_an_image_is_pulled_on_first_pod");
     if criusd_common::runtime() != "io.containerd.crius.v2" {
         // The sandboxer runs an image pause on a read-only view; runc cannot create /proc there.
-        eprintln!("SKIP: criusd_pause_from_an_image_is_pulled_on_first_pod: needs the crius shim");
+        crius_test::skip("criusd_pause_from_an_image_is_pulled_on_first_pod: needs the crius shim");
         return;
     }
     if !registry::has_manifest("crius/pause") {
-        eprintln!("SKIP: criusd_pause_from_an_image_is_pulled_on_first_pod: no crius/pause image in the local registry");
+        crius_test::skip("criusd_pause_from_an_image_is_pulled_on_first_pod: no crius/pause image in the local registry");
         return;
     }
     let Some(d) = start_with(&mut env, Some(registry::PAUSE)) else {

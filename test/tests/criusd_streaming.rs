@@ -60,7 +60,7 @@ fn attach_ping(d: &criusd_common::Criusd, id: &str, word: &str) -> String {
 fn criusd_streaming_exec_tty_and_port_forward() {
     let mut env = env_or_skip!("criusd_streaming_exec_tty_and_port_forward");
     if !paths::criusctl_bin().exists() {
-        eprintln!("SKIP: criusd_streaming_exec_tty_and_port_forward: criusctl not built");
+        crius_test::skip("criusd_streaming_exec_tty_and_port_forward: criusctl not built");
         return;
     }
     let Some(mut d) = start(&mut env) else { return };

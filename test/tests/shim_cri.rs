@@ -90,7 +90,7 @@ fn pod_config(id: &str, name: &str, log_dir: &Path) -> cri::PodSandboxConfig {
 fn setup(name: &str, runtime: &str) -> Option<(TestEnv, PathBuf, PathBuf)> {
     let mut env = TestEnv::new(name)?;
     let Some(pause) = pause_binary() else {
-        eprintln!("SKIP: {name}: crius-pause is not built");
+        crius_test::skip(format!("{name}: crius-pause is not built"));
         return None;
     };
     registry::ensure().expect("registry");

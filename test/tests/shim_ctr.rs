@@ -562,7 +562,7 @@ fn shim_binary_log_uri_starts_the_log_driver() {
     let mut env = env_or_skip!("shim_binary_log_uri_starts_the_log_driver");
     let logger = crius_test::paths::bin_dir().join("crius-logger");
     if !logger.is_file() {
-        eprintln!("SKIP: shim_binary_log_uri_starts_the_log_driver: crius-logger is not built");
+        crius_test::skip("shim_binary_log_uri_starts_the_log_driver: crius-logger is not built");
         return;
     }
     let (ns, c) = setup(&mut env);

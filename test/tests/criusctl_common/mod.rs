@@ -72,16 +72,16 @@ pub fn setup(name: &str) -> Option<Setup> {
     let mut env = TestEnv::new(name)?;
     for bin in [paths::criusctl_bin(), paths::pause_bin()] {
         if !bin.exists() {
-            eprintln!(
-                "SKIP: {name}: {} missing (hack/build.sh builds it)",
+            crius_test::skip(format!(
+                "{name}: {} missing (hack/build.sh builds it)",
                 bin.display()
-            );
+            ));
             return None;
         }
     }
     for tool in ["umoci", "tar"] {
         if Command::new(tool).arg("--version").output().is_err() {
-            eprintln!("SKIP: {name}: `{tool}` not found (run hack/setup.sh)");
+            crius_test::skip(format!("{name}: `{tool}` not found (run hack/setup.sh)"));
             return None;
         }
     }

@@ -66,11 +66,11 @@ pub fn start_with(env: &mut TestEnv, pause_image: Option<&str>) -> Option<Criusd
         paths::bin_dir().join("crius-logger"),
     ] {
         if !bin.exists() {
-            eprintln!(
-                "SKIP: {}: {} missing (hack/build.sh builds it)",
+            crius_test::skip(format!(
+                "{}: {} missing (hack/build.sh builds it)",
                 env.name(),
                 bin.display()
-            );
+            ));
             return None;
         }
     }

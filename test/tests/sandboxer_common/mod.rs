@@ -18,11 +18,11 @@ pub fn runtime() -> String {
 pub fn start(env: &mut TestEnv) -> Option<(SandboxerConfig, CniNetwork)> {
     let pause = paths::pause_bin();
     if !pause.exists() {
-        eprintln!(
-            "SKIP: {}: {} missing (hack/build.sh builds it)",
+        crius_test::skip(format!(
+            "{}: {} missing (hack/build.sh builds it)",
             env.name(),
             pause.display()
-        );
+        ));
         return None;
     }
     let net = env.cni().expect("CNI network");
