@@ -8,7 +8,8 @@
 //!   and the flags containerd passes (`-namespace -id -address
 //!   -publish-binary -bundle -debug`). Runtime options
 //!   (`containerd.runc.v1.Options`): `binary_name`, `root`, `no_pivot_root`,
-//!   `no_new_keyring` are honoured.
+//!   `no_new_keyring` are honoured. `-info` (containerd 2.x) prints a
+//!   `RuntimeInfo` with runc's `features` (see `info`).
 //! - One shim per pod: a container whose spec annotation
 //!   `io.kubernetes.cri.sandbox-id` or `io.crius.sandbox-id` names a sandbox
 //!   joins that sandbox's shim; a sandbox (`io.kubernetes.cri.container-type`
@@ -38,6 +39,8 @@ mod container;
 mod error;
 mod events;
 mod fastpath;
+mod info;
+mod kill;
 mod logbinary;
 mod logging;
 mod oom;

@@ -570,8 +570,7 @@ impl Inner {
                     "exec {exec_id} not started"
                 )));
             }
-            kill(Pid::from_raw(p.pid), sig)?;
-            return Ok(());
+            return crate::kill::signal(id, exec_id, p.pid, sig);
         }
         match &c.kind {
             Kind::Runc => {
@@ -581,15 +580,19 @@ impl Inner {
                     args.push("--all");
                 }
                 args.extend([id, signal.as_str()]);
-                c.runc.output(&args, None).await?;
+                c.runc
+                    .output(&args, None)
+                    .await
+                    .map_err(|e| crate::kill::runc_error(id, e))?;
             }
             Kind::Fast(t) => {
-                let mut pids = vec![p.pid];
-                if req.all {
-                    if let Some(dir) = t.cgroups.first() {
-                        pids = cgroups::procs(dir)?;
-                    }
+                if !req.all {
+                    return crate::kill::signal(id, exec_id, p.pid, sig);
                 }
+                let pids = match t.cgroups.first() {
+                    Some(dir) => cgroups::procs(dir)?,
+                    None => vec![p.pid],
+                };
                 for pid in pids {
                     let _ = kill(Pid::from_raw(pid), sig);
                 }

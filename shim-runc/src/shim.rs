@@ -41,6 +41,11 @@ const TASK_V2: &str = "containerd.task.v2.Task";
 
 pub async fn run(args: &[String]) -> Result<()> {
     let flags = containerd_shim::parse(args).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    if flags.info {
+        // stdout carries the protobuf answer: logs only on stderr, errors only.
+        logging::init_quiet();
+        return crate::info::run().await;
+    }
     match flags.action.as_str() {
         "start" => {
             // containerd 1.6 reads stdout and stderr together as the address:
