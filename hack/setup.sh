@@ -17,6 +17,7 @@ PACKAGES=(
     iproute2 iptables curl jq procps psmisc       # used by scripts and the tests' leak checks
     ca-certificates git build-essential pkg-config
     protobuf-compiler                             # protoc for containerd-client's build script (see below)
+    python3 python3-venv                          # the grpcio client test's venv (hack/grpcio-venv.sh)
 )
 
 missing=()
@@ -55,6 +56,7 @@ for plugin in /usr/lib/cni/*; do
 done
 
 "$CRIUS_REPO/hack/containerd/fetch-2.1.sh"   # containerd 2.1 beside the system's, for the 2.x tests
+"$CRIUS_REPO/hack/grpcio-venv.sh" >/dev/null  # grpcio from PyPI + CRI stubs, for criusd_grpc_authority
 
 crius_log "building crius"
 "$CRIUS_REPO/hack/build.sh"

@@ -1,14 +1,16 @@
 //! Lets gRPC clients that send the socket path as HTTP/2 `:authority` talk to criusd.
 //!
-//! grpc-go dialled with a bare path (crictl, older kubelets, `grpcurl -unix`), grpc-java and
-//! grpc-python over unix sockets send `:authority: /run/crius/crius.sock`. That is not a valid
-//! authority, and h2 (under tonic) resets every such stream with PROTOCOL_ERROR, with no option
-//! to relax it (hyperium/h2#487 is unmerged). containerd and CRI-O accept these clients, so
-//! criusd must too.
+//! grpc-go dialled with a bare path (crictl, older kubelets, `grpcurl -unix`) and grpc-java
+//! over unix sockets send `:authority: /run/crius/crius.sock`; grpc-core (Python's grpcio, C++,
+//! Ruby, PHP) sends the path percent-encoded, `run%2Fcrius%2Fcrius.sock`, under a literal
+//! `:authority` name. Neither is a valid authority, and h2 (under tonic) resets every such
+//! stream with PROTOCOL_ERROR, with no option to relax it (hyperium/h2#487 is unmerged).
+//! containerd and CRI-O accept these clients, so criusd must too.
 //!
 //! The fix sits between the socket and tonic and edits only the client's header blocks: in an
-//! `:authority` literal (by static index) that h2 would refuse, each `/` becomes `-`. Both have
-//! 6-bit Huffman codes, so the string keeps its encoded length whether Huffman-coded or not: frame
+//! `:authority` literal (name by static index 1, or the name spelled out) that h2 would refuse,
+//! each `/` and `%` becomes `-`. All three have 6-bit Huffman codes, so the string keeps its
+//! encoded (and decoded) length whether Huffman-coded or not: frame
 //! sizes, the field order and the dynamic table's accounting stay exactly as the client computed
 //! them, and later indexed references to the entry stay in step. criusd never reads the value.
 //! Valid authorities (tonic's, current kubelet's `localhost`) are not touched.
@@ -221,13 +223,17 @@ fn rewrite(block: &mut [u8]) -> usize {
         let Some(name) = int(block, &mut i, prefix) else {
             return fixed;
         };
-        if name == 0 && string(block, &mut i).is_none() {
-            return fixed;
+        let mut is_authority = name == AUTHORITY;
+        if name == 0 {
+            let Some((huffman, n)) = string(block, &mut i) else {
+                return fixed;
+            };
+            is_authority = decoded(&block[n], huffman).as_deref() == Some(b":authority");
         }
         let Some((huffman, value)) = string(block, &mut i) else {
             return fixed;
         };
-        if name == AUTHORITY && fix_value(&mut block[value], huffman) {
+        if is_authority && fix_value(&mut block[value], huffman) {
             fixed += 1;
         }
     }
@@ -237,20 +243,13 @@ fn rewrite(block: &mut [u8]) -> usize {
 /// Make an `:authority` value h2 accepts, at the same encoded length; false when it already was
 /// valid or cannot be fixed (h2 then refuses it as before).
 fn fix_value(encoded: &mut [u8], huffman: bool) -> bool {
-    let mut raw = Vec::new();
-    if huffman {
-        if httlib_huffman::decode(encoded, &mut raw, httlib_huffman::DecoderSpeed::FourBits)
-            .is_err()
-        {
-            return false;
-        }
-    } else {
-        raw = encoded.to_vec();
-    }
+    let Some(mut raw) = decoded(encoded, huffman) else {
+        return false;
+    };
     if valid_authority(&raw) {
         return false;
     }
-    for c in raw.iter_mut().filter(|c| **c == b'/') {
+    for c in raw.iter_mut().filter(|c| **c == b'/' || **c == b'%') {
         *c = b'-';
     }
     if !valid_authority(&raw) {
@@ -270,6 +269,16 @@ fn fix_value(encoded: &mut [u8], huffman: bool) -> bool {
     }
     encoded.copy_from_slice(&out);
     true
+}
+
+/// A string literal's bytes, Huffman-decoded when it is coded; None when it does not decode.
+fn decoded(encoded: &[u8], huffman: bool) -> Option<Vec<u8>> {
+    if !huffman {
+        return Some(encoded.to_vec());
+    }
+    let mut raw = Vec::new();
+    httlib_huffman::decode(encoded, &mut raw, httlib_huffman::DecoderSpeed::FourBits).ok()?;
+    Some(raw)
 }
 
 /// What h2 requires of `:authority`.
@@ -523,6 +532,37 @@ mod tests {
         ]
         .concat();
         assert_eq!(decoded_authority(&block), b"-run-x.sock");
+    }
+
+    #[test]
+    fn grpc_core_percent_encoded_path_under_a_literal_name_is_fixed() {
+        for huffman in [false, true] {
+            // grpc-core: literal with incremental indexing, new name ":authority".
+            let mut block = vec![0x40];
+            block.extend(string_lit(b":authority", huffman));
+            block.extend(string_lit(b"run%2Fcrius%2Fcrius.sock", huffman));
+            let len = block.len();
+            assert_eq!(rewrite(&mut block), 1, "huffman {huffman}");
+            assert_eq!(block.len(), len);
+            let mut i = 1;
+            string(&block, &mut i).expect("name");
+            let (h, r) = string(&block, &mut i).expect("value");
+            assert_eq!(
+                decoded(&block[r], h).expect("decode"),
+                b"run-2Fcrius-2Fcrius.sock"
+            );
+        }
+        // Another literal name with the same value is not touched.
+        let mut block = vec![0x40];
+        block.extend(string_lit(b"x-authority", false));
+        block.extend(string_lit(b"run%2Fx", false));
+        assert_eq!(rewrite(&mut block), 0);
+    }
+
+    fn string_lit(s: &[u8], huffman: bool) -> Vec<u8> {
+        let mut v = authority(0, s, huffman);
+        v.remove(0);
+        v
     }
 
     #[test]

@@ -532,10 +532,7 @@ impl Sandboxer {
         self.kill_pod_containers(&id).await?;
         self.stop_pause(&id).await?;
         let netns = rec.netns_path.as_deref().filter(|p| netns::exists(p));
-        self.cni
-            .del(&id, netns)
-            .await
-            .map_err(|e| cni_err("CNI DEL", e))?;
+        self.cni_del(&id, netns).await?;
         if rec.phase != Phase::Stopped {
             rec.phase = Phase::Stopped;
             rec.pause_pid = None;

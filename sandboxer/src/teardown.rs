@@ -207,6 +207,22 @@ impl Sandboxer {
         .await;
     }
 
+    /// CNI DEL of the pod's attachment. One that can never succeed (the plugin cannot even be
+    /// started with this pod's arguments, the cached config is unreadable) is skipped with a
+    /// warning and the attachment forgotten, so it cannot keep the pod from being stopped and
+    /// removed forever; any other failure is returned, to be retried.
+    pub(crate) async fn cni_del(&self, id: &str, netns: Option<&std::path::Path>) -> Result<()> {
+        match self.cni.del(id, netns).await {
+            Err(e) if e.is_permanent() => {
+                tracing::warn!(pod = %id, error = %e, "CNI DEL can never succeed for this pod: skipped, its cached attachment dropped (whatever the plugins made stays)");
+                self.cni
+                    .forget(id)
+                    .map_err(|e| crate::sandboxer::cni_err("CNI forget", e))
+            }
+            r => r.map_err(|e| crate::sandboxer::cni_err("CNI DEL", e)),
+        }
+    }
+
     /// Remove everything of the pod, continuing past failures; returns them.
     pub(crate) async fn teardown(&self, rec: &PodRecord) -> Vec<String> {
         let id = rec.id.as_str();
@@ -270,13 +286,7 @@ impl Sandboxer {
         }
         let ns_path = self.netns_path(id);
         let live_ns = netns::exists(&ns_path).then_some(ns_path.as_path());
-        note(
-            &mut errs,
-            self.cni
-                .del(id, live_ns)
-                .await
-                .map_err(|e| crate::sandboxer::cni_err("CNI DEL", e)),
-        );
+        note(&mut errs, self.cni_del(id, live_ns).await);
         note(
             &mut errs,
             netns::remove(&ns_path).map_err(|e| crate::sandboxer::io_step("remove netns", e)),

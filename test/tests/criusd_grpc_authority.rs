@@ -100,3 +100,53 @@ fn criusd_accepts_the_socket_path_as_authority() {
     drop(s);
     finish(env, &d);
 }
+
+/// The real grpcio client from PyPI (grpc-core, as C++, Ruby and PHP clients use): it sends the
+/// socket path percent-encoded as `:authority`. Version over `unix://<absolute path>` and over
+/// `unix:<relative path>` answers. The venv (grpcio, CRI stubs from proto/) comes from
+/// `hack/grpcio-venv.sh`, which this test runs (it does nothing when the venv is current).
+#[test]
+fn criusd_answers_python_grpcio() {
+    let mut env = env_or_skip!("criusd_answers_python_grpcio");
+    let venv = std::process::Command::new(crius_test::paths::hack("grpcio-venv.sh"))
+        .output()
+        .expect("run hack/grpcio-venv.sh");
+    assert!(
+        venv.status.success(),
+        "hack/grpcio-venv.sh: {}",
+        String::from_utf8_lossy(&venv.stderr)
+    );
+    let venv = std::path::PathBuf::from(String::from_utf8_lossy(&venv.stdout).trim());
+    let Some(d) = start(&mut env) else { return };
+    let _ = criusd_common::rt().block_on(criusd_common::client(&d)); // waits until it serves
+    let script = crius_test::paths::repo_root().join("test/grpcio/cri_version.py");
+    let dir = d.socket.parent().expect("socket dir");
+    let relative = d.socket.file_name().expect("socket name").to_string_lossy();
+    for (target, cwd) in [
+        (
+            format!("unix://{}", d.socket.display()),
+            std::path::Path::new("/"),
+        ),
+        (format!("unix:{relative}"), dir),
+    ] {
+        let out = std::process::Command::new(venv.join("bin/python"))
+            .arg(&script)
+            .arg(venv.join("cri"))
+            .arg(&target)
+            .current_dir(cwd)
+            .output()
+            .expect("run python");
+        assert!(
+            out.status.success(),
+            "grpcio Version over {target}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            d.log_tail()
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "crius",
+            "{target}"
+        );
+    }
+    finish(env, &d);
+}

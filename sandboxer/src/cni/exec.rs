@@ -32,6 +32,14 @@ pub enum ExecError {
         command: String,
         msg: String,
     },
+    /// The plugin cannot be started with these arguments at all (a NUL byte, too long): trying
+    /// again can never succeed.
+    #[error("plugin {plugin} {command} cannot be run with this pod's arguments: {msg}")]
+    Unrunnable {
+        plugin: String,
+        command: String,
+        msg: String,
+    },
     #[error("plugin {plugin} {command} timed out after {secs:.1}s (killed)")]
     Timeout {
         plugin: String,
@@ -79,8 +87,19 @@ pub async fn run(plugin: &str, inv: &Invocation<'_>, stdin: &Value) -> Result<Va
     };
     let input = serde_json::to_vec(stdin).map_err(|e| io_err(e.to_string()))?;
     let started = std::time::Instant::now();
-    let mut child =
-        spawn(&bin, inv).map_err(|e| io_err(format!("spawn {}: {e}", bin.display())))?;
+    let mut child = spawn(&bin, inv).map_err(|e| {
+        let msg = format!("spawn {}: {e}", bin.display());
+        // Bad bytes in the environment, or argv/env over execve's limits: fixed for this pod.
+        if e.kind() == std::io::ErrorKind::InvalidInput || e.raw_os_error() == Some(libc::E2BIG) {
+            ExecError::Unrunnable {
+                plugin: plugin.to_string(),
+                command: inv.command.to_string(),
+                msg,
+            }
+        } else {
+            io_err(msg)
+        }
+    })?;
     let pgid = child.id();
     let mut pipe = child
         .stdin

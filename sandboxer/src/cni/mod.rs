@@ -45,6 +45,17 @@ pub enum CniError {
     Cache(PathBuf, std::io::Error),
 }
 
+impl CniError {
+    /// An error no retry can mend: the DEL (or ADD) cannot even be started for this pod, or its
+    /// cached config cannot be read. Teardown skips such a step rather than keep the pod forever.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            CniError::Exec(ExecError::Unrunnable { .. }) | CniError::Config(_)
+        )
+    }
+}
+
 type Signature = Vec<(PathBuf, Option<SystemTime>)>;
 type Loaded = Option<(Signature, Result<Arc<ConfList>, ConfError>)>;
 
@@ -173,6 +184,12 @@ impl Cni {
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
         self.del_with(&entry, &netns, entry.result.as_ref()).await
+    }
+
+    /// Drop the pod's cached attachment without running DEL (when DEL can never run).
+    pub fn forget(&self, id: &str) -> Result<(), CniError> {
+        cache::remove(&self.cache_dir, id, IFNAME)
+            .map_err(|e| CniError::Cache(cache::path(&self.cache_dir, id, IFNAME), e))
     }
 
     async fn del_with(

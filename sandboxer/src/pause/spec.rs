@@ -56,19 +56,53 @@ fn is_ipc_sysctl(k: &str) -> bool {
         || k == "kernel.sem"
 }
 
-/// Sysctls that cannot apply to a pod sharing the host's namespace.
+/// What all of a pod's sysctls may add up to (names and values). They travel in the pause
+/// helper's plan, one argv string that execve caps at 128 KiB (MAX_ARG_STRLEN), with the rest of
+/// the plan beside them.
+pub const SYSCTLS_MAX_BYTES: usize = 32 * 1024;
+/// Longest value: /proc/sys takes one page per write.
+pub const SYSCTL_VALUE_MAX: usize = 4095;
+
+/// kubelet's and runc's rules: only sysctls of a namespace the pod has of its own (IPC:
+/// `kernel.shm*`, `kernel.msg*`, `kernel.sem`, `fs.mqueue.*`; network: `net.*`); anything
+/// else would be the host's. Names are dotted (no `/`, no `..`), values short and NUL-free.
 pub fn check_sysctls(config: &PodConfig) -> Result<(), String> {
     let ns = &config.linux.namespaces;
-    for k in config.linux.sysctls.keys() {
-        if ns.network == NamespaceMode::Node && k.starts_with("net.") {
-            return Err(format!("sysctl {k} is not allowed with host network"));
-        }
-        if ns.ipc == NamespaceMode::Node && is_ipc_sysctl(k) {
-            return Err(format!("sysctl {k} is not allowed with host IPC"));
-        }
-        if k.contains('/') || k.contains("..") || k.is_empty() {
+    let mut total = 0;
+    for (k, v) in &config.linux.sysctls {
+        if k.is_empty()
+            || k.contains(['/', '\0'])
+            || k.contains("..")
+            || k.starts_with('.')
+            || k.ends_with('.')
+            || k.chars().any(char::is_whitespace)
+        {
             return Err(format!("sysctl name {k:?} is invalid"));
         }
+        if v.contains('\0') || v.len() > SYSCTL_VALUE_MAX {
+            return Err(format!(
+                "sysctl {k}: value must be NUL-free and at most {SYSCTL_VALUE_MAX} bytes"
+            ));
+        }
+        total += k.len() + v.len();
+        if k.starts_with("net.") {
+            if ns.network == NamespaceMode::Node {
+                return Err(format!("sysctl {k} is not allowed with host network"));
+            }
+        } else if is_ipc_sysctl(k) {
+            if ns.ipc == NamespaceMode::Node {
+                return Err(format!("sysctl {k} is not allowed with host IPC"));
+            }
+        } else {
+            return Err(format!(
+                "sysctl {k} is not namespaced (only net.*, kernel.shm*, kernel.msg*, kernel.sem and fs.mqueue.* are): it would change the host"
+            ));
+        }
+    }
+    if total > SYSCTLS_MAX_BYTES {
+        return Err(format!(
+            "sysctls add up to {total} bytes, more than {SYSCTLS_MAX_BYTES}"
+        ));
     }
     Ok(())
 }
@@ -308,6 +342,24 @@ mod tests {
         c.linux.sysctls.insert("kernel.shmmax".into(), "1".into());
         c.linux.namespaces.ipc = NamespaceMode::Node;
         assert!(check_sysctls(&c).unwrap_err().contains("host IPC"));
+        c.linux.namespaces = Default::default();
+        for ok in ["kernel.msgmax", "kernel.sem", "fs.mqueue.msg_max", "net.core.somaxconn"] {
+            c.linux.sysctls.clear();
+            c.linux.sysctls.insert(ok.into(), "1".into());
+            assert!(check_sysctls(&c).is_ok(), "{ok}");
+        }
+        for bad in ["vm.swappiness", "kernel.pid_max", "fs.file-max", "kernel.hostname", "net..x", "net/ipv4"] {
+            c.linux.sysctls.clear();
+            c.linux.sysctls.insert(bad.into(), "1".into());
+            assert!(check_sysctls(&c).is_err(), "{bad}");
+        }
+        c.linux.sysctls.clear();
+        c.linux.sysctls.insert("net.x".into(), "1\0".into());
+        assert!(check_sysctls(&c).is_err());
+        c.linux.sysctls = (0..2000)
+            .map(|i| (format!("net.ipv4.conf.eth{i}.forwarding"), "1".to_string()))
+            .collect();
+        assert!(check_sysctls(&c).unwrap_err().contains("add up"));
     }
 
     #[test]
