@@ -43,3 +43,4 @@ pub mod streaming;
 pub mod streaming_hook;
 pub mod sys;
 pub mod uds_authority;
+pub mod validate;

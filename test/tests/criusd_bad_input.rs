@@ -268,3 +268,241 @@ fn criusd_streaming_needs_a_live_target() {
     });
     finish(env, &d);
 }
+
+/// Requests with what cannot be passed on whole (NUL bytes, over-long values), enum values the
+/// proto does not define, sysctls that are not namespaced and resource figures the kernel refuses
+/// are INVALID_ARGUMENT up front, and leave nothing behind.
+#[test]
+fn criusd_refuses_bad_values_up_front() {
+    let mut env = env_or_skip!("criusd_refuses_bad_values_up_front");
+    let Some(d) = start(&mut env) else { return };
+    let log_dir = pod_log_dir(&env);
+    rt().block_on(async {
+        let mut c = client(&d).await;
+        pull(&mut c, registry::BUSYBOX).await;
+        let base = pod_config(&env, "bad-values", &log_dir);
+        type PodEdit = fn(&mut cri::PodSandboxConfig);
+        let pod_cases: Vec<(&str, PodEdit)> = vec![
+            ("NUL in name", |p| {
+                p.metadata.as_mut().unwrap().name = "a\0b".into()
+            }),
+            ("';' in namespace", |p| {
+                p.metadata.as_mut().unwrap().namespace = "a;K8S_POD_NAME=x".into()
+            }),
+            ("long uid", |p| {
+                p.metadata.as_mut().unwrap().uid = "u".repeat(300)
+            }),
+            ("newline in hostname", |p| p.hostname = "a\nb".into()),
+            ("NUL in label", |p| {
+                p.labels.insert("k".into(), "v\0".into());
+            }),
+            ("huge annotations", |p| {
+                p.annotations.insert("big".into(), "x".repeat(300 * 1024));
+            }),
+            ("relative log dir", |p| p.log_directory = "pods/x".into()),
+            ("newline in dns search", |p| {
+                p.dns_config.as_mut().unwrap().searches = vec!["a\nnameserver 6.6.6.6".into()]
+            }),
+            ("unknown protocol", |p| {
+                p.port_mappings.push(cri::PortMapping {
+                    protocol: 7,
+                    container_port: 80,
+                    host_port: 0,
+                    host_ip: String::new(),
+                })
+            }),
+            ("unknown network mode", |p| {
+                sandbox_sc(p).namespace_options = Some(cri::NamespaceOption {
+                    network: 9,
+                    ..Default::default()
+                })
+            }),
+            ("unknown seccomp type", |p| {
+                sandbox_sc(p).seccomp = Some(cri::SecurityProfile {
+                    profile_type: 5,
+                    ..Default::default()
+                })
+            }),
+            ("host sysctl", |p| {
+                sysctls(p).insert("vm.swappiness".into(), "10".into());
+            }),
+            ("kernel sysctl", |p| {
+                sysctls(p).insert("kernel.pid_max".into(), "4096".into());
+            }),
+            ("sysctls too long for the pause helper", |p| {
+                for i in 0..4000 {
+                    sysctls(p).insert(format!("net.ipv4.conf.x{i}.forwarding"), "1".repeat(40));
+                }
+            }),
+        ];
+        for (what, edit) in pod_cases {
+            let mut p = base.clone();
+            edit(&mut p);
+            let e = c
+                .runtime
+                .run_pod_sandbox(cri::RunPodSandboxRequest {
+                    config: Some(p),
+                    runtime_handler: String::new(),
+                })
+                .await
+                .expect_err(what);
+            assert_eq!(e.code(), Code::InvalidArgument, "{what}: {e}");
+        }
+        let pods = c
+            .runtime
+            .list_pod_sandbox(cri::ListPodSandboxRequest { filter: None })
+            .await
+            .expect("list pods")
+            .into_inner()
+            .items;
+        assert!(pods.is_empty(), "refused pods are not listed: {pods:?}");
+
+        let pod = run_pod(&mut c, &d, &base).await;
+        type CtrEdit = fn(&mut cri::ContainerConfig);
+        let ctr_cases: Vec<(&str, CtrEdit)> = vec![
+            ("NUL in arg", |k| k.args = vec!["a\0b".into()]),
+            ("NUL in env", |k| {
+                k.envs.push(cri::KeyValue {
+                    key: "A".into(),
+                    value: b"x\0y".to_vec(),
+                })
+            }),
+            ("'=' in env name", |k| {
+                k.envs.push(cri::KeyValue {
+                    key: "A=B".into(),
+                    value: b"x".to_vec(),
+                })
+            }),
+            ("arg over execve's limit", |k| {
+                k.args = vec!["x".repeat(200 * 1024)]
+            }),
+            ("NUL in mount", |k| {
+                k.mounts.push(cri::Mount {
+                    container_path: "/m\0".into(),
+                    host_path: "/tmp".into(),
+                    ..Default::default()
+                })
+            }),
+            ("unknown propagation", |k| {
+                k.mounts.push(cri::Mount {
+                    container_path: "/m".into(),
+                    host_path: "/tmp".into(),
+                    propagation: 9,
+                    ..Default::default()
+                })
+            }),
+            ("log path out of the pod's dir", |k| {
+                k.log_path = "../../escape.log".into()
+            }),
+            ("NUL in log path", |k| k.log_path = "a\0.log".into()),
+            ("NUL in annotation", |k| {
+                k.annotations.insert("a\0".into(), "v".into());
+            }),
+            ("unknown pid mode", |k| {
+                container_sc(k).namespace_options = Some(cri::NamespaceOption {
+                    pid: 42,
+                    ..Default::default()
+                })
+            }),
+            ("unknown apparmor type", |k| {
+                container_sc(k).apparmor = Some(cri::SecurityProfile {
+                    profile_type: 9,
+                    ..Default::default()
+                })
+            }),
+            ("unknown stop signal", |k| k.stop_signal = 999),
+            ("1-byte memory limit", |k| {
+                container_res(k).memory_limit_in_bytes = 1
+            }),
+        ];
+        for (what, edit) in ctr_cases {
+            let mut k = container_config("bad", registry::BUSYBOX, &["true"]);
+            edit(&mut k);
+            let e = try_create(&mut c, &pod, k, &base).await.expect_err(what);
+            assert_eq!(e.code(), Code::InvalidArgument, "{what}: {e}");
+        }
+        assert!(all_containers(&mut c).await.is_empty(), "nothing created");
+
+        let id = try_create(
+            &mut c,
+            &pod,
+            container_config("ok", registry::BUSYBOX, &["sleep", "1000"]),
+            &base,
+        )
+        .await
+        .expect("create");
+        c.runtime
+            .start_container(cri::StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect("start");
+        type ResEdit = fn(&mut cri::LinuxContainerResources);
+        let res_cases: Vec<(&str, ResEdit)> = vec![
+            ("cpuset past the host's CPUs", |r| {
+                r.cpuset_cpus = "0-100000".into()
+            }),
+            ("garbage cpuset", |r| r.cpuset_cpus = "zero-one".into()),
+            ("garbage mems", |r| r.cpuset_mems = "0,,1".into()),
+            ("1-byte memory limit", |r| r.memory_limit_in_bytes = 1),
+            ("cpu quota under 1ms", |r| r.cpu_quota = 10),
+            ("unknown unified key", |r| {
+                r.unified.insert("bogus.key".into(), "1".into());
+            }),
+        ];
+        for (what, edit) in res_cases {
+            let mut r = cri::LinuxContainerResources::default();
+            edit(&mut r);
+            let e = c
+                .runtime
+                .update_container_resources(cri::UpdateContainerResourcesRequest {
+                    container_id: id.clone(),
+                    linux: Some(r),
+                    ..Default::default()
+                })
+                .await
+                .expect_err(what);
+            assert_eq!(e.code(), Code::InvalidArgument, "{what}: {e}");
+        }
+        let e = c
+            .runtime
+            .exec_sync(cri::ExecSyncRequest {
+                container_id: id.clone(),
+                cmd: vec!["echo".into(), "a\0b".into()],
+                timeout: 5,
+            })
+            .await
+            .expect_err("NUL in exec arg");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+        // The container still runs, untouched.
+        let s = criusd_common::container_state(&mut c, &id).await;
+        assert_eq!(s.state, cri::ContainerState::ContainerRunning as i32);
+        remove_pod(&mut c, &pod).await.expect("remove pod");
+    });
+    finish(env, &d);
+}
+
+fn sandbox_sc(p: &mut cri::PodSandboxConfig) -> &mut cri::LinuxSandboxSecurityContext {
+    p.linux
+        .get_or_insert_with(Default::default)
+        .security_context
+        .get_or_insert_with(Default::default)
+}
+
+fn sysctls(p: &mut cri::PodSandboxConfig) -> &mut std::collections::HashMap<String, String> {
+    &mut p.linux.get_or_insert_with(Default::default).sysctls
+}
+
+fn container_sc(k: &mut cri::ContainerConfig) -> &mut cri::LinuxContainerSecurityContext {
+    k.linux
+        .get_or_insert_with(Default::default)
+        .security_context
+        .get_or_insert_with(Default::default)
+}
+
+fn container_res(k: &mut cri::ContainerConfig) -> &mut cri::LinuxContainerResources {
+    k.linux
+        .get_or_insert_with(Default::default)
+        .resources
+        .get_or_insert_with(Default::default)
+}

@@ -243,6 +243,33 @@ fn sandboxer_failing_cni_plugin_error_is_reported_and_nothing_leaks() {
     finish(env);
 }
 
+/// A pod whose CNI commands can never be started (a NUL byte in its name, which CNI_ARGS
+/// carries) fails RunPodSandbox, and its teardown does not wait forever for a CNI DEL that can
+/// never run: the pod is gone, not stuck listed with every Stop and Remove failing.
+#[test]
+fn sandboxer_pod_whose_cni_del_can_never_run_is_still_removed() {
+    let mut env = env_or_skip!("sandboxer_pod_whose_cni_del_can_never_run_is_still_removed");
+    let Some((cfg, _net)) = start(&mut env) else {
+        return;
+    };
+    rt().block_on(async {
+        let sb = Sandboxer::new(cfg).await.expect("sandboxer");
+        let mut bad = pod("nul\0name");
+        bad.hostname = "nul".into();
+        let err = sb.run(bad).await.expect_err("CNI cannot run");
+        assert!(err.to_string().contains("CNI ADD"), "{err}");
+        for p in sb.list().await.expect("list") {
+            sb.stop(&p.id).await.expect("stop the failed pod");
+            sb.remove(&p.id).await.expect("remove the failed pod");
+        }
+        assert!(
+            sb.list().await.expect("list").is_empty(),
+            "failed pod forgotten"
+        );
+    });
+    finish(env);
+}
+
 /// Put an executable `script` named `name` in a plugin dir of the test's and insert it into the
 /// test network's chain right after the bridge plugin.
 fn add_plugin(

@@ -163,6 +163,7 @@ impl RuntimeService for RuntimeSvc {
         let config = req
             .config
             .ok_or_else(|| Status::invalid_argument("pod sandbox config is missing"))?;
+        crate::validate::pod_sandbox(&config)?;
         let id = self
             .d
             .run_pod(config, &req.runtime_handler)
@@ -245,6 +246,7 @@ impl RuntimeService for RuntimeSvc {
         let config = req
             .config
             .ok_or_else(|| Status::invalid_argument("container config is missing"))?;
+        crate::validate::container(&config)?;
         let pod = req.pod_sandbox_id.clone();
         let id = self
             .d
@@ -341,6 +343,7 @@ impl RuntimeService for RuntimeSvc {
         let linux = req
             .linux
             .ok_or_else(|| Status::invalid_argument("linux resources are missing"))?;
+        crate::validate::resources(&linux)?;
         self.d.update_resources(&req.container_id, &linux).await?;
         Ok(Response::new(cri::UpdateContainerResourcesResponse {}))
     }
@@ -358,6 +361,7 @@ impl RuntimeService for RuntimeSvc {
         req: Request<cri::ExecSyncRequest>,
     ) -> Result<Response<cri::ExecSyncResponse>, Status> {
         let req = req.into_inner();
+        crate::validate::command("ExecSync", &req.cmd)?;
         let out = self
             .d
             .exec_sync(&req.container_id, req.cmd, req.timeout)
@@ -375,6 +379,7 @@ impl RuntimeService for RuntimeSvc {
     ) -> Result<Response<cri::ExecResponse>, Status> {
         let s = self.streaming("Exec")?;
         let mut req = req.into_inner();
+        crate::validate::command("Exec", &req.cmd)?;
         req.container_id = self
             .d
             .streamable_container("Exec", &req.container_id)

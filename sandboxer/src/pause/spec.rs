@@ -343,12 +343,24 @@ mod tests {
         c.linux.namespaces.ipc = NamespaceMode::Node;
         assert!(check_sysctls(&c).unwrap_err().contains("host IPC"));
         c.linux.namespaces = Default::default();
-        for ok in ["kernel.msgmax", "kernel.sem", "fs.mqueue.msg_max", "net.core.somaxconn"] {
+        for ok in [
+            "kernel.msgmax",
+            "kernel.sem",
+            "fs.mqueue.msg_max",
+            "net.core.somaxconn",
+        ] {
             c.linux.sysctls.clear();
             c.linux.sysctls.insert(ok.into(), "1".into());
             assert!(check_sysctls(&c).is_ok(), "{ok}");
         }
-        for bad in ["vm.swappiness", "kernel.pid_max", "fs.file-max", "kernel.hostname", "net..x", "net/ipv4"] {
+        for bad in [
+            "vm.swappiness",
+            "kernel.pid_max",
+            "fs.file-max",
+            "kernel.hostname",
+            "net..x",
+            "net/ipv4",
+        ] {
             c.linux.sysctls.clear();
             c.linux.sysctls.insert(bad.into(), "1".into());
             assert!(check_sysctls(&c).is_err(), "{bad}");
