@@ -81,6 +81,11 @@ pub struct Config {
     /// The streaming server (Exec/Attach/PortForward URLs): `ip:port`, port 0 = any free one
     /// (kubelet's default); empty = no streaming server (those RPCs then answer UNIMPLEMENTED).
     pub streaming_address: String,
+    /// containerd 2.x's `enable_unprivileged_ports`: pods with their own network namespace get
+    /// `net.ipv4.ip_unprivileged_port_start=0` unless they set it.
+    pub enable_unprivileged_ports: bool,
+    /// containerd 2.x's `enable_unprivileged_icmp`: `net.ipv4.ping_group_range="0 2147483647"`.
+    pub enable_unprivileged_icmp: bool,
 }
 
 impl Default for Config {
@@ -110,6 +115,8 @@ impl Default for Config {
             cgroup_driver: "cgroupfs".into(),
             pod_stop_grace_secs: 10,
             streaming_address: "127.0.0.1:0".into(),
+            enable_unprivileged_ports: true,
+            enable_unprivileged_icmp: true,
         }
     }
 }
@@ -145,6 +152,19 @@ impl Config {
             )));
         }
         Ok(())
+    }
+
+    /// The pod sysctls containerd 2.x adds by default (see `enable_unprivileged_*`), for a pod
+    /// in its own network namespace; the pod's own values win.
+    pub fn default_pod_sysctls(&self) -> Vec<(&'static str, &'static str)> {
+        let mut v = Vec::new();
+        if self.enable_unprivileged_ports {
+            v.push(("net.ipv4.ip_unprivileged_port_start", "0"));
+        }
+        if self.enable_unprivileged_icmp {
+            v.push(("net.ipv4.ping_group_range", "0 2147483647"));
+        }
+        v
     }
 
     /// containerd runtime for a CRI runtime handler.

@@ -245,7 +245,15 @@ impl Daemon {
                 "unknown runtime handler {handler:?}"
             )));
         }
-        let cfg = from_cri(config, handler)?;
+        let mut cfg = from_cri(config, handler)?;
+        if !cfg.host_network() {
+            for (k, v) in self.cfg.default_pod_sysctls() {
+                cfg.linux
+                    .sysctls
+                    .entry(k.to_string())
+                    .or_insert_with(|| v.to_string());
+            }
+        }
         self.ensure_pause_image().await?;
         let (name, ns) = (cfg.metadata.name.clone(), cfg.metadata.namespace.clone());
         tracing::info!(pod_name = %name, pod_namespace = %ns, "RunPodSandbox");

@@ -373,7 +373,7 @@ impl Daemon {
             devices.push(device(d)?);
         }
         let seccomp = if sc.privileged { None } else { seccomp(&sc)? };
-        let apparmor = apparmor(&sc);
+        let apparmor = apparmor(&sc)?;
         let mut annotations: BTreeMap<String, String> =
             config.annotations.clone().into_iter().collect();
         let meta = config.metadata.clone().unwrap_or_default();
@@ -414,9 +414,8 @@ impl Daemon {
         };
         let oom = (res.oom_score_adj != 0)
             .then(|| self.oom_score(id, res.oom_score_adj.clamp(-1000, 1000) as i32));
-        if res.memory_limit_in_bytes < 0 || res.cpu_shares < 0 || res.cpu_quota < -1 {
-            return Err(Error::InvalidArgument("negative resource values".into()));
-        }
+        super::node_cgroups::check(&res)?;
+        let resources = crate::runtime::update::resources_json(&res)?;
         let parent = if pod.cgroup_parent.is_empty() {
             "/crius".to_string()
         } else {
@@ -443,6 +442,11 @@ impl Daemon {
                 .as_ref()
                 .map(|c| c.drop_capabilities.clone())
                 .unwrap_or_default(),
+            cap_ambient: sc
+                .capabilities
+                .as_ref()
+                .map(|c| c.add_ambient_capabilities.clone())
+                .unwrap_or_default(),
             available_caps: spec::own_bounding_set(),
             oom_score_adj: oom,
             net: Some(net),
@@ -450,17 +454,7 @@ impl Daemon {
             uts: Some(uts),
             pid: Some(pid),
             cgroups_path: format!("{parent}/{id}"),
-            cpu_shares: res.cpu_shares,
-            cpu_quota: res.cpu_quota,
-            cpu_period: res.cpu_period,
-            cpuset_cpus: res.cpuset_cpus.clone(),
-            cpuset_mems: res.cpuset_mems.clone(),
-            memory_limit: res.memory_limit_in_bytes,
-            hugepages: res
-                .hugepage_limits
-                .iter()
-                .map(|h| (h.page_size.clone(), h.limit))
-                .collect(),
+            resources,
             hosts_path: Some(pod.hosts_path.display().to_string()),
             resolv_path: Some(pod.resolv_conf_path.display().to_string()),
             hostname_path: Some(pod.hostname_path.display().to_string()),
@@ -698,21 +692,72 @@ fn seccomp(sc: &cri::LinuxContainerSecurityContext) -> Result<Option<serde_json:
     }
 }
 
-/// AppArmor only where the kernel has it; elsewhere profiles are ignored (as containerd does).
-fn apparmor(sc: &cri::LinuxContainerSecurityContext) -> Option<String> {
+/// The AppArmor profile asked for: the CRI field, else the deprecated profile string.
+// Older kubelets still send the deprecated string.
+#[allow(deprecated)]
+fn apparmor_request(
+    sc: &cri::LinuxContainerSecurityContext,
+) -> Result<Option<cri::SecurityProfile>> {
+    use cri::security_profile::ProfileType as T;
+    if let Some(p) = &sc.apparmor {
+        if T::try_from(p.profile_type).is_err() {
+            return Err(Error::InvalidArgument(format!(
+                "apparmor profile type {}",
+                p.profile_type
+            )));
+        }
+        return Ok(Some(p.clone()));
+    }
+    let p = |t: T, r: &str| {
+        Some(cri::SecurityProfile {
+            profile_type: t as i32,
+            localhost_ref: r.to_string(),
+        })
+    };
+    Ok(match sc.apparmor_profile.as_str() {
+        "" => None,
+        "unconfined" => p(T::Unconfined, ""),
+        "runtime/default" => p(T::RuntimeDefault, ""),
+        s => match s.strip_prefix("localhost/") {
+            Some(r) => p(T::Localhost, r),
+            None => return Err(Error::InvalidArgument(format!("apparmor profile {s:?}"))),
+        },
+    })
+}
+
+/// The AppArmor profile for the spec. On a host without AppArmor a requested profile
+/// (other than unconfined) is refused, as containerd does, rather than run unconfined
+/// without a word.
+fn apparmor(sc: &cri::LinuxContainerSecurityContext) -> Result<Option<String>> {
+    use cri::security_profile::ProfileType as T;
+    let asked = apparmor_request(sc)?;
     let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
         .map(|s| s.trim() == "Y")
         .unwrap_or(false);
-    if !enabled || sc.privileged {
-        return None;
+    if !enabled {
+        return match asked {
+            Some(p) if p.profile_type != T::Unconfined as i32 => {
+                Err(Error::InvalidArgument(format!(
+                    "AppArmor profile {} requested, but AppArmor is not enabled on this node",
+                    if p.profile_type == T::Localhost as i32 {
+                        format!("localhost/{}", p.localhost_ref)
+                    } else {
+                        "runtime/default".into()
+                    }
+                )))
+            }
+            _ => Ok(None),
+        };
     }
-    use cri::security_profile::ProfileType as T;
-    match &sc.apparmor {
-        Some(p) if p.profile_type == T::Localhost as i32 => Some(p.localhost_ref.clone()),
+    if sc.privileged {
+        return Ok(None);
+    }
+    match asked {
+        Some(p) if p.profile_type == T::Localhost as i32 => Ok(Some(p.localhost_ref.clone())),
         Some(p) if p.profile_type == T::RuntimeDefault as i32 => {
             tracing::warn!("AppArmor RuntimeDefault requested but crius ships no AppArmor profile; running unconfined");
-            None
+            Ok(None)
         }
-        _ => None,
+        _ => Ok(None),
     }
 }

@@ -7,6 +7,7 @@ pub mod image_volume;
 pub mod lifecycle;
 pub mod logger;
 pub mod merge;
+pub mod node_cgroups;
 pub mod record;
 pub mod recover;
 pub mod spec;

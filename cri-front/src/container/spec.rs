@@ -60,6 +60,8 @@ pub struct SpecInput {
     pub no_new_privs: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    /// Ambient (and so inheritable) capabilities: a non-root process keeps them across exec.
+    pub cap_ambient: Vec<String>,
     /// Bounding set the caps must fit in (criusd's own).
     pub available_caps: u64,
     pub oom_score_adj: Option<i32>,
@@ -68,13 +70,9 @@ pub struct SpecInput {
     pub uts: Option<Ns>,
     pub pid: Option<Ns>,
     pub cgroups_path: String,
-    pub cpu_shares: i64,
-    pub cpu_quota: i64,
-    pub cpu_period: i64,
-    pub cpuset_cpus: String,
-    pub cpuset_mems: String,
-    pub memory_limit: i64,
-    pub hugepages: Vec<(String, u64)>,
+    /// OCI `linux.resources` without the device rules (made from CRI's resources the way
+    /// UpdateContainerResources makes them).
+    pub resources: Value,
     /// Pod files bound in: /etc/hosts, /etc/resolv.conf, /etc/hostname (host paths).
     pub hosts_path: Option<String>,
     pub resolv_path: Option<String>,
@@ -177,6 +175,29 @@ pub fn capabilities(
     Ok(caps)
 }
 
+/// Ambient capabilities (CRI `add_ambient_capabilities`): each must be one the container
+/// has, since the kernel raises an ambient capability only when it is permitted and
+/// inheritable; refused here rather than failing at start.
+pub fn ambient_capabilities(ambient: &[String], caps: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for c in ambient.iter().map(|c| cap_name(c)) {
+        if c.parse::<caps::Capability>().is_err() {
+            return Err(Error::InvalidArgument(format!(
+                "unknown ambient capability {c:?}"
+            )));
+        }
+        if !caps.contains(&c) {
+            return Err(Error::InvalidArgument(format!(
+                "ambient capability {c} is not among the container's capabilities (add it too)"
+            )));
+        }
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
 /// criusd's capability bounding set from `/proc/self/status` (all bits if unreadable).
 pub fn own_bounding_set() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -207,6 +228,7 @@ fn bind(dst: &str, src: &str, ro: bool, prop: &str) -> Value {
 /// Build and validate the spec.
 pub fn build(i: &SpecInput) -> Result<Spec> {
     let caps = capabilities(i.privileged, &i.cap_add, &i.cap_drop, i.available_caps)?;
+    let ambient = ambient_capabilities(&i.cap_ambient, &caps)?;
     let user_set: Vec<&str> = i.mounts.iter().map(|m| m.container_path.as_str()).collect();
     let taken = |p: &str| user_set.iter().any(|u| u.trim_end_matches('/') == p);
 
@@ -274,36 +296,11 @@ pub fn build(i: &SpecInput) -> Result<Spec> {
             "access": if d.permissions.is_empty() { "rwm" } else { d.permissions.as_str() },
         }));
     }
-    let mut resources = json!({ "devices": devices_cgroup });
-    let mut cpu = serde_json::Map::new();
-    if i.cpu_shares > 0 {
-        cpu.insert("shares".into(), json!(i.cpu_shares));
-    }
-    if i.cpu_quota > 0 {
-        cpu.insert("quota".into(), json!(i.cpu_quota));
-    }
-    if i.cpu_period > 0 {
-        cpu.insert("period".into(), json!(i.cpu_period));
-    }
-    if !i.cpuset_cpus.is_empty() {
-        cpu.insert("cpus".into(), json!(i.cpuset_cpus));
-    }
-    if !i.cpuset_mems.is_empty() {
-        cpu.insert("mems".into(), json!(i.cpuset_mems));
-    }
-    if !cpu.is_empty() {
-        resources["cpu"] = Value::Object(cpu);
-    }
-    if i.memory_limit > 0 {
-        resources["memory"] = json!({ "limit": i.memory_limit });
-    }
-    if !i.hugepages.is_empty() {
-        resources["hugepageLimits"] = i
-            .hugepages
-            .iter()
-            .map(|(s, l)| json!({"pageSize": s, "limit": l}))
-            .collect();
-    }
+    let mut resources = match &i.resources {
+        Value::Object(_) => i.resources.clone(),
+        _ => json!({}),
+    };
+    resources["devices"] = Value::Array(devices_cgroup);
 
     let mut process = json!({
         "terminal": i.tty,
@@ -311,7 +308,10 @@ pub fn build(i: &SpecInput) -> Result<Spec> {
         "args": i.args,
         "env": i.env,
         "cwd": i.cwd,
-        "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
+        "capabilities": {
+            "bounding": caps, "effective": caps, "permitted": caps,
+            "inheritable": ambient, "ambient": ambient,
+        },
         "noNewPrivileges": i.no_new_privs,
     });
     if let Some(s) = i.oom_score_adj {
@@ -464,7 +464,7 @@ mod tests {
             nosuid_nodev: true,
         });
         i.oom_score_adj = Some(500);
-        i.memory_limit = 64 << 20;
+        i.resources = json!({ "memory": { "limit": 64 << 20 } });
         let spec = build(&i).expect("spec");
         let v = serde_json::to_value(&spec).expect("json");
         let ns = v["linux"]["namespaces"].as_array().expect("ns");
@@ -491,6 +491,20 @@ mod tests {
         );
         assert_eq!(v["process"]["oomScoreAdj"], 500);
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], 64 << 20);
+    }
+
+    #[test]
+    fn ambient_caps_must_be_held() {
+        let mut i = base();
+        i.cap_ambient = vec!["net_bind_service".into()];
+        let v = serde_json::to_value(build(&i).expect("spec")).expect("json");
+        let caps = &v["process"]["capabilities"];
+        assert_eq!(caps["ambient"], json!(["CAP_NET_BIND_SERVICE"]));
+        assert_eq!(caps["inheritable"], json!(["CAP_NET_BIND_SERVICE"]));
+        i.cap_ambient = vec!["SYS_ADMIN".into()];
+        assert!(matches!(build(&i), Err(Error::InvalidArgument(_))));
+        i.cap_ambient = vec!["NOPE".into()];
+        assert!(matches!(build(&i), Err(Error::InvalidArgument(_))));
     }
 
     #[test]

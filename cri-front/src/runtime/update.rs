@@ -39,8 +39,16 @@ pub fn resources_json(r: &cri::LinuxContainerResources) -> Result<Value> {
     if !cpu.is_empty() {
         v["cpu"] = Value::Object(cpu);
     }
+    let mut memory = serde_json::Map::new();
     if r.memory_limit_in_bytes > 0 {
-        v["memory"] = json!({ "limit": r.memory_limit_in_bytes });
+        memory.insert("limit".into(), json!(r.memory_limit_in_bytes));
+    }
+    // Memory + swap, as in OCI (runc turns it into v2's memory.swap.max); -1 is unlimited.
+    if r.memory_swap_limit_in_bytes != 0 {
+        memory.insert("swap".into(), json!(r.memory_swap_limit_in_bytes));
+    }
+    if !memory.is_empty() {
+        v["memory"] = Value::Object(memory);
     }
     if !r.hugepage_limits.is_empty() {
         v["hugepageLimits"] = r
