@@ -129,98 +129,6 @@ async fn stop_remove(c: &mut cri_client::CriClient, pod: &str) {
         .expect("remove pod");
 }
 
-#[test]
-fn shim_under_containerd_cri_runs_pod_and_container() {
-    let name = "shim_under_containerd_cri_runs_pod_and_container";
-    let Some((mut env, socket, log_dir)) = setup(name, "crius") else {
-        return;
-    };
-    let id = env.id().to_string();
-    rt().block_on(async {
-        let mut c = cri_client::connect(&socket).await.expect("CRI");
-        let pcfg = pod_config(&id, "web", &log_dir);
-        let pod = c
-            .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(pcfg.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("run pod: {e}"))
-            .into_inner()
-            .pod_sandbox_id;
-        let ccfg = cri::ContainerConfig {
-            metadata: Some(cri::ContainerMetadata {
-                name: "app".into(),
-                attempt: 0,
-            }),
-            image: Some(cri::ImageSpec {
-                image: registry::BUSYBOX.into(),
-                ..Default::default()
-            }),
-            command: vec!["sh".into(), "-c".into(), "echo hello-cri; exit 3".into()],
-            log_path: "app/0.log".into(),
-            ..Default::default()
-        };
-        let ctr = c
-            .runtime
-            .create_container(cri::CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(ccfg),
-                sandbox_config: Some(pcfg.clone()),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("create container: {e}"))
-            .into_inner()
-            .container_id;
-        c.runtime
-            .start_container(cri::StartContainerRequest {
-                container_id: ctr.clone(),
-            })
-            .await
-            .expect("start container");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            let st = c
-                .runtime
-                .container_status(cri::ContainerStatusRequest {
-                    container_id: ctr.clone(),
-                    verbose: false,
-                })
-                .await
-                .expect("status")
-                .into_inner()
-                .status
-                .expect("status");
-            if st.state == cri::ContainerState::ContainerExited as i32 {
-                break st;
-            }
-            assert!(Instant::now() < deadline, "container did not exit");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        assert_eq!(status.exit_code, 3);
-        let log = std::fs::read_to_string(log_dir.join("app/0.log")).unwrap_or_default();
-        assert!(log.contains("hello-cri"), "log: {log:?}");
-        c.runtime
-            .remove_container(cri::RemoveContainerRequest {
-                container_id: ctr.clone(),
-            })
-            .await
-            .expect("remove container");
-        stop_remove(&mut c, &pod).await;
-    });
-    let c = env.running_containerd().expect("containerd");
-    let log = std::fs::read_to_string(c.dir().join("containerd.log")).unwrap_or_default();
-    assert!(
-        log.contains("sandbox created on the fast path"),
-        "the CRI sandbox should take the fast path:\n{}",
-        c.log_tail()
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    crius_test::leaks::remove_cgroup_parents(&id);
-    env.finish().expect("no leaks");
-}
-
 async fn run_pod(c: &mut cri_client::CriClient, cfg: &cri::PodSandboxConfig) -> String {
     c.runtime
         .run_pod_sandbox(cri::RunPodSandboxRequest {
@@ -309,6 +217,49 @@ async fn exec(c: &mut cri_client::CriClient, id: &str, script: &str) -> i32 {
         .unwrap_or_else(|e| panic!("exec {script}: {e}"))
         .into_inner()
         .exit_code
+}
+
+#[test]
+fn shim_under_containerd_cri_runs_pod_and_container() {
+    let name = "shim_under_containerd_cri_runs_pod_and_container";
+    let Some((mut env, socket, log_dir)) = setup(name, "crius") else {
+        return;
+    };
+    let id = env.id().to_string();
+    rt().block_on(async {
+        let mut c = cri_client::connect(&socket).await.expect("CRI");
+        let pcfg = pod_config(&id, "web", &log_dir);
+        let pod = run_pod(&mut c, &pcfg).await;
+        let ctr = start_container(
+            &mut c,
+            &pod,
+            &pcfg,
+            "app",
+            &["sh", "-c", "echo hello-cri; exit 3"],
+            vec![],
+        )
+        .await;
+        assert_eq!(wait_exited(&mut c, &ctr).await, 3);
+        let log = std::fs::read_to_string(log_dir.join("app/0.log")).unwrap_or_default();
+        assert!(log.contains("hello-cri"), "log: {log:?}");
+        c.runtime
+            .remove_container(cri::RemoveContainerRequest {
+                container_id: ctr.clone(),
+            })
+            .await
+            .expect("remove container");
+        stop_remove(&mut c, &pod).await;
+    });
+    let c = env.running_containerd().expect("containerd");
+    let log = std::fs::read_to_string(c.dir().join("containerd.log")).unwrap_or_default();
+    assert!(
+        log.contains("sandbox created on the fast path"),
+        "the CRI sandbox should take the fast path:\n{}",
+        c.log_tail()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    crius_test::leaks::remove_cgroup_parents(&id);
+    env.finish().expect("no leaks");
 }
 
 /// containerd 2.1's CRI learns the crius shim's runtime features from `containerd-shim-crius-v2
