@@ -29,3 +29,6 @@ CRIUS_LEAK_CHECK=strict cargo test --workspace --no-fail-fast -- --test-threads=
 # every crius-test suite, about 5 minutes; README "Tests" says which containerds are tested.
 crius_log "cargo test -p crius-test on containerd 2.1 (strict leak check)"
 CRIUS_CONTAINERD=2.1 CRIUS_LEAK_CHECK=strict cargo test -p crius-test --no-fail-fast -- --test-threads=1
+
+# cgroup v2 and the systemd cgroup driver, in a Debian 12 guest under qemu (README: Tests).
+"$here/vm/test.sh"

@@ -273,21 +273,41 @@ fn leases(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// containerd's CRI plugin leaves the cgroup parents it was given (`/<id>` and the pods'
-/// `/<id>/*` under it): remove them in every hierarchy. Tests that hand it `/<id>` call this.
-pub fn remove_cgroup_parents(id: &str) {
-    for h in std::fs::read_dir("/sys/fs/cgroup")
+/// The roots of the cgroup hierarchies: each v1 controller's mount under `/sys/fs/cgroup`, or
+/// `/sys/fs/cgroup` itself on a cgroup v2 (unified only) host.
+pub fn cgroup_hierarchies() -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        return vec![root.to_path_buf()];
+    }
+    std::fs::read_dir(root)
         .into_iter()
         .flatten()
         .flatten()
-    {
-        let top = h.path().join(id);
-        if let Ok(rd) = std::fs::read_dir(&top) {
-            for sub in rd.flatten().filter(|e| e.path().is_dir()) {
-                let _ = std::fs::remove_dir(sub.path());
-            }
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Remove `<hierarchy>/<top>` and every cgroup under it, deepest first, in every hierarchy (a
+/// cgroup goes only once its children have). For the cgroup parents a test named: kubelet owns
+/// those, and containerd's CRI plugin leaves them, as runtimes remove only their containers' own.
+pub fn remove_cgroup_tree(top: &str) {
+    for h in cgroup_hierarchies() {
+        let root = h.join(top);
+        if !root.is_dir() {
+            continue;
         }
-        let _ = std::fs::remove_dir(top);
+        let mut dirs = vec![root];
+        let mut i = 0;
+        while i < dirs.len() {
+            if let Ok(rd) = std::fs::read_dir(&dirs[i]) {
+                dirs.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+            }
+            i += 1;
+        }
+        for d in dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
     }
 }
 

@@ -51,7 +51,7 @@ fn busybox_pulled_from_local_registry_runs_under_stock_runc_shim() {
         .status()
         .expect("ctr run exit 3");
     assert_eq!(status.code(), Some(3));
-    crius_test::leaks::remove_cgroup_parents(&ns);
+    crius_test::leaks::remove_cgroup_tree(&ns);
     env.finish().expect("no leaks");
 }
 
@@ -84,7 +84,7 @@ fn config_test_image_carries_user_env_workdir_entrypoint_and_cmd() {
         out.trim(),
         "uid=1000 gid=1000 cwd=/home/app greeting=hello-from-image mode=image"
     );
-    crius_test::leaks::remove_cgroup_parents(&ns);
+    crius_test::leaks::remove_cgroup_tree(&ns);
     env.finish().expect("no leaks");
 }
 

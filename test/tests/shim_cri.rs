@@ -258,7 +258,7 @@ fn shim_under_containerd_cri_runs_pod_and_container() {
         c.log_tail()
     );
     std::thread::sleep(Duration::from_millis(500));
-    crius_test::leaks::remove_cgroup_parents(&id);
+    crius_test::leaks::remove_cgroup_tree(&id);
     env.finish().expect("no leaks");
 }
 
@@ -355,7 +355,7 @@ fn shim_under_containerd_cri_reports_runtime_features_and_honours_rro_mounts() {
     });
     drop(_sub);
     std::thread::sleep(Duration::from_millis(500));
-    crius_test::leaks::remove_cgroup_parents(&id);
+    crius_test::leaks::remove_cgroup_tree(&id);
     env.finish().expect("no leaks");
 }
 
@@ -446,7 +446,7 @@ fn shim_under_containerd_cri_stops_what_already_exited() {
         stop_remove(&mut c, &pod).await;
     });
     std::thread::sleep(Duration::from_millis(500));
-    crius_test::leaks::remove_cgroup_parents(&id);
+    crius_test::leaks::remove_cgroup_tree(&id);
     env.finish().expect("no leaks");
 }
 
@@ -493,6 +493,6 @@ fn shim_bench_run_pod_sandbox() {
         pct(99)
     );
     std::thread::sleep(Duration::from_millis(500));
-    crius_test::leaks::remove_cgroup_parents(&id);
+    crius_test::leaks::remove_cgroup_tree(&id);
     env.finish().expect("no leaks");
 }

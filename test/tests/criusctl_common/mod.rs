@@ -214,7 +214,7 @@ impl Setup {
             self.ok(&["stopp", pod]);
             self.ok(&["rmp", pod]);
         }
-        crius_test::leaks::remove_cgroup_parents(self.env.id());
+        crius_test::leaks::remove_cgroup_tree(self.env.id());
         let log = self.log.clone();
         if let Err(e) = self.env.finish() {
             let tail = log

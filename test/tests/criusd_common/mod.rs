@@ -445,25 +445,5 @@ pub fn finish(env: TestEnv, d: &Criusd) {
 /// Remove the pod cgroup parents the test named (`/crius-<id>/...`), deepest first, as
 /// kubelet does: it owns pod cgroups; runtimes only remove their containers' own.
 pub fn remove_pod_cgroups(env: &TestEnv) {
-    let top = format!("crius-{}", env.id());
-    let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return;
-    };
-    for c in controllers.flatten() {
-        let root = c.path().join(&top);
-        if !root.is_dir() {
-            continue;
-        }
-        let mut dirs = vec![root.clone()];
-        let mut i = 0;
-        while i < dirs.len() {
-            if let Ok(rd) = std::fs::read_dir(&dirs[i]) {
-                dirs.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
-            }
-            i += 1;
-        }
-        for d in dirs.iter().rev() {
-            let _ = std::fs::remove_dir(d);
-        }
-    }
+    crius_test::leaks::remove_cgroup_tree(&format!("crius-{}", env.id()));
 }
