@@ -277,7 +277,20 @@ fn proc_cgroups(pid: i32) -> Result<Vec<(String, String)>> {
 
 /// Metrics of the cgroup `pid` lives in, as containerd's typed Any.
 pub fn stats(pid: i32) -> Result<Any> {
-    let cgs = proc_cgroups(pid)?;
+    stats_in(&proc_cgroups(pid)?)
+}
+
+/// Metrics of the cgroupfs path `path` (the same path in every hierarchy), e.g. a pod's parent.
+pub fn stats_of_path(path: &str) -> Result<Any> {
+    let cgs = [
+        ("pids,cpu,cpuacct,memory".to_string(), path.to_string()),
+        (String::new(), path.to_string()),
+    ];
+    stats_in(&cgs)
+}
+
+/// `cgs`: (controllers, path) as in /proc/<pid>/cgroup; v2's entry has no controllers.
+fn stats_in(cgs: &[(String, String)]) -> Result<Any> {
     match mode()? {
         Mode::V1(hier) => {
             let dir = |c: &str| -> Option<PathBuf> {

@@ -23,6 +23,10 @@
 //!   single-threaded helper (this binary re-executed with
 //!   `__crius-pause-helper`), not runc. `CRIUS_SHIM_SANDBOX_FASTPATH=0`
 //!   turns it off. Exec into and Update of a fast-path sandbox are refused.
+//! - Sandbox API (containerd 2.x `sandboxer = "shim"`):
+//!   `containerd.runtime.sandbox.v1.Sandbox` on the same socket; the shim owns
+//!   the pod without a pause container (see `sandbox`). An idle shim (no task,
+//!   no sandbox) exits after `CRIUS_SHIM_IDLE_EXIT` seconds or on SIGTERM.
 //! - oom_score_adj: without CAP_SYS_RESOURCE a requested score below the
 //!   shim's own is clamped to the shim's own score, with one log line.
 //! - Logs: tracing into containerd's `log` fifo, filter from
@@ -39,6 +43,7 @@ mod container;
 mod error;
 mod events;
 mod fastpath;
+mod idle;
 mod info;
 mod kill;
 mod logbinary;
@@ -47,6 +52,7 @@ mod oom;
 mod process;
 mod reaper;
 mod runc;
+mod sandbox;
 mod service;
 mod shim;
 mod spec;
@@ -60,6 +66,9 @@ fn main() {
     // Helper mode runs before any thread exists, so it may fork.
     if args.get(1).map(String::as_str) == Some(fastpath::helper::HELPER_ARG) {
         fastpath::helper::main(args.get(2).map_or("", String::as_str));
+    }
+    if args.get(1).map(String::as_str) == Some(sandbox::PAUSE_ARG) {
+        sys::pause_forever();
     }
     if args.get(1).map(String::as_str) == Some(logbinary::HELPER_ARG) {
         logbinary::helper_main(&args[2..]);

@@ -36,6 +36,7 @@ use crate::{
     process::{Process, State},
     reaper::{self, Exit},
     runc::{self, Runc},
+    sandbox::Pod,
     spec, stdio,
 };
 
@@ -50,18 +51,26 @@ struct Inner {
     events: Events,
     namespace: String,
     exit: Arc<ExitSignal>,
+    /// The sandbox this shim owns under containerd 2.x's `shim` sandboxer, if any.
+    pod: Arc<Pod>,
 }
 
 impl Service {
-    pub fn new(events: Events, namespace: &str, exit: Arc<ExitSignal>) -> Self {
+    pub fn new(events: Events, namespace: &str, exit: Arc<ExitSignal>, pod: Arc<Pod>) -> Self {
         Service {
             inner: Arc::new(Inner {
                 containers: Mutex::new(HashMap::new()),
                 events,
                 namespace: namespace.to_string(),
                 exit,
+                pod,
             }),
         }
+    }
+
+    /// No task and no live sandbox: nothing would be lost if the shim exited.
+    pub async fn is_idle(&self) -> bool {
+        self.inner.containers.lock().await.is_empty() && !self.inner.pod.is_live()
     }
 }
 
@@ -194,6 +203,9 @@ impl Inner {
             return Err(Error::AlreadyExists(format!("container {id}")));
         }
         let mut spec_json = spec::read(&bundle)?;
+        if self.pod.rewrite_task_spec(&mut spec_json).await? {
+            spec::write(&bundle, &spec_json)?;
+        }
         let opts = runtime_options(&req)?;
         let runc = Runc::new(&self.namespace, &opts.binary_name, &opts.root);
         if !opts.binary_name.is_empty() || !opts.root.is_empty() {
@@ -1025,7 +1037,7 @@ impl Task for Service {
         _req: api::ShutdownRequest,
     ) -> TtrpcResult<Empty> {
         let map = self.inner.containers.lock().await;
-        if map.is_empty() {
+        if map.is_empty() && !self.inner.pod.is_live() {
             tracing::info!("no containers left, shutting down");
             self.inner.exit.signal();
         }
@@ -1049,6 +1061,7 @@ mod tests {
             Events::new(publisher, "test"),
             "test",
             Arc::new(ExitSignal::default()),
+            Pod::new(),
         );
         (svc, listener)
     }

@@ -30,11 +30,13 @@ use crate::{
     container::unmount_rootfs,
     error::{Error, Result},
     events::{timestamp, Events},
-    fastpath, logging, reaper,
+    fastpath, idle, logging, reaper,
     runc::{self, Runc},
+    sandbox::{self, service::SandboxService, Pod},
     service::Service,
     spec,
 };
+use containerd_shim_protos::sandbox_async::create_sandbox;
 
 const TASK_V3: &str = "containerd.task.v3.Task";
 const TASK_V2: &str = "containerd.task.v2.Task";
@@ -161,15 +163,23 @@ async fn serve(flags: &Flags) -> Result<()> {
         .map_err(|_| Error::InvalidArgument("TTRPC_ADDRESS is not set".into()))?;
     let publisher = RemotePublisher::new(&ttrpc_address).await?;
     let exit = Arc::new(ExitSignal::default());
-    let service: Arc<dyn containerd_shim::Task + Send + Sync> = Arc::new(Service::new(
+    let pod = Pod::new();
+    let tasks = Arc::new(Service::new(
         Events::new(publisher, &flags.namespace),
         &flags.namespace,
         exit.clone(),
+        pod.clone(),
     ));
+    let service: Arc<dyn containerd_shim::Task + Send + Sync> = tasks.clone();
     let mut services = create_task(service.clone());
     if let Some(v3) = create_task(service).remove(TASK_V3) {
         services.insert(TASK_V2.to_string(), v3);
     }
+    services.extend(create_sandbox(Arc::new(SandboxService::new(
+        pod,
+        tasks.clone(),
+        exit.clone(),
+    ))));
     let mut server = Server::new()
         .add_listener(Listener::from(listener))
         .register_service(services);
@@ -180,21 +190,9 @@ async fn serve(flags: &Flags) -> Result<()> {
     signal_started();
     tracing::info!(socket = %flags.socket, "shim serving");
 
-    tokio::spawn(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        // containerd may signal the shim; it exits only through Shutdown.
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM ignored"),
-                _ = int.recv() => tracing::info!("SIGINT ignored"),
-            }
-        }
+    idle::watch(exit.clone(), idle::grace(), move || {
+        let tasks = tasks.clone();
+        async move { tasks.is_idle().await }
     });
     exit.wait().await;
     tracing::info!("shim exiting");
@@ -211,8 +209,9 @@ async fn delete(flags: &Flags) -> Result<DeleteResponse> {
     };
     let id = flags.id.as_str();
     let record = bundle.join(fastpath::RECORD_FILE);
-    if let Ok(text) = std::fs::read(&record) {
-        if let Ok(r) = serde_json::from_slice::<fastpath::Record>(&text) {
+    let fast = std::fs::read(&record).ok();
+    if let Some(text) = &fast {
+        if let Ok(r) = serde_json::from_slice::<fastpath::Record>(text) {
             if r.starttime != 0 && fastpath::starttime(r.pid) == Some(r.starttime) {
                 let _ = kill(Pid::from_raw(r.pid), Signal::SIGKILL);
                 for _ in 0..200 {
@@ -225,7 +224,10 @@ async fn delete(flags: &Flags) -> Result<DeleteResponse> {
             cgroups::remove(&r.cgroups).await;
         }
         let _ = std::fs::remove_file(&record);
-    } else {
+    }
+    // A Sandbox API sandbox: its mounts and the pod's CRI dirs (a pause is the fast path's, above).
+    let was_sandbox = sandbox::cleanup_dead(&bundle);
+    if fast.is_none() && !was_sandbox {
         let runc = Runc::load(&bundle).unwrap_or_else(|| Runc::new(&flags.namespace, "", ""));
         if let Err(e) = runc.output(&["delete", "--force", id], None).await {
             if !runc::is_not_exist(&e) {

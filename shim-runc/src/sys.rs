@@ -178,3 +178,129 @@ pub fn inotify_modify(path: &std::path::Path) -> std::io::Result<std::os::fd::Ow
     }
     Ok(owned)
 }
+
+/// A pod's namespaces as the Sandbox service makes them: the network namespace containerd's CRI
+/// made is joined, ipc and uts are new, and each new one is pinned by a bind mount of its nsfs
+/// file so that it outlives the thread that made it (no process is left holding them).
+pub struct PodNamespaces {
+    pub netns: Option<std::path::PathBuf>,
+    /// Pin path for a new ipc namespace; `None` keeps the host's.
+    pub ipc_pin: Option<std::path::PathBuf>,
+    /// Pin path for a new uts namespace; `None` keeps the host's.
+    pub uts_pin: Option<std::path::PathBuf>,
+    /// Set in the new uts namespace.
+    pub hostname: Option<String>,
+    /// Written from inside the pod's namespaces (net.*, ipc sysctls).
+    pub sysctls: Vec<(String, String)>,
+}
+
+/// Makes and pins the pod's namespaces on a thread of its own, which then ends: namespace
+/// changes are per thread, and a pooled thread must never carry them into other work.
+pub async fn pin_pod_namespaces(p: PodNamespaces) -> Result<(), String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("crius-pod-ns".into())
+        .spawn(move || {
+            let _ = tx.send(pin_on_this_thread(&p));
+        })
+        .map_err(|e| format!("spawn namespace thread: {e}"))?;
+    rx.await
+        .unwrap_or_else(|_| Err("namespace thread died".into()))
+}
+
+fn pin_on_this_thread(p: &PodNamespaces) -> Result<(), String> {
+    use nix::{
+        mount::{mount, MsFlags},
+        sched::{setns, unshare, CloneFlags},
+    };
+    use std::os::fd::AsFd;
+    if let Some(ns) = &p.netns {
+        let f = File::open(ns).map_err(|e| format!("open netns {}: {e}", ns.display()))?;
+        setns(f.as_fd(), CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("setns {}: {e}", ns.display()))?;
+    }
+    let mut new = CloneFlags::empty();
+    if p.ipc_pin.is_some() {
+        new |= CloneFlags::CLONE_NEWIPC;
+    }
+    if p.uts_pin.is_some() {
+        new |= CloneFlags::CLONE_NEWUTS;
+    }
+    if !new.is_empty() {
+        unshare(new).map_err(|e| format!("unshare {new:?}: {e}"))?;
+    }
+    if let (Some(h), Some(_)) = (&p.hostname, &p.uts_pin) {
+        nix::unistd::sethostname(h).map_err(|e| format!("sethostname {h}: {e}"))?;
+    }
+    // /proc/sys acts on the namespaces of the thread that opens it: the pod's, now.
+    for (k, v) in &p.sysctls {
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        std::fs::write(&path, v).map_err(|e| format!("sysctl {k}={v}: {e}"))?;
+    }
+    for (kind, pin) in [("ipc", &p.ipc_pin), ("uts", &p.uts_pin)] {
+        let Some(pin) = pin else { continue };
+        File::create(pin).map_err(|e| format!("create {}: {e}", pin.display()))?;
+        let src = format!("/proc/thread-self/ns/{kind}");
+        mount(
+            Some(src.as_str()),
+            pin,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("pin {kind} namespace at {}: {e}", pin.display()))?;
+    }
+    Ok(())
+}
+
+/// Mounts the pod's /dev/shm tmpfs (containerd's CRI's flags and default 64 MiB size).
+pub fn mount_shm(dir: &std::path::Path) -> std::io::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    std::fs::create_dir_all(dir)?;
+    mount(
+        Some("shm"),
+        dir,
+        Some("tmpfs"),
+        MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777,size=65536k"),
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// Detaches the mount at `path`; a path that is not (or no longer) mounted is fine.
+pub fn unmount(path: &std::path::Path) -> std::io::Result<()> {
+    use nix::{errno::Errno, mount::umount2, mount::MntFlags};
+    match umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The pod's pause when its containers share a pid namespace: pid 1 there, it reaps orphans and
+/// ends on SIGTERM/SIGINT. Signals are blocked and taken with sigwait, so no handler runs.
+pub fn pause_forever() -> ! {
+    use nix::sys::{
+        signal::{SigSet, Signal},
+        wait::{waitpid, WaitPidFlag, WaitStatus},
+    };
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
+        set.add(s);
+    }
+    if set.thread_block().is_err() {
+        exit_now(1);
+    }
+    loop {
+        match set.wait() {
+            Ok(Signal::SIGCHLD) => {
+                while let Ok(ws) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    if ws == WaitStatus::StillAlive {
+                        break;
+                    }
+                }
+            }
+            Ok(_) => exit_now(0),
+            Err(_) => {}
+        }
+    }
+}
