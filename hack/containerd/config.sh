@@ -117,6 +117,12 @@ cat <<CFG
       runtime_path = "$CTRD_CRIUS_SHIM"
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+    # The crius shim as the pod's sandboxer (containerd's Sandbox API): no pause container, no
+    # pause image. containerd's shim controller starts a sandbox's shim by runtime type (it has no
+    # runtime_path), so this handler is crius's own type, found on PATH.
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.crius-sandboxer]
+      runtime_type = "io.containerd.crius.v2"
+      sandboxer = "shim"
   [plugins."io.containerd.cri.v1.runtime".cni]
     bin_dirs = ["$CTRD_CNI_BIN_DIR"]
     conf_dir = "$CTRD_CNI_CONF_DIR"

@@ -1,6 +1,6 @@
 //! A private containerd for one test: config from `hack/containerd/config.sh` (the same the dev stack
 //! uses), root/state/socket in the test's dir, the crius shim from `target/debug` on its PATH. The
-//! containerd version is [`ContainerdVersion::selected`] (`CRIUS_CONTAINERD`).
+//! containerd version is [`ContainerdVersion::selected`] (`CRIUS_CONTAINERD`) unless the test names one.
 
 use crate::paths::ContainerdVersion;
 use crate::{paths, process};
@@ -20,6 +20,9 @@ pub struct ContainerdOptions {
     pub cni_conf_dir: Option<PathBuf>,
     /// The CRI plugin's default runtime: `crius` (io.containerd.crius.v2) or `runc` (io.containerd.runc.v2).
     pub default_runtime: String,
+    /// This containerd whatever `CRIUS_CONTAINERD` says (tests of what only one version has, such
+    /// as 2.x's Sandbox API); `None`: [`ContainerdVersion::selected`].
+    pub version: Option<ContainerdVersion>,
 }
 
 impl Default for ContainerdOptions {
@@ -28,6 +31,7 @@ impl Default for ContainerdOptions {
             cri: false,
             cni_conf_dir: None,
             default_runtime: "crius".into(),
+            version: None,
         }
     }
 }
@@ -44,7 +48,7 @@ impl Containerd {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let certs_d = dir.join("certs.d");
         process::output(Command::new(paths::hack("containerd/certs.sh")).arg(&certs_d))?;
-        let version = ContainerdVersion::selected();
+        let version = opts.version.unwrap_or_else(ContainerdVersion::selected);
         let mut cfg = Command::new(paths::hack("containerd/config.sh"));
         cfg.env("CRIUS_CONTAINERD", version.as_str())
             .env("CTRD_CRIUS_SHIM", paths::shim_bin())

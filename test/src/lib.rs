@@ -36,7 +36,7 @@ pub mod secure_registry;
 
 mod containerd;
 mod env;
-mod process;
+pub mod process;
 
 pub use containerd::{Containerd, ContainerdOptions};
 pub use env::{CniNetwork, TestEnv};

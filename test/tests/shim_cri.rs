@@ -104,6 +104,7 @@ fn setup(name: &str, runtime: &str) -> Option<(TestEnv, PathBuf, PathBuf)> {
             cri: true,
             cni_conf_dir: Some(net.conf_dir.clone()),
             default_runtime: runtime.into(),
+            ..Default::default()
         })
         .expect("containerd with CRI");
     import_pause(&dir, c, &pause);

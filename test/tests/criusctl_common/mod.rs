@@ -94,6 +94,7 @@ pub fn setup(name: &str) -> Option<Setup> {
             cri: true,
             cni_conf_dir: Some(net.conf_dir.clone()),
             default_runtime: "runc".into(),
+            ..Default::default()
         })
         .expect("containerd with CRI");
     import_pause(&dir, c);
