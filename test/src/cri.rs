@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use crius_proto::tonic::transport::{Channel, Endpoint, Uri};
-use crius_proto::{ImageServiceClient, RuntimeServiceClient};
+use crius_proto::{runtime, ImageServiceClient, RuntimeServiceClient};
 use hyper_util::rt::TokioIo;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -34,4 +34,48 @@ pub async fn connect(socket: &Path) -> crate::Result<CriClient> {
         runtime: RuntimeServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
         image: ImageServiceClient::new(channel).max_decoding_message_size(64 << 20),
     })
+}
+
+/// RunPodSandbox with `handler` (empty: the default runtime); the pod's id.
+pub async fn run_pod(
+    c: &mut CriClient,
+    cfg: &runtime::PodSandboxConfig,
+    handler: &str,
+) -> crate::Result<String> {
+    let resp = c
+        .runtime
+        .run_pod_sandbox(runtime::RunPodSandboxRequest {
+            config: Some(cfg.clone()),
+            runtime_handler: handler.into(),
+        })
+        .await
+        .context("RunPodSandbox")?;
+    Ok(resp.into_inner().pod_sandbox_id)
+}
+
+/// CreateContainer then StartContainer in `pod`; the container's id.
+pub async fn create_and_start(
+    c: &mut CriClient,
+    pod: &str,
+    pcfg: &runtime::PodSandboxConfig,
+    ccfg: runtime::ContainerConfig,
+) -> crate::Result<String> {
+    let id = c
+        .runtime
+        .create_container(runtime::CreateContainerRequest {
+            pod_sandbox_id: pod.into(),
+            config: Some(ccfg),
+            sandbox_config: Some(pcfg.clone()),
+        })
+        .await
+        .context("CreateContainer")?
+        .into_inner()
+        .container_id;
+    c.runtime
+        .start_container(runtime::StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .with_context(|| format!("StartContainer {id}"))?;
+    Ok(id)
 }

@@ -131,15 +131,9 @@ async fn stop_remove(c: &mut cri_client::CriClient, pod: &str) {
 }
 
 async fn run_pod(c: &mut cri_client::CriClient, cfg: &cri::PodSandboxConfig) -> String {
-    c.runtime
-        .run_pod_sandbox(cri::RunPodSandboxRequest {
-            config: Some(cfg.clone()),
-            runtime_handler: String::new(),
-        })
+    cri_client::run_pod(c, cfg, "")
         .await
-        .unwrap_or_else(|e| panic!("run pod: {e}"))
-        .into_inner()
-        .pod_sandbox_id
+        .unwrap_or_else(|e| panic!("run pod: {e:#}"))
 }
 
 /// Create and start a busybox container running `cmd` with `mounts`; its id.
@@ -165,24 +159,9 @@ async fn start_container(
         mounts,
         ..Default::default()
     };
-    let id = c
-        .runtime
-        .create_container(cri::CreateContainerRequest {
-            pod_sandbox_id: pod.into(),
-            config: Some(ccfg),
-            sandbox_config: Some(pcfg.clone()),
-        })
+    cri_client::create_and_start(c, pod, pcfg, ccfg)
         .await
-        .unwrap_or_else(|e| panic!("create {name}: {e}"))
-        .into_inner()
-        .container_id;
-    c.runtime
-        .start_container(cri::StartContainerRequest {
-            container_id: id.clone(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("start {name}: {e}"));
-    id
+        .unwrap_or_else(|e| panic!("create and start {name}: {e:#}"))
 }
 
 async fn wait_exited(c: &mut cri_client::CriClient, id: &str) -> i32 {

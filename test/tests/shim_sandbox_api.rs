@@ -42,7 +42,9 @@ struct Setup {
 fn setup(name: &str) -> Option<Setup> {
     let mut env = TestEnv::new(name)?;
     if !ContainerdVersion::V2_1.containerd().is_file() {
-        eprintln!("SKIP: {name}: containerd 2.1 missing (hack/containerd/fetch-2.1.sh)");
+        crius_test::skip(format!(
+            "{name}: containerd 2.1 missing (hack/containerd/fetch-2.1.sh)"
+        ));
         return None;
     }
     registry::ensure().expect("registry");
@@ -140,15 +142,9 @@ fn container_config(name: &str, cmd: &[&str], pid: cri::NamespaceMode) -> cri::C
 }
 
 async fn run_pod(c: &mut cri_client::CriClient, cfg: &cri::PodSandboxConfig) -> String {
-    c.runtime
-        .run_pod_sandbox(cri::RunPodSandboxRequest {
-            config: Some(cfg.clone()),
-            runtime_handler: HANDLER.into(),
-        })
+    cri_client::run_pod(c, cfg, HANDLER)
         .await
-        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}"))
-        .into_inner()
-        .pod_sandbox_id
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 async fn run_container(
@@ -157,24 +153,9 @@ async fn run_container(
     pcfg: &cri::PodSandboxConfig,
     ccfg: cri::ContainerConfig,
 ) -> String {
-    let id = c
-        .runtime
-        .create_container(cri::CreateContainerRequest {
-            pod_sandbox_id: pod.into(),
-            config: Some(ccfg),
-            sandbox_config: Some(pcfg.clone()),
-        })
+    cri_client::create_and_start(c, pod, pcfg, ccfg)
         .await
-        .unwrap_or_else(|e| panic!("CreateContainer: {e}"))
-        .into_inner()
-        .container_id;
-    c.runtime
-        .start_container(cri::StartContainerRequest {
-            container_id: id.clone(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("StartContainer: {e}"));
-    id
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 async fn exec(c: &mut cri_client::CriClient, ctr: &str, cmd: &[&str]) -> String {
@@ -197,17 +178,44 @@ async fn exec(c: &mut cri_client::CriClient, ctr: &str, cmd: &[&str]) -> String 
     String::from_utf8_lossy(&r.stdout).into_owned()
 }
 
-async fn pod_state(c: &mut cri_client::CriClient, pod: &str) -> cri::PodSandboxStatus {
-    c.runtime
+async fn try_pod_state(
+    c: &mut cri_client::CriClient,
+    pod: &str,
+) -> Result<cri::PodSandboxStatus, tonic::Status> {
+    let resp = c
+        .runtime
         .pod_sandbox_status(cri::PodSandboxStatusRequest {
             pod_sandbox_id: pod.into(),
             verbose: false,
         })
+        .await?;
+    resp.into_inner()
+        .status
+        .ok_or_else(|| tonic::Status::internal("no status"))
+}
+
+async fn pod_state(c: &mut cri_client::CriClient, pod: &str) -> cri::PodSandboxStatus {
+    try_pod_state(c, pod)
         .await
         .unwrap_or_else(|e| panic!("PodSandboxStatus: {e}"))
-        .into_inner()
-        .status
-        .expect("status")
+}
+
+/// Polls until the pod is in `want`. Errors on the way are waited out: containerd's CRI answers
+/// UNAVAILABLE while it recovers after a restart, and passes on `ttrpc: closed` for a dead shim
+/// until it has cleaned up after it.
+async fn wait_pod_state(c: &mut cri_client::CriClient, pod: &str, want: cri::PodSandboxState) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = try_pod_state(c, pod).await;
+        if got.as_ref().is_ok_and(|st| st.state == want as i32) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pod {pod} not {want:?} within 30 s: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn stop_remove(c: &mut cri_client::CriClient, pod: &str) {
@@ -487,12 +495,7 @@ fn sandbox_api_survives_containerd_kill9_and_cleans_up_after_shim_kill9() {
             .await
             .expect("CRI after restart");
         // containerd's CRI asks SandboxStatus of the shim, which lived on.
-        let st = pod_state(&mut c, &pod).await;
-        assert_eq!(
-            st.state,
-            cri::PodSandboxState::SandboxReady as i32,
-            "ready after a containerd restart"
-        );
+        wait_pod_state(&mut c, &pod, cri::PodSandboxState::SandboxReady).await;
         assert_eq!(exec(&mut c, &ctr, &["hostname"]).await.trim(), "crash-host");
 
         let shim = shims_of(&pod);
@@ -509,14 +512,7 @@ fn sandbox_api_survives_containerd_kill9_and_cleans_up_after_shim_kill9() {
             || pauses_of(&cgroup_parent).is_empty() && mounts_naming(&pod).is_empty(),
         )
         .await;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while pod_state(&mut c, &pod).await.state != cri::PodSandboxState::SandboxNotready as i32 {
-            assert!(
-                Instant::now() < deadline,
-                "pod not NOTREADY after shim death"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_pod_state(&mut c, &pod, cri::PodSandboxState::SandboxNotready).await;
         stop_remove(&mut c, &pod).await;
         assert!(cri_dirs(&s.ctrd_dir, &pod).iter().all(|d| !d.exists()));
     });
