@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stop everything hack/dev-up.sh started and remove what it made under /run/crius-dev.
-# Images in the registry and containerd's content stay for the next dev-up; `--purge` removes those too.
+# Images in the registry and containerd's content stay for the next dev-up; `--purge` removes those too,
+# and everything else under $CRIUS_DEV_LIB (the fresh-check root, the guest image, the apt caches).
 # Idempotent: safe when nothing runs.
 set -euo pipefail
 here=$(dirname "$0")

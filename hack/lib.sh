@@ -69,3 +69,40 @@ crius_containerd_path() {
     *) crius_log "error: CRIUS_CONTAINERD=$CRIUS_CONTAINERD: want 1.6 or 2.1"; return 1 ;;
     esac
 }
+
+# crius_debootstrap DIR [PACKAGE,...]: a minimal Debian 12 root (debootstrap --variant=minbase bookworm,
+# from the machine's own Debian mirror) at DIR, with the extra packages given, built once and cached:
+# DIR/.crius-key records what it was made from (suite, mirror, packages, extra KEY text in
+# $CRIUS_ROOT_KEY), and a root whose key differs is built again. debootstrap itself comes from Debian's
+# packages when the machine lacks it. Used by hack/fresh-check.sh and the systemd guest (hack/vm/).
+crius_debootstrap() {
+    local dir=$1 include=${2:-} mirror key
+    mirror=$(crius_debian_mirror)
+    key="bookworm minbase $mirror include=$include ${CRIUS_ROOT_KEY:-}"
+    if [ -f "$dir/.crius-key" ] && [ "$(cat "$dir/.crius-key")" = "$key" ]; then
+        crius_log "debian root $dir up to date"
+        return 0
+    fi
+    command -v debootstrap >/dev/null || {
+        crius_log "installing debootstrap"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null \
+            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; } \
+            || crius_die "could not install debootstrap"
+    }
+    rm -rf "$dir.new"
+    mkdir -p "$(dirname "$dir")"
+    crius_log "debootstrap bookworm (minbase${include:+, +$include}) into $dir (a few minutes)"
+    debootstrap --variant=minbase ${include:+--include="$include"} bookworm "$dir.new" "$mirror" \
+        > "$dir.log" 2>&1 || { tail -20 "$dir.log" >&2; crius_die "debootstrap failed (log: $dir.log)"; }
+    printf '%s' "$key" > "$dir.new/.crius-key"
+    rm -rf "$dir"
+    mv "$dir.new" "$dir"
+}
+
+# The Debian mirror this machine installs from (its apt sources), for roots made from the same packages.
+crius_debian_mirror() {
+    local m
+    m=$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -1)
+    [ -n "$m" ] || m=$(grep -hsE '^deb ' /etc/apt/sources.list | awk '{print $2}' | grep -v security | head -1)
+    printf '%s' "${m:-http://deb.debian.org/debian}"
+}

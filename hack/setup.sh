@@ -57,6 +57,8 @@ done
 
 "$CRIUS_REPO/hack/containerd/fetch-2.1.sh"   # containerd 2.1 beside the system's, for the 2.x tests
 "$CRIUS_REPO/hack/grpcio-venv.sh" >/dev/null  # grpcio from PyPI + CRI stubs, for criusd_grpc_authority
+# The .deb files the local images are built from: fetched now, so the demo and the tests need no network.
+"$CRIUS_REPO/hack/images/build.sh" --fetch
 
 crius_log "building crius"
 "$CRIUS_REPO/hack/build.sh"
