@@ -61,6 +61,9 @@ impl TestEnv {
                 dir.display()
             );
         }
+        if let Err(stale) = paths::check_binaries_fresh() {
+            panic!("{name}: {stale}");
+        }
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter("info")

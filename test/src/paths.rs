@@ -1,6 +1,6 @@
 //! Where the repository, its binaries and the hack scripts are.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The workspace root (the folder holding `Cargo.toml`, `hack/`, `test/`).
 pub fn repo_root() -> PathBuf {
@@ -99,4 +99,118 @@ impl ContainerdVersion {
 /// A script under `hack/`.
 pub fn hack(script: &str) -> PathBuf {
     repo_root().join("hack").join(script)
+}
+
+/// The crius binaries the tests run: the package folder, the bin's own source under it (a bin
+/// is rebuilt when its own source, its package's lib or a dependency changes, and only then), and
+/// the workspace crates it depends on.
+const BUILT: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "debug/criusd",
+        "cri-front",
+        "src/bin/criusd.rs",
+        &["sandboxer", "proto"],
+    ),
+    (
+        "debug/criusctl",
+        "cri-front",
+        "src/bin/criusctl",
+        &["sandboxer", "proto"],
+    ),
+    (
+        "debug/crius-logger",
+        "cri-front",
+        "src/bin/crius-logger.rs",
+        &["sandboxer", "proto"],
+    ),
+    (
+        "debug/containerd-shim-crius-v2",
+        "shim-runc",
+        "src/main.rs",
+        &[],
+    ),
+    (
+        "release/crius-pause",
+        "sandboxer",
+        "src/bin/crius-pause.rs",
+        &["proto"],
+    ),
+];
+
+/// The tests run the binaries `hack/build.sh` built, not ones cargo builds for them (criusd, the
+/// shim and the pause are other packages'). A binary older than a source it is built from would
+/// test old code and pass: that is an error, named, with the command that mends it. Checked once
+/// per test binary.
+pub fn check_binaries_fresh() -> Result<(), String> {
+    static CHECKED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            let root = repo_root();
+            for (bin, package, own, deps) in BUILT {
+                let path = target_dir().join(bin);
+                let Some(built) = mtime(&path) else { continue };
+                let pkg = root.join(package);
+                // The package without its other bins, the bin's own source, the dependencies
+                // without theirs, and the lock file.
+                let mut sources = newest_source(&pkg, &pkg.join("src/bin"))
+                    .into_iter()
+                    .chain(newest_source(&pkg.join(own), Path::new("")))
+                    .chain(deps.iter().filter_map(|d| {
+                        let dir = root.join(d);
+                        newest_source(&dir, &dir.join("src/bin"))
+                    }))
+                    .chain(mtime(&root.join("Cargo.lock")).map(|t| (t, root.join("Cargo.lock"))));
+                if let Some((_, src)) = sources.find(|(t, _)| *t > built) {
+                    return Err(format!(
+                        "{} is older than {}: run hack/build.sh (tests run the binaries it builds)",
+                        path.display(),
+                        src.display()
+                    ));
+                }
+            }
+            Ok(())
+        })
+        .clone()
+}
+
+fn mtime(p: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// The newest `.rs`, `.proto` or `Cargo.toml` at or under `path` (a file or a dir; `target` and
+/// `skip` left out), with its path.
+fn newest_source(path: &Path, skip: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
+    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        if p == skip {
+            continue;
+        }
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            stack.extend(
+                std::fs::read_dir(&p)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+            continue;
+        }
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !(name.ends_with(".rs") || name.ends_with(".proto") || name == "Cargo.toml") {
+            continue;
+        }
+        if let Some(t) = mtime(&p) {
+            if best.as_ref().is_none_or(|(b, _)| t > *b) {
+                best = Some((t, p));
+            }
+        }
+    }
+    best
 }
