@@ -23,8 +23,8 @@ apt_dir="$CRIUS_DEV_LIB/apt-forky"
 mkdir -p "$apt_dir/etc/sources.list.d" "$apt_dir/etc/preferences.d" \
     "$apt_dir/state/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/debs"
 touch "$apt_dir/state/status"   # an empty dpkg status: this apt knows nothing installed
-cat >"$apt_dir/etc/sources.list" <<'EOF'
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian forky main
+cat >"$apt_dir/etc/sources.list" <<EOF
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $(crius_debian_mirror) forky main
 EOF
 # Only 2.1: forky is a moving suite, and a later containerd there must fail loudly here, not slip in.
 cat >"$apt_dir/etc/preferences" <<'EOF'
@@ -50,6 +50,9 @@ apt_opts=(
     -o "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false"
     -o "Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false"
     -o "APT::Sandbox::User=root"
+    # The machine's mirror may be a dated snapshot: a testing suite's Release then carries a
+    # Valid-Until in the past. Its signature (signed-by above) is still checked.
+    -o "Acquire::Check-Valid-Until=false"
 )
 
 deb=$(ls "$apt_dir"/debs/containerd_2.1.*_amd64.deb 2>/dev/null | tail -1 || true)
