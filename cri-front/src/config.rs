@@ -86,6 +86,9 @@ pub struct Config {
     pub enable_unprivileged_ports: bool,
     /// containerd 2.x's `enable_unprivileged_icmp`: `net.ipv4.ping_group_range="0 2147483647"`.
     pub enable_unprivileged_icmp: bool,
+    /// containerd's `ignore_image_defined_volumes`: false (the default) gives each image
+    /// `VOLUME` a per-container directory filled from the image; true leaves them out.
+    pub ignore_image_defined_volumes: bool,
 }
 
 impl Default for Config {
@@ -117,6 +120,7 @@ impl Default for Config {
             streaming_address: "127.0.0.1:0".into(),
             enable_unprivileged_ports: true,
             enable_unprivileged_icmp: true,
+            ignore_image_defined_volumes: false,
         }
     }
 }

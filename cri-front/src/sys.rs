@@ -87,6 +87,13 @@ pub fn mount(kind: &str, source: &str, options: &[String], target: &Path) -> nix
     Ok(())
 }
 
+/// Make a fifo or device node like the one `mode` (type and permission bits) and `rdev` describe.
+pub fn mknod(path: &Path, mode: u32, rdev: u64) -> std::io::Result<()> {
+    let kind = nix::sys::stat::SFlag::from_bits_truncate(mode & nix::libc::S_IFMT);
+    let perm = nix::sys::stat::Mode::from_bits_truncate(mode & 0o7777);
+    nix::sys::stat::mknod(path, kind, perm, rdev as nix::libc::dev_t).map_err(std::io::Error::from)
+}
+
 /// Detach a mount.
 pub fn umount(target: &Path) -> nix::Result<()> {
     nix::mount::umount2(target, MntFlags::MNT_DETACH)

@@ -14,6 +14,7 @@ use crius_sandboxer::{
     ANN_CRI_SANDBOX_ID, LABEL_KIND, LABEL_SANDBOX_ID,
 };
 
+use super::config_volumes;
 use super::image_volume::ImageVolume;
 use super::merge;
 use super::record::{ContainerRecord, MountRecord, Phase};
@@ -104,6 +105,7 @@ impl Daemon {
             Ok(b) => b,
             Err(e) => {
                 self.drop_image_volumes(&id).await;
+                self.drop_config_volumes(&id).await;
                 return Err(e);
             }
         };
@@ -242,6 +244,19 @@ impl Daemon {
         }
         self.remove_snapshot(id).await;
         self.drop_image_volumes(id).await;
+        self.drop_config_volumes(id).await;
+    }
+
+    /// Remove a container's image-config volumes (a create that failed before its record).
+    pub(crate) async fn drop_config_volumes(&self, id: &str) {
+        let dir = self.config_volumes_dir(id);
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(container = id, dir = %dir.display(), error = %e, "removing image-config volumes failed");
+            }
+        }
+        // The record dir itself, when nothing else made it.
+        let _ = tokio::fs::remove_dir(self.store.dir_of(id)).await;
     }
 
     pub(crate) async fn remove_snapshot(&self, key: &str) {
@@ -307,9 +322,38 @@ impl Daemon {
             strict_groups: sc.supplemental_groups_policy
                 == cri::SupplementalGroupsPolicy::Strict as i32,
         };
-        let (passwd, group) = match (&img.top_chain, user::needs_files(&ureq)) {
-            (Some(top), true) => self.image_files(id, top).await?,
-            _ => (String::new(), String::new()),
+        let volumes: Vec<(String, PathBuf)> = if self.cfg.ignore_image_defined_volumes {
+            Vec::new()
+        } else {
+            config_volumes::uncovered(&run, &config.mounts)
+                .into_iter()
+                .enumerate()
+                .map(|(n, p)| (p, self.config_volumes_dir(id).join(n.to_string())))
+                .collect()
+        };
+        // One read-only view of the image serves both: its user files and its VOLUME contents.
+        let need_files = user::needs_files(&ureq);
+        let (passwd, group) = match &img.top_chain {
+            Some(top) if need_files || !volumes.is_empty() => {
+                let volumes = volumes.clone();
+                self.with_image_view(id, top, move |root| {
+                    for (path, host) in &volumes {
+                        config_volumes::populate(Some(root), path, host)?;
+                    }
+                    Ok(if need_files {
+                        read_user_files(root)
+                    } else {
+                        Default::default()
+                    })
+                })
+                .await?
+            }
+            _ => {
+                for (path, host) in &volumes {
+                    config_volumes::populate(None, path, host)?;
+                }
+                Default::default()
+            }
         };
         let who = user::resolve(&ureq, &passwd, &group)?;
 
@@ -361,7 +405,17 @@ impl Daemon {
             pod.shm_path.as_ref().map(|p| p.display().to_string())
         };
 
-        let mut mounts = Vec::new();
+        let mut mounts: Vec<BindMount> = volumes
+            .iter()
+            .map(|(path, host)| BindMount {
+                container_path: path.clone(),
+                host_path: host.display().to_string(),
+                readonly: false,
+                propagation: "rprivate",
+                recursive_readonly: false,
+                nosuid_nodev: false,
+            })
+            .collect();
         for (i, m) in config.mounts.iter().enumerate() {
             mounts.push(match vols.iter().find(|v| v.index == i) {
                 Some(v) => image_bind(v),
@@ -476,17 +530,33 @@ impl Daemon {
         })
     }
 
-    /// The image's /etc/passwd and /etc/group, read through a read-only view snapshot.
-    async fn image_files(&self, id: &str, top: &str) -> Result<(String, String)> {
+    /// Where a container's image-config volumes live: in its record dir, so they go with it.
+    pub(crate) fn config_volumes_dir(&self, id: &str) -> PathBuf {
+        self.store.dir_of(id).join("volumes")
+    }
+
+    /// Run `work` on the image's files, through a read-only view snapshot of its top layer
+    /// mounted for the call.
+    async fn with_image_view<T: Send + 'static>(
+        &self,
+        id: &str,
+        top: &str,
+        work: impl FnOnce(&Path) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let key = format!("{}{id}", super::view::USER_FILES_VIEW);
         let mounts = self.view_snapshot(&key, top, HashMap::new()).await?;
         let dir = self.user_files_dir().join(id);
-        let res = tokio::task::spawn_blocking({
-            let dir = dir.clone();
-            move || read_user_files(&dir, &mounts)
+        let res = tokio::task::spawn_blocking(move || {
+            super::view::mount_view(&mounts, &dir, &[])?;
+            let out = work(&dir);
+            if let Err(e) = crate::sys::umount(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "umount image view failed");
+            }
+            let _ = std::fs::remove_dir(&dir);
+            out
         })
         .await
-        .map_err(|e| Error::Internal(format!("read image user files: {e}")));
+        .map_err(|e| Error::Internal(format!("image view work: {e}")));
         self.remove_snapshot(&key).await;
         res?
     }
@@ -500,25 +570,17 @@ struct Built {
     additional_gids: Vec<u32>,
 }
 
-fn read_user_files(
-    dir: &Path,
-    mounts: &[containerd_client::types::Mount],
-) -> Result<(String, String)> {
-    super::view::mount_view(mounts, dir, &[])?;
+/// The image's /etc/passwd and /etc/group ("" when absent) from its files at `root`.
+fn read_user_files(root: &Path) -> (String, String) {
     let read = |rel: &str| -> String {
-        let p = dir.join(rel);
+        let p = root.join(rel);
         // A symlink could point out of the image onto the host's files: treat it as absent.
         match std::fs::symlink_metadata(&p) {
             Ok(md) if md.is_file() => std::fs::read_to_string(&p).unwrap_or_default(),
             _ => String::new(),
         }
     };
-    let out = (read("etc/passwd"), read("etc/group"));
-    if let Err(e) = crate::sys::umount(dir) {
-        tracing::warn!(dir = %dir.display(), error = %e, "umount image view failed");
-    }
-    let _ = std::fs::remove_dir(dir);
-    Ok(out)
+    (read("etc/passwd"), read("etc/group"))
 }
 
 fn log_path(pod: &PodStatus, rel: &str) -> Option<PathBuf> {

@@ -1,5 +1,6 @@
 //! Containers: records, spec building, lifecycle, exec, events.
 
+pub mod config_volumes;
 pub mod create;
 pub mod events;
 pub mod exec;

@@ -55,6 +55,19 @@ impl Daemon {
                 rep.orphans.push(c.id);
             }
         }
+        // Record dirs without a record: a crash mid-Create after the image-config volumes
+        // were filled, before the record was written.
+        if let Ok(rd) = std::fs::read_dir(self.cfg.containers_dir()) {
+            for e in rd.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                if self.store.get(&id).await.is_none() && !e.path().join("container.json").exists()
+                {
+                    tracing::warn!(container = %id, "recover: removing the volumes of a container whose create did not finish");
+                    self.drop_config_volumes(&id).await;
+                    let _ = tokio::fs::remove_dir_all(e.path()).await;
+                }
+            }
+        }
         // Views of a crash mid-Create or mid-Remove. Views of kept containers stay; a start
         // mounts them again if a reboot took the host mounts.
         match self.sweep_image_volumes().await {

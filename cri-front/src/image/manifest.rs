@@ -94,6 +94,9 @@ pub struct RunConfig {
     pub working_dir: Option<String>,
     #[serde(default)]
     pub stop_signal: Option<String>,
+    /// Dockerfile `VOLUME`s: path → `{}`.
+    #[serde(default)]
+    pub volumes: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
