@@ -179,6 +179,56 @@ impl Containerd {
         .map(|_| ())
     }
 
+    /// Build crius's static pause (`paths::pause_bin`) into an OCI image with umoci under `work` and
+    /// import it into `k8s.io` as the CRI plugin's sandbox image (the local registry has that image
+    /// only after a release build, and tests must not push to it).
+    pub fn import_pause(&self, work: &Path) -> crate::Result<()> {
+        let dir = work.join("pause-image");
+        let (layout, bundle) = (dir.join("oci"), dir.join("bundle"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let image = format!("{}:latest", layout.display());
+        process::output(
+            Command::new("umoci")
+                .args(["init", "--layout"])
+                .arg(&layout),
+        )?;
+        process::output(Command::new("umoci").args(["new", "--image", &image]))?;
+        process::output(
+            Command::new("umoci")
+                .args(["unpack", "--image", &image])
+                .arg(&bundle),
+        )?;
+        std::fs::copy(paths::pause_bin(), bundle.join("rootfs/pause")).context("copying pause")?;
+        process::output(
+            Command::new("umoci")
+                .args(["repack", "--image", &image])
+                .arg(&bundle),
+        )?;
+        process::output(Command::new("umoci").args([
+            "config",
+            "--image",
+            &image,
+            "--config.entrypoint",
+            "/pause",
+        ]))?;
+        let tar = dir.join("pause.tar");
+        process::output(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&layout)
+                .arg("-cf")
+                .arg(&tar)
+                .arg("."),
+        )?;
+        let name = crate::registry::PAUSE.trim_end_matches(":latest");
+        process::output(
+            self.ctr("k8s.io")
+                .args(["images", "import", "--base-name", name])
+                .arg(&tar),
+        )
+        .map(|_| ())
+    }
+
     /// The last lines of containerd's log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default();

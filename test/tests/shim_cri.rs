@@ -2,14 +2,10 @@
 //! too, issue 13: runtime features through `-info` and recursive read-only mounts, StopContainer of
 //! an exited container, StopPodSandbox of a pod whose pause died), and the pod-start benchmark that
 //! `hack/bench/shim` runs (an ignored test).
-//!
-//! Local helper `import_pause`: builds crius's static pause into an OCI image with umoci and imports
-//! it into containerd's `k8s.io` namespace under the CRI plugin's sandbox image name (the local
-//! registry has that image only after a release build, and tests must not push to it).
 
 use crius_proto::runtime as cri;
 use crius_test::paths::ContainerdVersion;
-use crius_test::{cri as cri_client, paths, registry, Containerd, ContainerdOptions, TestEnv};
+use crius_test::{cri as cri_client, paths, registry, ContainerdOptions, TestEnv};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -22,44 +18,6 @@ fn sh(cmd: &mut Command) {
         String::from_utf8_lossy(&out.stderr),
         String::from_utf8_lossy(&out.stdout)
     );
-}
-
-fn pause_binary() -> Option<PathBuf> {
-    let release = paths::target_dir().join("release/crius-pause");
-    [release, paths::pause_bin()]
-        .into_iter()
-        .find(|p| p.is_file())
-}
-
-fn import_pause(dir: &Path, c: &Containerd, pause: &Path) {
-    let dir = dir.join("pause-image");
-    let layout = dir.join("oci");
-    let bundle = dir.join("bundle");
-    std::fs::create_dir_all(&dir).expect("dir");
-    sh(Command::new("umoci")
-        .args(["init", "--layout"])
-        .arg(&layout));
-    let image = format!("{}:latest", layout.display());
-    sh(Command::new("umoci").args(["new", "--image", &image]));
-    sh(Command::new("umoci")
-        .args(["unpack", "--image", &image])
-        .arg(&bundle));
-    std::fs::copy(pause, bundle.join("rootfs/pause")).expect("copy pause");
-    sh(Command::new("umoci")
-        .args(["repack", "--image", &image])
-        .arg(&bundle));
-    sh(Command::new("umoci").args(["config", "--image", &image, "--config.entrypoint", "/pause"]));
-    let tar = dir.join("pause.tar");
-    sh(Command::new("tar")
-        .arg("-C")
-        .arg(&layout)
-        .arg("-cf")
-        .arg(&tar)
-        .arg("."));
-    let name = registry::PAUSE.trim_end_matches(":latest");
-    sh(c.ctr("k8s.io")
-        .args(["images", "import", "--base-name", name])
-        .arg(&tar));
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -92,10 +50,10 @@ fn pod_config(id: &str, name: &str, log_dir: &Path) -> cri::PodSandboxConfig {
 /// Returns the env, the CRI socket and a log dir.
 fn setup(name: &str, runtime: &str) -> Option<(TestEnv, PathBuf, PathBuf)> {
     let mut env = TestEnv::new(name)?;
-    let Some(pause) = pause_binary() else {
+    if !paths::pause_bin().is_file() {
         crius_test::skip(format!("{name}: crius-pause is not built"));
         return None;
-    };
+    }
     registry::ensure().expect("registry");
     let net = env.cni().expect("cni");
     let dir = env.dir().to_path_buf();
@@ -107,7 +65,7 @@ fn setup(name: &str, runtime: &str) -> Option<(TestEnv, PathBuf, PathBuf)> {
             ..Default::default()
         })
         .expect("containerd with CRI");
-    import_pause(&dir, c, &pause);
+    c.import_pause(&dir).expect("pause image");
     c.pull("k8s.io", registry::BUSYBOX).expect("pull busybox");
     let socket = c.socket();
     let log_dir = dir.join("pod-logs");

@@ -307,7 +307,7 @@ fn criusctl(socket: &Path, args: &[&str]) -> String {
 
 /// containerd's CRI leaves the pods' cgroup parents it was given (kubelet's to remove).
 fn finish(s: Setup) {
-    leaks::remove_cgroup_parents(s.env.id());
+    leaks::remove_cgroup_tree(s.env.id());
     s.env.finish().expect("leak check");
 }
 

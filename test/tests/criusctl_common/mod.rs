@@ -5,8 +5,8 @@
 
 pub mod flows;
 
-use crius_test::{paths, registry, Containerd, ContainerdOptions, TestEnv};
-use std::path::{Path, PathBuf};
+use crius_test::{paths, registry, ContainerdOptions, TestEnv};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,52 +21,8 @@ pub struct Setup {
     pub log: Option<PathBuf>,
 }
 
-fn sh(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-}
-
 /// crius's static pause as an OCI image (umoci), imported under the CRI plugin's sandbox image name:
 /// tests never push to the shared registry.
-fn import_pause(dir: &Path, c: &Containerd) {
-    let pause = paths::pause_bin();
-    let layout = dir.join("pause-oci");
-    let bundle = dir.join("pause-bundle");
-    let image = format!("{}:latest", layout.display());
-    sh(Command::new("umoci")
-        .args(["init", "--layout"])
-        .arg(&layout));
-    sh(Command::new("umoci").args(["new", "--image", &image]));
-    sh(Command::new("umoci")
-        .args(["unpack", "--image", &image])
-        .arg(&bundle));
-    std::fs::copy(&pause, bundle.join("rootfs/pause")).expect("copy pause");
-    sh(Command::new("umoci")
-        .args(["repack", "--image", &image])
-        .arg(&bundle));
-    sh(Command::new("umoci").args(["config", "--image", &image, "--config.entrypoint", "/pause"]));
-    let tar = dir.join("pause.tar");
-    sh(Command::new("tar")
-        .arg("-C")
-        .arg(&layout)
-        .arg("-cf")
-        .arg(&tar)
-        .arg("."));
-    sh(c.ctr("k8s.io")
-        .args([
-            "images",
-            "import",
-            "--base-name",
-            registry::PAUSE.trim_end_matches(":latest"),
-        ])
-        .arg(&tar));
-}
-
 /// containerd + CRI plugin (runc) + CNI + pause, or None after a SKIP line.
 pub fn setup(name: &str) -> Option<Setup> {
     let mut env = TestEnv::new(name)?;
@@ -97,7 +53,7 @@ pub fn setup(name: &str) -> Option<Setup> {
             ..Default::default()
         })
         .expect("containerd with CRI");
-    import_pause(&dir, c);
+    c.import_pause(&dir).expect("pause image");
     let socket = c.socket();
     Some(Setup {
         env,
