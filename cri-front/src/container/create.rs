@@ -416,10 +416,19 @@ impl Daemon {
                 nosuid_nodev: false,
             })
             .collect();
+        let mount_table = if config
+            .mounts
+            .iter()
+            .any(|m| m.propagation != cri::MountPropagation::PropagationPrivate as i32)
+        {
+            super::propagation::mounts_now()?
+        } else {
+            Vec::new()
+        };
         for (i, m) in config.mounts.iter().enumerate() {
             mounts.push(match vols.iter().find(|v| v.index == i) {
                 Some(v) => image_bind(v),
-                None => bind_mount(m, self.runc.recursive_read_only)?,
+                None => bind_mount(m, self.runc.recursive_read_only, &mount_table)?,
             });
         }
         let mut devices = Vec::new();
@@ -607,7 +616,11 @@ fn stop_signal(config: &cri::ContainerConfig, img: &ResolvedImage) -> String {
         .unwrap_or_else(|| "SIGTERM".into())
 }
 
-fn bind_mount(m: &cri::Mount, rro_supported: bool) -> Result<BindMount> {
+fn bind_mount(
+    m: &cri::Mount,
+    rro_supported: bool,
+    mount_table: &[super::propagation::MountPoint],
+) -> Result<BindMount> {
     if m.container_path.is_empty() || !m.container_path.starts_with('/') {
         return Err(Error::InvalidArgument(format!(
             "mount container_path {:?} must be absolute",
@@ -646,11 +659,7 @@ fn bind_mount(m: &cri::Mount, rro_supported: bool) -> Result<BindMount> {
         std::fs::create_dir_all(src)
             .map_err(|e| Error::io(format!("create mount source {}", src.display()), e))?;
     }
-    let propagation = match cri::MountPropagation::try_from(m.propagation) {
-        Ok(cri::MountPropagation::PropagationHostToContainer) => "rslave",
-        Ok(cri::MountPropagation::PropagationBidirectional) => "rshared",
-        _ => "rprivate",
-    };
+    let propagation = super::propagation::option_for(m, mount_table)?;
     Ok(BindMount {
         container_path: m.container_path.clone(),
         host_path: m.host_path.clone(),

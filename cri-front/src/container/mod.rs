@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod logger;
 pub mod merge;
 pub mod node_cgroups;
+pub mod propagation;
 pub mod record;
 pub mod recover;
 pub mod spec;

@@ -335,6 +335,14 @@ pub fn build(i: &SpecInput) -> Result<Spec> {
     if !i.cgroups_path.is_empty() {
         linux["cgroupsPath"] = json!(i.cgroups_path);
     }
+    // As containerd: the rootfs shared when a mount carries mounts both ways, a slave when
+    // one receives them, so they reach the mount points inside.
+    let props: Vec<&str> = i.mounts.iter().map(|m| m.propagation).collect();
+    if props.contains(&"rshared") {
+        linux["rootfsPropagation"] = json!("rshared");
+    } else if props.contains(&"rslave") {
+        linux["rootfsPropagation"] = json!("rslave");
+    }
     if let Some(s) = &i.seccomp {
         linux["seccomp"] = s.clone();
     }
@@ -490,6 +498,13 @@ mod tests {
             json!(["rbind", "rprivate", "ro", "rro", "nosuid", "nodev"])
         );
         assert_eq!(v["process"]["oomScoreAdj"], 500);
+        assert!(v["linux"].get("rootfsPropagation").is_none());
+        i.mounts[1].propagation = "rslave";
+        let v = serde_json::to_value(build(&i).expect("spec")).expect("json");
+        assert_eq!(v["linux"]["rootfsPropagation"], "rslave");
+        i.mounts[0].propagation = "rshared";
+        let v = serde_json::to_value(build(&i).expect("spec")).expect("json");
+        assert_eq!(v["linux"]["rootfsPropagation"], "rshared");
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], 64 << 20);
     }
 
