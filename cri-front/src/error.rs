@@ -80,6 +80,8 @@ impl Error {
             Error::Containerd { status, .. } => match status.code() {
                 // containerd being down is the caller's retryable problem.
                 Code::Unavailable => Code::Unavailable,
+                // The connection to containerd broke mid-call (containerd died or restarts).
+                Code::Unknown if status.message().contains("transport error") => Code::Unavailable,
                 Code::NotFound => Code::NotFound,
                 Code::AlreadyExists => Code::AlreadyExists,
                 Code::FailedPrecondition => Code::FailedPrecondition,

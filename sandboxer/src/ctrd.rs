@@ -180,15 +180,17 @@ impl Ctrd {
 
     /// Signal the task (all processes with `all`). NotFound / not running is Ok.
     pub async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<(), Status> {
-        match self
-            .tasks()
-            .kill(self.req(KillRequest {
-                container_id: id.to_string(),
-                exec_id: String::new(),
-                signal,
-                all,
-            }))
-            .await
+        match until_shim_cleaned(|| async {
+            self.tasks()
+                .kill(self.req(KillRequest {
+                    container_id: id.to_string(),
+                    exec_id: String::new(),
+                    signal,
+                    all,
+                }))
+                .await
+        })
+        .await
         {
             Ok(_) => Ok(()),
             Err(s) if s.code() == Code::NotFound => Ok(()),
@@ -215,12 +217,14 @@ impl Ctrd {
 
     /// Delete the (exited) task. Idempotent.
     pub async fn delete_task(&self, id: &str) -> Result<(), Status> {
-        match self
-            .tasks()
-            .delete(self.req(DeleteTaskRequest {
-                container_id: id.to_string(),
-            }))
-            .await
+        match until_shim_cleaned(|| async {
+            self.tasks()
+                .delete(self.req(DeleteTaskRequest {
+                    container_id: id.to_string(),
+                }))
+                .await
+        })
+        .await
         {
             Ok(_) => Ok(()),
             Err(s) if s.code() == Code::NotFound => Ok(()),
@@ -342,5 +346,28 @@ pub fn is_unavailable(s: &Status) -> bool {
         // tonic reports a failed connect as Unknown with a transport error.
         Code::Unknown => s.message().contains("transport"),
         _ => false,
+    }
+}
+
+/// A task whose shim died answers "ttrpc: closed" until containerd has noticed and cleaned up
+/// after the dead shim (its `delete`, the exit event), which takes a moment; then the task is
+/// gone (NotFound) or exited. Retry `call` through that window, for up to 10 s.
+async fn until_shim_cleaned<T, F, Fut>(mut call: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Status>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match call().await {
+            Err(s)
+                if s.code() == Code::Unknown
+                    && s.message().contains("ttrpc: closed")
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            r => return r,
+        }
     }
 }

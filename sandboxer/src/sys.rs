@@ -167,6 +167,17 @@ pub fn pids_with_args(pairs: &[(&str, &str)]) -> Vec<u32> {
         .collect()
 }
 
+/// Whether process `pid`'s last argument is `arg` (a shim's action: `start`, `delete`).
+pub fn last_arg_is(pid: u32, arg: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| {
+            raw.split(|b| *b == 0)
+                .rfind(|a| !a.is_empty())
+                .is_some_and(|a| a == arg.as_bytes())
+        })
+        .unwrap_or(false)
+}
+
 /// Pids whose environment holds exactly `entry` (`KEY=value`).
 pub fn pids_with_env(entry: &str) -> Vec<u32> {
     let Ok(rd) = std::fs::read_dir("/proc") else {

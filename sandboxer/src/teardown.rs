@@ -176,14 +176,30 @@ impl Sandboxer {
         let id = rec.id.as_str();
         let address = self.cfg.containerd_address.to_string_lossy();
         let mut reaped = Vec::new();
+        let mut cleaners = Vec::new();
         for pid in sys::pids_with_args(&[
             ("-namespace", self.cfg.containerd_namespace.as_str()),
             ("-id", id),
             ("-address", address.as_ref()),
         ]) {
+            if sys::last_arg_is(pid, "delete") {
+                // containerd cleaning up after the pod's dead shim (`shim delete`): killing it
+                // would leave the shim's bundle dir and socket behind. Let it finish.
+                cleaners.push(pid);
+                continue;
+            }
             tracing::warn!(pod = %id, pid, "killing a shim left without a task by a crash mid-start");
             sys::kill_pid(pid);
             reaped.push(pid);
+        }
+        if !cleaners.is_empty() {
+            tracing::info!(pod = %id, pids = ?cleaners, "waiting for containerd's cleanup of the pod's dead shim");
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while cleaners.iter().any(|p| sys::proc_start_time(*p).is_some())
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         if reaped.is_empty() {
             return;
@@ -205,6 +221,27 @@ impl Sandboxer {
             sys::kill_and_remove_cgroup(&cgroup);
         })
         .await;
+    }
+
+    /// A shim killed while containerd started it (mid RunPodSandbox) leaves its socket in
+    /// containerd's socket dir, which nothing else removes. Remove it once nothing listens there.
+    fn remove_dead_shim_socket(&self, id: &str) {
+        let path = shim_socket(
+            &self.cfg.containerd_address.to_string_lossy(),
+            &self.cfg.containerd_namespace,
+            id,
+        );
+        if !path.exists() || std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            return;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                tracing::info!(pod = %id, socket = %path.display(), "removed the dead shim's socket")
+            }
+            Err(e) => {
+                tracing::warn!(pod = %id, socket = %path.display(), error = %e, "removing the dead shim's socket failed")
+            }
+        }
     }
 
     /// CNI DEL of the pod's attachment. One that can never succeed (the plugin cannot even be
@@ -262,7 +299,10 @@ impl Sandboxer {
         }
         match self.stop_pause(id).await {
             Ok(true) => {}
-            Ok(false) => self.reap_orphan_shim(rec).await,
+            Ok(false) => {
+                self.reap_orphan_shim(rec).await;
+                self.remove_dead_shim_socket(id);
+            }
             Err(e) => note(&mut errs, Err(e)),
         }
         note(
@@ -310,5 +350,25 @@ impl Sandboxer {
             );
         }
         errs
+    }
+}
+
+/// Where a shim for pod `id` listens: containerd's rule (and containerd-shim's), the hex sha256 of
+/// `<containerd address>/<namespace>/<id>` in `/run/containerd/s`.
+fn shim_socket(address: &str, namespace: &str, id: &str) -> std::path::PathBuf {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{address}/{namespace}/{id}").as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    std::path::Path::new("/run/containerd/s").join(hex)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shim_socket_is_containerds_hash() {
+        // sha256("/run/containerd/containerd.sock/k8s.io/abc")
+        let p = super::shim_socket("/run/containerd/containerd.sock", "k8s.io", "abc");
+        assert!(p.starts_with("/run/containerd/s"));
+        assert_eq!(p.file_name().map(|n| n.len()), Some(64));
     }
 }

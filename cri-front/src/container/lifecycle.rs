@@ -134,8 +134,24 @@ impl Daemon {
         tracing::info!(pod = %rec.pod_id, container = %id, "StartContainer");
         // Taken before the task starts, so it is never later than the exit time containerd reports.
         let started_at = now_ns();
-        if let Err(e) = self.start_task(&rec).await {
+        let started = match self.task_truth(&id).await? {
+            // A start a crash cut off created the task: finish that start instead.
+            super::start_truth::Truth::Created => self.start_created_task(&id).await,
+            super::start_truth::Truth::Started => Ok(()),
+            super::start_truth::Truth::None => self.start_task(&rec).await,
+        };
+        let started = match started {
+            Err(e) if super::start_truth::outcome_unknown(&e) => {
+                match self.settle_start(&id, &e).await? {
+                    true => Ok(()),
+                    false => Err(e),
+                }
+            }
+            r => r,
+        };
+        if let Err(e) = started {
             self.delete_task(&id).await;
+            self.kill_logger(&id);
             let msg = e.to_string();
             self.store
                 .update(&id, |r| {
@@ -212,8 +228,7 @@ impl Daemon {
                 ..Default::default()
             }))
             .await
-            .step(&format!("task create {id}"))
-            .inspect_err(|_| self.kill_logger(id))?;
+            .step(&format!("task create {id}"))?;
         self.ctrd
             .tasks()
             .start(self.ctrd.req(StartRequest {
@@ -363,6 +378,16 @@ impl Daemon {
             }
         }
         self.delete_task(&id).await;
+        if self
+            .store
+            .get(&id)
+            .await
+            .is_some_and(|r| r.phase == Phase::Created)
+        {
+            // Never started (a start cut off before its task existed): its logger waits on
+            // fifos no task will ever open.
+            self.kill_logger(&id);
+        }
         match self
             .ctrd
             .containers()

@@ -13,6 +13,7 @@ pub mod propagation;
 pub mod record;
 pub mod recover;
 pub mod spec;
+pub mod start_truth;
 pub mod stats;
 pub mod status;
 pub mod stream_rt;

@@ -16,6 +16,10 @@ use crate::image::is_digest_name;
 impl Daemon {
     /// A record with its exit filled in if the task has ended since we last looked.
     pub async fn refreshed(&self, rec: ContainerRecord) -> Result<ContainerRecord> {
+        let rec = match rec.phase {
+            Phase::Created => self.promote_if_started(rec).await,
+            _ => rec,
+        };
         if rec.phase != Phase::Running {
             return Ok(rec);
         }
@@ -44,7 +48,7 @@ impl Daemon {
     /// All records, running ones checked against one Tasks.List.
     pub async fn all_refreshed(&self) -> Result<Vec<ContainerRecord>> {
         let all = self.store.all().await;
-        if !all.iter().any(|r| r.phase == Phase::Running) {
+        if all.iter().all(|r| r.phase == Phase::Exited) {
             return Ok(all);
         }
         let tasks = self
@@ -70,6 +74,13 @@ impl Daemon {
                     }
                     None => out.push(self.refreshed(r).await?),
                 }
+            } else if r.phase == Phase::Created
+                && by_id
+                    .get(&r.id)
+                    .is_some_and(|t| t.status != TaskStatus::Created as i32)
+            {
+                // A start nobody saw complete: the task says what is true.
+                out.push(self.refreshed(r).await?);
             } else {
                 out.push(r);
             }
