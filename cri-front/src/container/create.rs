@@ -18,7 +18,7 @@ use super::config_volumes;
 use super::image_volume::ImageVolume;
 use super::merge;
 use super::record::{ContainerRecord, MountRecord, Phase};
-use super::spec::{self, BindMount, DeviceSpec, Ns, SpecInput};
+use super::spec::{self, BindMount, DeviceSpec, Ns, Seccomp, SpecInput};
 use super::user::{self, UserRequest};
 use crate::daemon::Daemon;
 use crate::error::{CtrdContext, Error, Result};
@@ -435,7 +435,11 @@ impl Daemon {
         for d in &config.devices {
             devices.push(device(d)?);
         }
-        let seccomp = if sc.privileged { None } else { seccomp(&sc)? };
+        let seccomp = if sc.privileged {
+            Seccomp::Unconfined
+        } else {
+            seccomp(&sc)?
+        };
         let apparmor = apparmor(&sc)?;
         let mut annotations: BTreeMap<String, String> =
             config.annotations.clone().into_iter().collect();
@@ -725,7 +729,7 @@ fn device(d: &cri::Device) -> Result<DeviceSpec> {
 
 // Older kubelets still send the deprecated profile path.
 #[allow(deprecated)]
-fn seccomp(sc: &cri::LinuxContainerSecurityContext) -> Result<Option<serde_json::Value>> {
+fn seccomp(sc: &cri::LinuxContainerSecurityContext) -> Result<Seccomp> {
     let (kind, path) = match &sc.seccomp {
         Some(p) => (p.profile_type, p.localhost_ref.clone()),
         None => match sc.seccomp_profile_path.as_str() {
@@ -748,14 +752,14 @@ fn seccomp(sc: &cri::LinuxContainerSecurityContext) -> Result<Option<serde_json:
     };
     use cri::security_profile::ProfileType as T;
     match T::try_from(kind) {
-        Ok(T::Unconfined) => Ok(None),
-        Ok(T::RuntimeDefault) => Ok(Some(spec::runtime_default_seccomp())),
+        Ok(T::Unconfined) => Ok(Seccomp::Unconfined),
+        Ok(T::RuntimeDefault) => Ok(Seccomp::RuntimeDefault),
         Ok(T::Localhost) => {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| Error::InvalidArgument(format!("seccomp profile {path}: {e}")))?;
             let v: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| Error::InvalidArgument(format!("seccomp profile {path}: {e}")))?;
-            Ok(Some(v))
+            Ok(Seccomp::Profile(v))
         }
         Err(_) => Err(Error::InvalidArgument(format!(
             "seccomp profile type {kind}"

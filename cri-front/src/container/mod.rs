@@ -12,6 +12,7 @@ pub mod node_cgroups;
 pub mod propagation;
 pub mod record;
 pub mod recover;
+pub mod seccomp;
 pub mod spec;
 pub mod start_truth;
 pub mod stats;

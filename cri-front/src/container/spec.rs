@@ -83,10 +83,20 @@ pub struct SpecInput {
     pub devices: Vec<DeviceSpec>,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
-    /// An OCI `linux.seccomp` object, already decided.
-    pub seccomp: Option<Value>,
+    pub seccomp: Seccomp,
     pub apparmor_profile: Option<String>,
     pub annotations: BTreeMap<String, String>,
+}
+
+/// The container's seccomp filter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Seccomp {
+    #[default]
+    Unconfined,
+    /// crius's allow-list (`seccomp.rs`), widened by the capabilities the container holds.
+    RuntimeDefault,
+    /// An OCI `linux.seccomp` object as given (a Localhost profile).
+    Profile(Value),
 }
 
 /// Docker's / containerd's default capability set.
@@ -343,8 +353,10 @@ pub fn build(i: &SpecInput) -> Result<Spec> {
     } else if props.contains(&"rslave") {
         linux["rootfsPropagation"] = json!("rslave");
     }
-    if let Some(s) = &i.seccomp {
-        linux["seccomp"] = s.clone();
+    match &i.seccomp {
+        Seccomp::Unconfined => {}
+        Seccomp::RuntimeDefault => linux["seccomp"] = super::seccomp::runtime_default(&caps),
+        Seccomp::Profile(p) => linux["seccomp"] = p.clone(),
     }
     let v = json!({
         "ociVersion": "1.1.0",
@@ -355,58 +367,6 @@ pub fn build(i: &SpecInput) -> Result<Spec> {
         "annotations": i.annotations,
     });
     serde_json::from_value(v).map_err(|e| Error::InvalidArgument(format!("container spec: {e}")))
-}
-
-/// crius's RuntimeDefault seccomp profile: allow everything except syscalls that
-/// reach kernel-wide state (modules, clocks, reboot, keyrings, mounts, namespaces,
-/// tracing other processes). A deny list, so a syscall this list does not know still works.
-pub fn runtime_default_seccomp() -> Value {
-    let deny = [
-        "acct",
-        "add_key",
-        "bpf",
-        "clock_adjtime",
-        "clock_settime",
-        "delete_module",
-        "finit_module",
-        "init_module",
-        "ioperm",
-        "iopl",
-        "kcmp",
-        "kexec_file_load",
-        "kexec_load",
-        "keyctl",
-        "lookup_dcookie",
-        "mount",
-        "move_pages",
-        "name_to_handle_at",
-        "open_by_handle_at",
-        "perf_event_open",
-        "pivot_root",
-        "process_vm_readv",
-        "process_vm_writev",
-        "ptrace",
-        "quotactl",
-        "reboot",
-        "request_key",
-        "setns",
-        "settimeofday",
-        "swapon",
-        "swapoff",
-        "syslog",
-        "umount2",
-        "unshare",
-        "userfaultfd",
-        "ustat",
-        "sysfs",
-        "uselib",
-        "vhangup",
-    ];
-    json!({
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
-        "syscalls": [{ "names": deny.to_vec(), "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }],
-    })
 }
 
 #[cfg(test)]
@@ -525,7 +485,8 @@ mod tests {
     #[test]
     fn seccomp_default_decodes() {
         let mut i = base();
-        i.seccomp = Some(runtime_default_seccomp());
-        build(&i).expect("spec with seccomp");
+        i.seccomp = Seccomp::RuntimeDefault;
+        let v = serde_json::to_value(build(&i).expect("spec with seccomp")).expect("json");
+        assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
     }
 }
