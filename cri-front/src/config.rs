@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crius_sandboxer::cgroup::{self, CgroupDriver};
 use crius_sandboxer::{OomScorePolicy, PauseSource, SandboxerConfig};
 use serde::{Deserialize, Serialize};
 
@@ -74,8 +75,10 @@ pub struct Config {
     pub max_log_line_bytes: usize,
     /// ExecSync output kept per stream; more is dropped (and said so in the log).
     pub exec_sync_max_output_bytes: usize,
-    /// cgroup driver reported by RuntimeConfig: only `cgroupfs` is implemented.
-    pub cgroup_driver: String,
+    /// `cgroupfs` or `systemd` (pods' cgroup parents are slices, each pause and container in a
+    /// transient scope `crius-<id>.scope`); unset: systemd when it runs as PID 1 on a cgroup v2
+    /// host, else cgroupfs. Reported to kubelet by RuntimeConfig. See [`Config::cgroup_driver`].
+    pub cgroup_driver: Option<CgroupDriver>,
     /// Grace period for pod stop (SIGTERM → SIGKILL), seconds.
     pub pod_stop_grace_secs: u64,
     /// The streaming server (Exec/Attach/PortForward URLs): `ip:port`, port 0 = any free one
@@ -115,7 +118,7 @@ impl Default for Config {
             log_mode: LogMode::Fifo,
             max_log_line_bytes: 16 * 1024,
             exec_sync_max_output_bytes: 16 * 1024 * 1024,
-            cgroup_driver: "cgroupfs".into(),
+            cgroup_driver: None,
             pod_stop_grace_secs: 10,
             streaming_address: "127.0.0.1:0".into(),
             enable_unprivileged_ports: true,
@@ -149,11 +152,12 @@ impl Config {
                 "runtime_handlers has no default entry (key \"\")".into(),
             ));
         }
-        if self.cgroup_driver != "cgroupfs" {
-            return Err(Error::Config(format!(
-                "cgroup_driver {:?}: only \"cgroupfs\" is implemented",
-                self.cgroup_driver
-            )));
+        if self.cgroup_driver == Some(CgroupDriver::Systemd) && !cgroup::systemd_running() {
+            return Err(Error::Config(
+                "cgroup_driver = \"systemd\", but systemd is not running here (no /run/systemd/system): \
+                 use \"cgroupfs\" or leave cgroup_driver unset"
+                    .into(),
+            ));
         }
         Ok(())
     }
@@ -169,6 +173,11 @@ impl Config {
             v.push(("net.ipv4.ping_group_range", "0 2147483647"));
         }
         v
+    }
+
+    /// The cgroup driver in use: the configured one, or the detected one.
+    pub fn cgroup_driver(&self) -> CgroupDriver {
+        self.cgroup_driver.unwrap_or_else(CgroupDriver::detect)
     }
 
     /// containerd runtime for a CRI runtime handler.
@@ -218,6 +227,8 @@ impl Config {
             snapshotter: self.snapshotter.clone(),
             oom_score: self.oom_score,
             stop_grace: Duration::from_secs(self.pod_stop_grace_secs),
+            cgroup_driver: self.cgroup_driver(),
+            default_cgroup_parent: self.cgroup_driver().default_parent().to_string(),
             ..SandboxerConfig::default()
         }
     }
@@ -244,6 +255,20 @@ mod tests {
         assert_eq!(c.listen, PathBuf::from("/tmp/x.sock"));
         assert_eq!(c.runtime_for(""), Some("io.containerd.runc.v2"));
         assert_eq!(c.containerd_namespace, "crius");
+    }
+
+    #[test]
+    fn cgroup_driver_parses_and_systemd_needs_systemd() {
+        let c: Config = toml::from_str("cgroup_driver = \"systemd\"").expect("parse");
+        assert_eq!(c.cgroup_driver(), CgroupDriver::Systemd);
+        match c.validate() {
+            Ok(()) => assert!(cgroup::systemd_running()),
+            Err(e) => assert!(e.to_string().contains("systemd is not running"), "{e}"),
+        }
+        assert!(toml::from_str::<Config>("cgroup_driver = \"upstart\"").is_err());
+        let c: Config = toml::from_str("cgroup_driver = \"cgroupfs\"").expect("parse");
+        assert_eq!(c.cgroup_driver(), CgroupDriver::Cgroupfs);
+        c.validate().expect("cgroupfs is valid anywhere");
     }
 
     #[test]

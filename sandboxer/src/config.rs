@@ -39,8 +39,10 @@ pub struct SandboxerConfig {
     pub oom_score: OomScorePolicy,
     /// SIGTERM → SIGKILL grace period for the pause and the pod's containers on stop.
     pub stop_grace: Duration,
-    /// cgroup parent used when the pod config names none (cgroupfs driver).
+    /// cgroup parent used when the pod config names none (a slice with the systemd driver).
     pub default_cgroup_parent: String,
+    /// How pod cgroup parents become the pause's `cgroupsPath` (see [`crate::cgroup`]).
+    pub cgroup_driver: crate::cgroup::CgroupDriver,
     /// containerd snapshotter for a [`PauseSource::Image`] pause's rootfs.
     pub snapshotter: String,
 }
@@ -61,6 +63,7 @@ impl Default for SandboxerConfig {
             oom_score: OomScorePolicy::Auto,
             stop_grace: Duration::from_secs(10),
             default_cgroup_parent: "/crius".to_string(),
+            cgroup_driver: crate::cgroup::CgroupDriver::Cgroupfs,
             snapshotter: "overlayfs".to_string(),
         }
     }

@@ -74,6 +74,7 @@
 //! `sandboxer/README.md`.
 
 mod atomic;
+pub mod cgroup;
 mod cni;
 mod config;
 mod ctrd;

@@ -228,6 +228,10 @@ impl Sandboxer {
         } else {
             config.linux.cgroup_parent.clone()
         };
+        // A parent the driver cannot place a cgroup under is the caller's mistake: refused
+        // before anything is made.
+        crate::cgroup::cgroups_path(self.cfg.cgroup_driver, &cgroup_parent, &id)
+            .map_err(|m| Error::new(ErrorKind::InvalidArgument, "run", m))?;
         let rec = PodRecord {
             version: store::RECORD_VERSION,
             id: id.clone(),
@@ -424,6 +428,17 @@ impl Sandboxer {
         Ok(cached.clone())
     }
 
+    /// The pause's `cgroupsPath`: the pod's parent (or the default) under the configured driver.
+    pub(crate) fn pause_cgroups_path(&self, rec: &PodRecord) -> Result<String> {
+        let parent = if rec.cgroup_parent.is_empty() {
+            &self.cfg.default_cgroup_parent
+        } else {
+            &rec.cgroup_parent
+        };
+        crate::cgroup::cgroups_path(self.cfg.cgroup_driver, parent, &rec.id)
+            .map_err(|m| Error::new(ErrorKind::InvalidArgument, "pause cgroup", m))
+    }
+
     /// Key of an image pause's view snapshot.
     pub(crate) fn pause_snapshot_key(id: &str) -> String {
         format!("crius-pause-{id}")
@@ -435,7 +450,7 @@ impl Sandboxer {
         let im = self.pause_image().await?;
         spec::check_sysctls(&rec.config)
             .map_err(|m| Error::new(ErrorKind::InvalidArgument, "pause spec", m))?;
-        let cgroups_path = spec::cgroups_path(&rec.cgroup_parent, &rec.id);
+        let cgroups_path = self.pause_cgroups_path(rec)?;
         let requested = oom::PAUSE_OOM_SCORE_ADJ;
         let score = self.oom_score_adj(requested);
         let spec_bytes = spec::build(&spec::SpecInput {

@@ -204,12 +204,11 @@ impl Sandboxer {
         if reaped.is_empty() {
             return;
         }
-        let parent = if rec.cgroup_parent.is_empty() {
-            &self.cfg.default_cgroup_parent
-        } else {
-            &rec.cgroup_parent
+        let Ok(cgroup) = self.pause_cgroups_path(rec) else {
+            return;
         };
-        let cgroup = crate::pause::spec::cgroups_path(parent, id);
+        // A systemd scope's dir: once emptied, systemd stops the scope and removes it.
+        let cgroup = crate::cgroup::fs_path(&cgroup);
         let _ = tokio::task::spawn_blocking(move || {
             // Only once the shim is gone can nothing re-create the cgroup.
             for _ in 0..100 {

@@ -26,6 +26,9 @@ const SAVED: &str = "crius-runc.json";
 pub struct Runc {
     pub binary: PathBuf,
     pub root: PathBuf,
+    /// `--systemd-cgroup`: runc asks systemd for the container's scope (`slice:prefix:name`
+    /// cgroup paths); every call on that container must say so.
+    pub systemd: bool,
 }
 
 /// Stdio for a runc invocation whose stdio the container inherits.
@@ -58,12 +61,13 @@ impl Runc {
         Runc {
             binary: PathBuf::from(binary),
             root: Path::new(root).join(namespace),
+            systemd: false,
         }
     }
 
-    /// Records binary and root in the bundle (see [`Runc::load`]).
+    /// Records binary, root and cgroup manager in the bundle (see [`Runc::load`]).
     pub fn save(&self, bundle: &Path) {
-        let v = serde_json::json!({ "binary": self.binary, "root": self.root });
+        let v = serde_json::json!({ "binary": self.binary, "root": self.root, "systemd": self.systemd });
         if let Err(e) = std::fs::write(bundle.join(SAVED), v.to_string()) {
             tracing::warn!(bundle = %bundle.display(), error = %e, "cannot record runc options");
         }
@@ -76,12 +80,16 @@ impl Runc {
         Some(Runc {
             binary: PathBuf::from(v.get("binary")?.as_str()?),
             root: PathBuf::from(v.get("root")?.as_str()?),
+            systemd: v.get("systemd").and_then(|s| s.as_bool()).unwrap_or(false),
         })
     }
 
     fn command(&self, log: Option<&Path>) -> Command {
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--root").arg(&self.root);
+        if self.systemd {
+            cmd.arg("--systemd-cgroup");
+        }
         if let Some(log) = log {
             cmd.arg("--log").arg(log).arg("--log-format").arg("json");
         }
@@ -277,11 +285,22 @@ mod tests {
     fn saved_options_round_trip() {
         let d = tempfile::tempdir().unwrap();
         assert!(Runc::load(d.path()).is_none());
-        let r = Runc::new("k8s.io", "/opt/runc", "/run/x");
+        let mut r = Runc::new("k8s.io", "/opt/runc", "/run/x");
         r.save(d.path());
         let back = Runc::load(d.path()).unwrap();
         assert_eq!(back.binary, PathBuf::from("/opt/runc"));
         assert_eq!(back.root, PathBuf::from("/run/x/k8s.io"));
+        assert!(!back.systemd);
+        r.systemd = true;
+        r.save(d.path());
+        let back = Runc::load(d.path()).unwrap();
+        assert!(back.systemd);
+        let args: Vec<_> = back
+            .command(None)
+            .get_args()
+            .map(|a| a.to_owned())
+            .collect();
+        assert!(args.iter().any(|a| a == "--systemd-cgroup"), "{args:?}");
     }
 
     #[test]

@@ -207,8 +207,12 @@ impl Inner {
             spec::write(&bundle, &spec_json)?;
         }
         let opts = runtime_options(&req)?;
-        let runc = Runc::new(&self.namespace, &opts.binary_name, &opts.root);
-        if !opts.binary_name.is_empty() || !opts.root.is_empty() {
+        let mut runc = Runc::new(&self.namespace, &opts.binary_name, &opts.root);
+        // containerd's runc options say SystemdCgroup; containerd 1.x's CRI sends those only to
+        // runc-type runtimes, but gives every runtime a `slice:prefix:name` path for a slice
+        // parent, which only runc's systemd driver can place.
+        runc.systemd = opts.systemd_cgroup || spec::systemd_cgroups_path(&spec_json);
+        if !opts.binary_name.is_empty() || !opts.root.is_empty() || runc.systemd {
             // For `delete` after a shim death, which gets no runtime options.
             runc.save(&bundle);
         }

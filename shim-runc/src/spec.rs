@@ -36,6 +36,13 @@ pub fn annotation<'a>(spec: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// Whether the spec is a pod sandbox (CRI's or crius's annotation).
+/// Whether `linux.cgroupsPath` is in the systemd driver's `slice:prefix:name` form.
+pub fn systemd_cgroups_path(spec: &Value) -> bool {
+    spec.pointer("/linux/cgroupsPath")
+        .and_then(Value::as_str)
+        .is_some_and(|p| !p.starts_with('/') && p.split(':').count() == 3)
+}
+
 pub fn is_sandbox(spec: &Value) -> bool {
     [CRI_CONTAINER_TYPE, CRIUS_CONTAINER_TYPE]
         .iter()

@@ -506,3 +506,27 @@ fn container_res(k: &mut cri::ContainerConfig) -> &mut cri::LinuxContainerResour
         .resources
         .get_or_insert_with(Default::default)
 }
+
+/// `cgroup_driver = "systemd"` where systemd is not PID 1 stops criusd at start-up with a message
+/// that says so (exit 2, as for every config error); where systemd runs, it is accepted.
+#[test]
+fn criusd_systemd_driver_needs_systemd() {
+    let env = env_or_skip!("criusd_systemd_driver_needs_systemd");
+    let config = env.dir().join("systemd.toml");
+    std::fs::write(&config, "cgroup_driver = \"systemd\"\n").expect("write config");
+    let out = std::process::Command::new(crius_test::paths::criusd_bin())
+        .arg("--config")
+        .arg(&config)
+        .arg("--print-config")
+        .output()
+        .expect("run criusd");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if std::path::Path::new("/run/systemd/system").is_dir() {
+        assert!(out.status.success(), "{stderr}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("cgroup_driver = \"systemd\""));
+    } else {
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("systemd is not running"), "{stderr}");
+    }
+    env.finish().expect("leaks");
+}

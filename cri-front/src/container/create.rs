@@ -483,11 +483,14 @@ impl Daemon {
             .then(|| self.oom_score(id, res.oom_score_adj.clamp(-1000, 1000) as i32));
         super::node_cgroups::check(&res)?;
         let resources = crate::runtime::update::resources_json(&res)?;
+        let driver = self.cfg.cgroup_driver();
         let parent = if pod.cgroup_parent.is_empty() {
-            "/crius".to_string()
+            driver.default_parent()
         } else {
-            pod.cgroup_parent.trim_end_matches('/').to_string()
+            pod.cgroup_parent.as_str()
         };
+        let cgroups_path = crius_sandboxer::cgroup::cgroups_path(driver, parent, id)
+            .map_err(Error::InvalidArgument)?;
         let input = SpecInput {
             args: merge::argv(&run, &config.command, &config.args)?,
             env: merge::env(&run, &envs, &pod.hostname),
@@ -520,7 +523,9 @@ impl Daemon {
             ipc: Some(ipc),
             uts: Some(uts),
             pid: Some(pid),
-            cgroups_path: format!("{parent}/{id}"),
+            cgroups_path,
+            cgroup_ns: !sc.privileged
+                && std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
             resources,
             hosts_path: Some(pod.hosts_path.display().to_string()),
             resolv_path: Some(pod.resolv_conf_path.display().to_string()),

@@ -70,6 +70,9 @@ pub struct SpecInput {
     pub uts: Option<Ns>,
     pub pid: Option<Ns>,
     pub cgroups_path: String,
+    /// A private cgroup namespace (cgroup v2 hosts, unprivileged containers, as containerd does):
+    /// the container sees its own cgroup as `/`.
+    pub cgroup_ns: bool,
     /// OCI `linux.resources` without the device rules (made from CRI's resources the way
     /// UpdateContainerResources makes them).
     pub resources: Value,
@@ -289,6 +292,7 @@ pub fn build(i: &SpecInput) -> Result<Spec> {
         ns_entry("ipc", &i.ipc),
         ns_entry("uts", &i.uts),
         Some(json!({"type": "mount"})),
+        i.cgroup_ns.then(|| json!({"type": "cgroup"})),
     ]
     .into_iter()
     .flatten()

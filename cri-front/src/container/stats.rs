@@ -62,9 +62,10 @@ fn v1_dir(root: &Path, controller: &str, path: &str) -> PathBuf {
     root.join(controller).join(path.trim_start_matches('/'))
 }
 
-/// Read a cgroup by its cgroupfs path (`/kubepods/pod1/<id>`).
+/// Read a cgroup by its `cgroupsPath` (`/kubepods/pod1/<id>`, or the systemd driver's
+/// `<slice>:crius:<id>`) or a pod's cgroup parent (a path, or a slice).
 pub fn sample(path: &str) -> CgroupSample {
-    sample_in(Path::new(ROOT), path)
+    sample_in(Path::new(ROOT), &crius_sandboxer::cgroup::fs_path(path))
 }
 
 /// [`sample`] under another cgroupfs root (tests); v2 when `root` is unified.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crius_proto::runtime as cri;
 use crius_proto::tonic::{Request, Response, Status};
 use crius_proto::RuntimeService;
+use crius_sandboxer::cgroup::CgroupDriver;
 use futures::Stream;
 
 use crate::container::status::{matches, to_cri};
@@ -646,7 +647,10 @@ impl RuntimeService for RuntimeSvc {
     ) -> Result<Response<cri::RuntimeConfigResponse>, Status> {
         Ok(Response::new(cri::RuntimeConfigResponse {
             linux: Some(cri::LinuxRuntimeConfiguration {
-                cgroup_driver: cri::CgroupDriver::Cgroupfs as i32,
+                cgroup_driver: match self.d.cfg.cgroup_driver() {
+                    CgroupDriver::Systemd => cri::CgroupDriver::Systemd,
+                    CgroupDriver::Cgroupfs => cri::CgroupDriver::Cgroupfs,
+                } as i32,
             }),
         }))
     }

@@ -55,7 +55,13 @@ fn pod_checks(c: &cri::PodSandboxConfig) -> Check {
     map("pod labels", &c.labels)?;
     map("pod annotations", &c.annotations)?;
     if let Some(l) = &c.linux {
-        abs_path("cgroup_parent", &l.cgroup_parent, false)?;
+        // A systemd slice (`kubepods-besteffort-pod<uid>.slice`) is a name, not a path; the
+        // sandboxer checks it against the cgroup driver.
+        if l.cgroup_parent.ends_with(".slice") {
+            path("cgroup_parent", &l.cgroup_parent, false)?;
+        } else {
+            abs_path("cgroup_parent", &l.cgroup_parent, false)?;
+        }
         if let Some(sc) = &l.security_context {
             if let Some(n) = &sc.namespace_options {
                 namespaces("pod", n, false)?;

@@ -235,17 +235,6 @@ pub fn build(i: &SpecInput<'_>) -> Result<Vec<u8>, String> {
     serde_json::to_vec(&typed).map_err(|e| format!("pause spec: {e}"))
 }
 
-/// The cgroupfs path of the pause: `<parent>/<id>` (runc's cgroupfs driver form).
-pub fn cgroups_path(parent: &str, id: &str) -> String {
-    let parent = parent.trim_end_matches('/');
-    let parent = if parent.starts_with('/') || parent.is_empty() {
-        parent.to_string()
-    } else {
-        format!("/{parent}")
-    };
-    format!("{parent}/{id}")
-}
-
 /// Parse built spec bytes back to JSON.
 #[cfg(test)]
 fn as_value(bytes: &[u8]) -> Value {
@@ -372,11 +361,5 @@ mod tests {
             .map(|i| (format!("net.ipv4.conf.eth{i}.forwarding"), "1".to_string()))
             .collect();
         assert!(check_sysctls(&c).unwrap_err().contains("add up"));
-    }
-
-    #[test]
-    fn cgroup_paths() {
-        assert_eq!(cgroups_path("/kubepods/pod1", "x"), "/kubepods/pod1/x");
-        assert_eq!(cgroups_path("kubepods/", "x"), "/kubepods/x");
     }
 }

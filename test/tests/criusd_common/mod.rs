@@ -60,6 +60,20 @@ pub fn start(env: &mut TestEnv) -> Option<Criusd> {
 
 /// As [`start`], with the pods' pause run from `pause_image` instead of the static binary.
 pub fn start_with(env: &mut TestEnv, pause_image: Option<&str>) -> Option<Criusd> {
+    start_full(env, pause_image, Some("cgroupfs"))
+}
+
+/// As [`start`], with `cgroup_driver` set to `driver` (None: unset, criusd detects it). The
+/// other starts pin `cgroupfs`, which every host has, so their `/crius-<id>/…` parents are valid.
+pub fn start_with_driver(env: &mut TestEnv, driver: Option<&str>) -> Option<Criusd> {
+    start_full(env, None, driver)
+}
+
+fn start_full(
+    env: &mut TestEnv,
+    pause_image: Option<&str>,
+    driver: Option<&str>,
+) -> Option<Criusd> {
     for bin in [
         paths::criusd_bin(),
         paths::pause_bin(),
@@ -97,6 +111,7 @@ registry_config_dir = "{certs}"
 log_level = "info,crius_cri_front=debug"
 pod_stop_grace_secs = 3
 log_mode = "{log_mode}"
+{driver}
 
 [pause]
 {pause}
@@ -116,6 +131,9 @@ log_mode = "{log_mode}"
         },
         rt = runtime(),
         log_mode = std::env::var("CRIUS_TEST_LOG_MODE").unwrap_or_else(|_| "fifo".into()),
+        driver = driver
+            .map(|d| format!("cgroup_driver = \"{d}\""))
+            .unwrap_or_default(),
     );
     std::fs::write(&config, text).expect("write criusd config");
     let mut d = Criusd {

@@ -50,6 +50,7 @@ pub fn config(env: &TestEnv, net: &CniNetwork, socket: &Path) -> SandboxerConfig
         stop_grace: Duration::from_secs(3),
         // Marked with the test id: the leak check knows these cgroups as the test's.
         default_cgroup_parent: format!("/crius-{}", env.id()),
+        cgroup_driver: crius_sandboxer::cgroup::CgroupDriver::Cgroupfs,
         snapshotter: "overlayfs".into(),
     }
 }
