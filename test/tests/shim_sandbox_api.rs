@@ -708,3 +708,66 @@ fn sandbox_api_bad_input_is_refused_and_idle_shims_exit() {
     });
     env.finish().expect("leak check");
 }
+
+/// RunPodSandbox through containerd 2.1's CRI with each way of running a pod, rounds interleaved:
+/// `runc` (containerd's runc shim, pause container), `crius` (the crius shim, pause container
+/// through its fast path), `crius-sandboxer` (the crius shim owning the pod, no pause). Run by
+/// `hack/bench/sandbox`; BENCH_PODS pods per handler (default 30).
+#[test]
+#[ignore]
+fn sandbox_api_bench_run_pod_sandbox() {
+    let pods: usize = std::env::var("BENCH_PODS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let name = "sandbox_api_bench_run_pod_sandbox";
+    let Some(mut s) = setup(name) else { return };
+    let work = s.env.dir().to_path_buf();
+    s.env
+        .running_containerd()
+        .expect("containerd")
+        .import_pause(&work)
+        .expect("pause image");
+    let handlers = ["runc", "crius", HANDLER];
+    let times = rt().block_on(async {
+        let mut c = cri_client::connect(&s.socket).await.expect("CRI");
+        let mut times = vec![Vec::new(); handlers.len()];
+        // One untimed pod each first: shim binaries paged in, pause image unpacked.
+        for round in 0..=pods {
+            for (h, handler) in handlers.iter().enumerate() {
+                let cfg = pod_config(
+                    &s,
+                    &format!("b{round}-{h}"),
+                    cri::NamespaceMode::Container,
+                    None,
+                );
+                let t = Instant::now();
+                let pod = cri_client::run_pod(&mut c, &cfg, handler)
+                    .await
+                    .unwrap_or_else(|e| panic!("{handler}: {e:#}"));
+                let took = t.elapsed();
+                if round > 0 {
+                    times[h].push(took);
+                }
+                stop_remove(&mut c, &pod).await;
+            }
+        }
+        times
+    });
+    let pct = |t: &[Duration], p: usize| {
+        let mut t = t.to_vec();
+        t.sort();
+        t[(t.len() * p / 100).min(t.len() - 1)].as_secs_f64() * 1000.0
+    };
+    let base = (pct(&times[0], 50), pct(&times[0], 99));
+    for (h, handler) in handlers.iter().enumerate() {
+        let (p50, p99) = (pct(&times[h], 50), pct(&times[h], 99));
+        println!(
+            "RESULT handler={handler} pods={pods} run_pod_sandbox_ms p50={p50:.1} p99={p99:.1} \
+             vs_runc p50={:.2} p99={:.2}",
+            p50 / base.0,
+            p99 / base.1
+        );
+    }
+    finish(s);
+}
