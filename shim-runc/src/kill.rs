@@ -9,6 +9,15 @@ use nix::unistd::Pid;
 
 use crate::error::Error;
 
+/// NOT_FOUND for a process that already exited: `id` for an init, `id/exec_id` for an exec.
+pub fn finished(id: &str, exec_id: &str) -> Error {
+    if exec_id.is_empty() {
+        Error::NotFound(format!("process {id} already finished"))
+    } else {
+        Error::NotFound(format!("process {id}/{exec_id} already finished"))
+    }
+}
+
 /// Map a failed `runc kill`: the container's init already exited or the container is gone.
 pub fn runc_error(id: &str, e: Error) -> Error {
     let Error::Runc { msg, .. } = &e else {
@@ -19,7 +28,7 @@ pub fn runc_error(id: &str, e: Error) -> Error {
         || lower.contains("process already finished")
         || lower.contains("no such process")
     {
-        Error::NotFound(format!("process {id} already finished"))
+        finished(id, "")
     } else if lower.contains("does not exist") {
         Error::NotFound(format!("no such container: {id}"))
     } else {
@@ -30,9 +39,7 @@ pub fn runc_error(id: &str, e: Error) -> Error {
 /// Signal one process (an exec, or a fast-path init); ESRCH is "already finished".
 pub fn signal(id: &str, exec_id: &str, pid: i32, sig: Signal) -> Result<(), Error> {
     match nix::sys::signal::kill(Pid::from_raw(pid), sig) {
-        Err(nix::errno::Errno::ESRCH) => Err(Error::NotFound(format!(
-            "process {id}/{exec_id} already finished"
-        ))),
+        Err(nix::errno::Errno::ESRCH) => Err(finished(id, exec_id)),
         r => r.map_err(Error::from),
     }
 }

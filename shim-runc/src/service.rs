@@ -576,9 +576,7 @@ impl Inner {
         let c = map.get(id).ok_or_else(|| not_found(id, exec_id))?;
         let p = c.process(exec_id).ok_or_else(|| not_found(id, exec_id))?;
         if p.state == State::Stopped {
-            return Err(Error::NotFound(format!(
-                "process {id}/{exec_id} already finished"
-            )));
+            return Err(crate::kill::finished(id, exec_id));
         }
         if !exec_id.is_empty() {
             if p.pid == 0 {
