@@ -54,7 +54,13 @@ pub(crate) fn ctrd_err(step: &str, s: Status) -> Error {
     let kind = if ctrd::is_unavailable(&s) {
         ErrorKind::Unavailable
     } else {
-        ErrorKind::Internal
+        // containerd's (and the shim's) own judgement carries through: e.g. a sysctl value the
+        // kernel refuses when the pause starts.
+        match s.code() {
+            containerd_client::tonic::Code::InvalidArgument => ErrorKind::InvalidArgument,
+            containerd_client::tonic::Code::FailedPrecondition => ErrorKind::FailedPrecondition,
+            _ => ErrorKind::Internal,
+        }
     };
     Error::new(kind, step, format!("containerd: {}", s.message()))
 }

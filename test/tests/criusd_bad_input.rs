@@ -530,3 +530,264 @@ fn criusd_systemd_driver_needs_systemd() {
     }
     env.finish().expect("leaks");
 }
+
+/// xorshift64*, for reproducible mutations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    /// A string near the edges; `true` when no runtime could accept it (a NUL byte).
+    fn string(&mut self) -> (String, bool) {
+        let s = match self.below(12) {
+            0 => "\0".to_string(),
+            1 => "a\0b".to_string(),
+            2 => "x".repeat(300),
+            3 => "x".repeat(70_000),
+            4 => "a\nb".to_string(),
+            5 => "a;K8S_POD_NAME=b".to_string(),
+            6 => "../../x".to_string(),
+            7 => "run%2Fx".to_string(),
+            8 => "é☃".to_string(),
+            9 => String::new(),
+            _ => (0..1 + self.below(20))
+                .map(|_| (b' ' + self.below(95) as u8) as char)
+                .collect(),
+        };
+        let invalid = s.contains('\0');
+        (s, invalid)
+    }
+    fn int(&mut self) -> i64 {
+        match self.below(6) {
+            0 => -1,
+            1 => 0,
+            2 => i64::MAX,
+            3 => i64::MIN,
+            4 => self.below(100) as i64,
+            _ => self.next() as i64,
+        }
+    }
+}
+
+/// Mutated requests (a field at a time, seeded) to a live criusd: every answer is OK or a clear
+/// code — never UNKNOWN or INTERNAL — and never OK for what no runtime could take (NUL bytes).
+/// `CRIUS_TEST_FUZZ_ROUNDS` (default 150) and `CRIUS_TEST_FUZZ_SEED` for long runs by hand.
+#[test]
+fn criusd_mutated_requests_get_clear_codes() {
+    let mut env = env_or_skip!("criusd_mutated_requests_get_clear_codes");
+    let Some(d) = start(&mut env) else { return };
+    let log_dir = pod_log_dir(&env);
+    let var = |n: &str, dflt: u64| {
+        std::env::var(n)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(dflt)
+    };
+    let rounds = var("CRIUS_TEST_FUZZ_ROUNDS", 150);
+    let seed = var("CRIUS_TEST_FUZZ_SEED", 16).max(1);
+    eprintln!("fuzz: {rounds} requests, seed {seed}");
+    let mut rng = Rng(seed);
+    rt().block_on(async {
+        let mut c = client(&d).await;
+        pull(&mut c, registry::BUSYBOX).await;
+        let base = pod_config(&env, "fuzz", &log_dir);
+        let pod = run_pod(&mut c, &d, &base).await;
+        let ctr = try_create(
+            &mut c,
+            &pod,
+            container_config("target", registry::BUSYBOX, &["sleep", "1000"]),
+            &base,
+        )
+        .await
+        .expect("create");
+        c.runtime
+            .start_container(cri::StartContainerRequest {
+                container_id: ctr.clone(),
+            })
+            .await
+            .expect("start");
+        for round in 0..rounds {
+            let (s, invalid) = rng.string();
+            let (n, e) = (rng.int(), rng.int() as i32);
+            let field = rng.below(16);
+            let kind = rng.below(4);
+            // Fields set from the numbers, not the string: a NUL in `s` does not reach them.
+            let numeric = matches!((kind, field), (0, 10) | (0, 12) | (1, 8) | (1, 9) | (1, 11))
+                || (kind == 2 && matches!(field % 6, 2..=4));
+            let uses_s = !numeric;
+            let invalid = invalid && uses_s;
+            let (what, answer) = match kind {
+                0 => {
+                    let mut p = base.clone();
+                    p.metadata.as_mut().unwrap().attempt = round as u32 + 1;
+                    let m = p.metadata.as_mut().unwrap();
+                    match field {
+                        0 => m.name = s.clone(),
+                        1 => m.namespace = s.clone(),
+                        2 => m.uid = s.clone(),
+                        3 => p.hostname = s.clone(),
+                        4 => p.log_directory = s.clone(),
+                        5 => drop(p.labels.insert(s.clone(), "v".into())),
+                        6 => drop(p.annotations.insert("a".into(), s.clone())),
+                        7 => p.dns_config.as_mut().unwrap().searches = vec![s.clone()],
+                        8 => drop(sysctls(&mut p).insert(s.clone(), "1".into())),
+                        9 => drop(sysctls(&mut p).insert("net.core.somaxconn".into(), s.clone())),
+                        10 => p.port_mappings.push(cri::PortMapping {
+                            protocol: e,
+                            container_port: 80,
+                            ..Default::default()
+                        }),
+                        11 => p.port_mappings.push(cri::PortMapping {
+                            host_ip: s.clone(),
+                            container_port: e,
+                            ..Default::default()
+                        }),
+                        12 => {
+                            sandbox_sc(&mut p).namespace_options = Some(cri::NamespaceOption {
+                                network: e % 6,
+                                pid: (e >> 8) % 6,
+                                ..Default::default()
+                            })
+                        }
+                        13 => {
+                            sandbox_sc(&mut p).seccomp = Some(cri::SecurityProfile {
+                                profile_type: e % 5,
+                                localhost_ref: s.clone(),
+                            })
+                        }
+                        _ => {
+                            p.linux.get_or_insert_with(Default::default).cgroup_parent =
+                                format!("/crius-{}/{s}", env.id())
+                        }
+                    }
+                    let what = format!("RunPodSandbox field {field} = {:.60?} / {e}", s);
+                    let r = c
+                        .runtime
+                        .run_pod_sandbox(cri::RunPodSandboxRequest {
+                            config: Some(p),
+                            runtime_handler: String::new(),
+                        })
+                        .await
+                        .map(|r| r.into_inner().pod_sandbox_id);
+                    if let Ok(id) = &r {
+                        remove_pod(&mut c, id).await.expect("remove a fuzzed pod");
+                    }
+                    (what, r.map(|_| ()))
+                }
+                1 => {
+                    let mut k =
+                        container_config(&format!("f{round}"), registry::BUSYBOX, &["true"]);
+                    match field {
+                        0 => k.metadata.as_mut().unwrap().name = s.clone(),
+                        1 => k.args = vec![s.clone()],
+                        2 => k.envs.push(cri::KeyValue {
+                            key: s.clone(),
+                            value: b"v".to_vec(),
+                        }),
+                        3 => k.envs.push(cri::KeyValue {
+                            key: "K".into(),
+                            value: s.clone().into_bytes(),
+                        }),
+                        4 => k.working_dir = format!("/{s}"),
+                        5 => k.mounts.push(cri::Mount {
+                            container_path: format!("/{s}"),
+                            host_path: env.dir().join("mnt").display().to_string(),
+                            propagation: e % 4,
+                            ..Default::default()
+                        }),
+                        6 => k.log_path = s.clone(),
+                        7 => drop(k.annotations.insert(s.clone(), "v".into())),
+                        8 => k.stop_signal = e,
+                        9 => {
+                            container_sc(&mut k).namespace_options = Some(cri::NamespaceOption {
+                                pid: e % 6,
+                                ipc: (e >> 8) % 4,
+                                ..Default::default()
+                            })
+                        }
+                        10 => {
+                            container_sc(&mut k).apparmor = Some(cri::SecurityProfile {
+                                profile_type: e % 5,
+                                localhost_ref: s.clone(),
+                            })
+                        }
+                        11 => container_res(&mut k).memory_limit_in_bytes = n,
+                        12 => container_res(&mut k).cpuset_cpus = s.clone(),
+                        13 => container_sc(&mut k).run_as_username = s.clone(),
+                        _ => k.image.as_mut().unwrap().image = s.clone(),
+                    }
+                    let what = format!("CreateContainer field {field} = {:.60?} / {e} / {n}", s);
+                    let r = try_create(&mut c, &pod, k, &base).await;
+                    if let Ok(id) = &r {
+                        c.runtime
+                            .remove_container(cri::RemoveContainerRequest {
+                                container_id: id.clone(),
+                            })
+                            .await
+                            .expect("remove a fuzzed container");
+                    }
+                    (what, r.map(|_| ()))
+                }
+                2 => {
+                    let mut r = cri::LinuxContainerResources::default();
+                    match field % 6 {
+                        0 => r.cpuset_cpus = s.clone(),
+                        1 => r.cpuset_mems = s.clone(),
+                        2 => r.memory_limit_in_bytes = n,
+                        3 => r.cpu_shares = n,
+                        4 => r.cpu_quota = n,
+                        _ => drop(r.unified.insert(s.clone(), "1".into())),
+                    }
+                    let what = format!("UpdateContainerResources {r:.80?}");
+                    let a = c
+                        .runtime
+                        .update_container_resources(cri::UpdateContainerResourcesRequest {
+                            container_id: ctr.clone(),
+                            linux: Some(r),
+                            ..Default::default()
+                        })
+                        .await
+                        .map(|_| ());
+                    (what, a)
+                }
+                _ => {
+                    let what = format!("ExecSync echo {:.60?}", s);
+                    let a = c
+                        .runtime
+                        .exec_sync(cri::ExecSyncRequest {
+                            container_id: ctr.clone(),
+                            cmd: vec!["echo".into(), s.clone()],
+                            timeout: 10,
+                        })
+                        .await
+                        .map(|_| ());
+                    (what, a)
+                }
+            };
+            match answer {
+                Ok(()) => assert!(
+                    !invalid,
+                    "round {round} (seed {seed}): {what}: OK for a NUL byte"
+                ),
+                Err(st) => assert!(
+                    !matches!(st.code(), Code::Unknown | Code::Internal | Code::DataLoss),
+                    "round {round} (seed {seed}): {what}: {st}\n{}",
+                    d.log_tail()
+                ),
+            }
+        }
+        // The target still runs, the fuzzed requests left nothing else.
+        let s = criusd_common::container_state(&mut c, &ctr).await;
+        assert_eq!(s.state, cri::ContainerState::ContainerRunning as i32);
+        assert_eq!(all_containers(&mut c).await.len(), 1);
+        remove_pod(&mut c, &pod).await.expect("remove pod");
+    });
+    finish(env, &d);
+}

@@ -33,10 +33,17 @@ pub fn namespaces(what: &str, n: &cri::NamespaceOption, container: bool) -> Chec
 /// A seccomp or AppArmor profile's type.
 pub fn profile(what: &str, p: Option<&cri::SecurityProfile>) -> Check {
     match p {
-        Some(p) => known::<cri::security_profile::ProfileType>(
-            &format!("{what} profile type"),
-            p.profile_type,
-        ),
+        Some(p) => {
+            known::<cri::security_profile::ProfileType>(
+                &format!("{what} profile type"),
+                p.profile_type,
+            )?;
+            super::text::plain(
+                &format!("{what} localhost_ref"),
+                &p.localhost_ref,
+                super::text::PATH_MAX,
+            )
+        }
         None => Ok(()),
     }
 }

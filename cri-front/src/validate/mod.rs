@@ -8,6 +8,9 @@ pub mod enums;
 pub mod resources;
 pub mod text;
 
+#[cfg(test)]
+mod props;
+
 use crius_proto::runtime as cri;
 
 use crate::error::{Error, Result};
@@ -62,6 +65,8 @@ fn pod_checks(c: &cri::PodSandboxConfig) -> Check {
         } else {
             abs_path("cgroup_parent", &l.cgroup_parent, false)?;
         }
+        // cgroupfs refuses names with a newline (EINVAL on mkdir).
+        line("cgroup_parent", &l.cgroup_parent, PATH_MAX)?;
         if let Some(sc) = &l.security_context {
             if let Some(n) = &sc.namespace_options {
                 namespaces("pod", n, false)?;

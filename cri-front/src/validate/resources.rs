@@ -17,6 +17,9 @@ const SHARES: std::ops::RangeInclusive<i64> = 2..=262_144;
 const PERIOD: std::ops::RangeInclusive<i64> = 1_000..=1_000_000;
 /// Smallest CFS quota, in microseconds.
 const MIN_QUOTA: i64 = 1_000;
+/// Largest CFS quota we pass on: 4096 CPUs' worth of the longest period (the kernel's own bound
+/// is far above any machine; a larger figure is a mistake, which the kernel refuses with EINVAL).
+const MAX_QUOTA: i64 = 4096 * 1_000_000;
 /// cgroup v2 controllers a `unified` key may name.
 const CONTROLLERS: &[&str] = &[
     "cpu", "cpuset", "memory", "io", "pids", "hugetlb", "rdma", "misc",
@@ -117,9 +120,9 @@ pub fn check(r: &cri::LinuxContainerResources, host: &Host) -> Check {
             PERIOD.end()
         ));
     }
-    if r.cpu_quota != 0 && r.cpu_quota != -1 && r.cpu_quota < MIN_QUOTA {
+    if r.cpu_quota != 0 && r.cpu_quota != -1 && !(MIN_QUOTA..=MAX_QUOTA).contains(&r.cpu_quota) {
         return Err(format!(
-            "cpu_quota {} must be -1 (none) or at least {MIN_QUOTA} µs",
+            "cpu_quota {} must be -1 (none) or {MIN_QUOTA}..={MAX_QUOTA} µs",
             r.cpu_quota
         ));
     }
@@ -229,6 +232,10 @@ mod tests {
         }));
         assert!(!ok(cri::LinuxContainerResources {
             cpu_quota: 5,
+            ..d()
+        }));
+        assert!(!ok(cri::LinuxContainerResources {
+            cpu_quota: i64::MAX,
             ..d()
         }));
         assert!(!ok(cri::LinuxContainerResources {
