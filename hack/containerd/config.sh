@@ -10,6 +10,7 @@
 #   CTRD_CNI_CONF_DIR, CTRD_CNI_BIN_DIR   CNI dirs for the CRI plugin
 #   CTRD_CERTS_D  registry hosts dir (containerd hosts.toml format) for the CRI plugin
 #   CTRD_SANDBOX_IMAGE, CTRD_DEFAULT_RUNTIME (crius | runc)
+#   CTRD_SYSTEMD_CGROUP  1: the CRI plugin's runtimes get `SystemdCgroup = true` (systemd hosts)
 #   CTRD_CRIUS_SHIM  path of containerd-shim-crius-v2 for 2.1's `crius` runtime (default: found on PATH)
 set -euo pipefail
 : "${CTRD_DIR:?CTRD_DIR must name the instance dir}"
@@ -20,6 +21,12 @@ CTRD_CNI_BIN_DIR="${CTRD_CNI_BIN_DIR:-/usr/lib/cni}"
 CTRD_CERTS_D="${CTRD_CERTS_D:-$CTRD_DIR/certs.d}"
 CTRD_SANDBOX_IMAGE="${CTRD_SANDBOX_IMAGE:-127.0.0.1:5000/crius/pause:latest}"
 CTRD_DEFAULT_RUNTIME="${CTRD_DEFAULT_RUNTIME:-crius}"
+CTRD_SYSTEMD_CGROUP="${CTRD_SYSTEMD_CGROUP:-0}"
+# runtime_options PLUGIN RUNTIME: the runtime's options table, when there is one to write.
+runtime_options() {
+    [ "$CTRD_SYSTEMD_CGROUP" = 1 ] || return 0
+    printf '      [plugins."%s".containerd.runtimes.%s.options]\n        SystemdCgroup = true\n' "$1" "$2"
+}
 
 # Snapshotters this machine cannot use; skipping them makes the start quicker and the log quieter.
 disabled='"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"'
@@ -74,8 +81,10 @@ if [ "$version" = 2 ]; then
     default_runtime_name = "$CTRD_DEFAULT_RUNTIME"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crius]
       runtime_type = "io.containerd.crius.v2"
+$(runtime_options io.containerd.grpc.v1.cri crius)
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+$(runtime_options io.containerd.grpc.v1.cri runc)
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$CTRD_CNI_BIN_DIR"
     conf_dir = "$CTRD_CNI_CONF_DIR"
@@ -115,8 +124,10 @@ cat <<CFG
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.crius]
       runtime_type = "io.containerd.runc.v2"
       runtime_path = "$CTRD_CRIUS_SHIM"
+$(runtime_options io.containerd.cri.v1.runtime crius)
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+$(runtime_options io.containerd.cri.v1.runtime runc)
     # The crius shim as the pod's sandboxer (containerd's Sandbox API): no pause container, no
     # pause image. containerd's shim controller starts a sandbox's shim by runtime type (it has no
     # runtime_path), so this handler is crius's own type, found on PATH.

@@ -23,6 +23,8 @@ pub struct ContainerdOptions {
     /// This containerd whatever `CRIUS_CONTAINERD` says (tests of what only one version has, such
     /// as 2.x's Sandbox API); `None`: [`ContainerdVersion::selected`].
     pub version: Option<ContainerdVersion>,
+    /// The CRI plugin's runtimes get `SystemdCgroup = true` (for systemd hosts).
+    pub systemd_cgroup: bool,
 }
 
 impl Default for ContainerdOptions {
@@ -32,6 +34,7 @@ impl Default for ContainerdOptions {
             cni_conf_dir: None,
             default_runtime: "crius".into(),
             version: None,
+            systemd_cgroup: false,
         }
     }
 }
@@ -54,6 +57,10 @@ impl Containerd {
             .env("CTRD_CRIUS_SHIM", paths::shim_bin())
             .env("CTRD_DIR", &dir)
             .env("CTRD_CRI", if opts.cri { "1" } else { "0" })
+            .env(
+                "CTRD_SYSTEMD_CGROUP",
+                if opts.systemd_cgroup { "1" } else { "0" },
+            )
             .env("CTRD_CERTS_D", &certs_d)
             .env("CTRD_DEFAULT_RUNTIME", &opts.default_runtime);
         if let Some(cni) = &opts.cni_conf_dir {

@@ -5,6 +5,7 @@
 mod criusd_common;
 
 use crius_proto::runtime as cri;
+use crius_test::cri::CriClient;
 use crius_test::registry;
 use criusd_common::{
     client, container_config, create_and_start, exec_sh, finish, pod_config, pod_log_dir, pull,
@@ -213,4 +214,357 @@ fn vm_systemd_refuses_bad_slices() {
         assert!(pods.is_empty(), "{pods:?}");
     });
     finish(env, &d);
+}
+
+/// A pod of the test under the systemd driver: criusd, a client, the pod's slice and the pod.
+struct ScopedPod {
+    d: criusd_common::Criusd,
+    pcfg: cri::PodSandboxConfig,
+    pod: String,
+    slice_dir: String,
+}
+
+async fn scoped_pod(env: &mut crius_test::TestEnv, name: &str) -> (ScopedPod, CriClient) {
+    let d = criusd_common::start_with_driver(env, Some("systemd"))
+        .expect("criusd binaries in the guest");
+    let log_dir = pod_log_dir(env);
+    let slice = format!("kubepods-burstable-pod{}{name}.slice", env.id());
+    let mut c = client(&d).await;
+    pull(&mut c, registry::BUSYBOX).await;
+    let mut pcfg = pod_config(env, name, &log_dir);
+    if let Some(l) = pcfg.linux.as_mut() {
+        l.cgroup_parent = slice.clone();
+    }
+    let pod = run_pod(&mut c, &d, &pcfg).await;
+    let slice_dir = format!("/sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice/{slice}");
+    (
+        ScopedPod {
+            d,
+            pcfg,
+            pod,
+            slice_dir,
+        },
+        c,
+    )
+}
+
+fn read_file(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .trim()
+        .to_string()
+}
+
+/// CreateContainer's memory, swap, CPU and `unified` resources land in the scope's cgroup v2
+/// files; UpdateContainerResources rewrites cpu.max, memory.max and memory.swap.max; stats come
+/// from the v2 files (working set = memory.current − inactive_file).
+#[test]
+#[ignore = "guest only: systemd + cgroup v2 (hack/vm/test.sh)"]
+fn vm_systemd_resources_and_stats() {
+    let mut env = guest_env("vm_systemd_resources_and_stats");
+    let d = rt().block_on(async {
+        let (p, mut c) = scoped_pod(&mut env, "res").await;
+        let mut cfg = container_config(
+            "app",
+            registry::BUSYBOX,
+            // Some page cache and anonymous memory to count.
+            &[
+                "sh",
+                "-c",
+                "dd if=/dev/zero of=/tmp/f bs=1M count=8; exec sleep 600",
+            ],
+        );
+        cfg.linux = Some(cri::LinuxContainerConfig {
+            resources: Some(cri::LinuxContainerResources {
+                memory_limit_in_bytes: 64 << 20,
+                memory_swap_limit_in_bytes: 96 << 20,
+                cpu_quota: 50_000,
+                cpu_period: 100_000,
+                unified: [
+                    ("memory.high".to_string(), (48u64 << 20).to_string()),
+                    ("pids.max".to_string(), "100".to_string()),
+                ]
+                .into_iter()
+                .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let id = create_and_start(&mut c, &p.d, &p.pod, cfg, &p.pcfg, "app").await;
+        let dir = format!("{}/crius-{id}.scope", p.slice_dir);
+        assert_eq!(
+            read_file(&format!("{dir}/memory.max")),
+            (64u64 << 20).to_string()
+        );
+        // OCI's swap is memory + swap; v2's memory.swap.max is the swap alone.
+        assert_eq!(
+            read_file(&format!("{dir}/memory.swap.max")),
+            (32u64 << 20).to_string()
+        );
+        assert_eq!(read_file(&format!("{dir}/cpu.max")), "50000 100000");
+        assert_eq!(
+            read_file(&format!("{dir}/memory.high")),
+            (48u64 << 20).to_string()
+        );
+        assert_eq!(read_file(&format!("{dir}/pids.max")), "100");
+
+        c.runtime
+            .update_container_resources(cri::UpdateContainerResourcesRequest {
+                container_id: id.clone(),
+                linux: Some(cri::LinuxContainerResources {
+                    memory_limit_in_bytes: 80 << 20,
+                    memory_swap_limit_in_bytes: 100 << 20,
+                    cpu_quota: 20_000,
+                    cpu_period: 100_000,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("update: {e}\n{}", p.d.log_tail()));
+        assert_eq!(read_file(&format!("{dir}/cpu.max")), "20000 100000");
+        assert_eq!(
+            read_file(&format!("{dir}/memory.max")),
+            (80u64 << 20).to_string()
+        );
+        assert_eq!(
+            read_file(&format!("{dir}/memory.swap.max")),
+            (20u64 << 20).to_string()
+        );
+
+        // Let dd finish, then compare the stats with the files read right after.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let stats = c
+            .runtime
+            .container_stats(cri::ContainerStatsRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect("ContainerStats")
+            .into_inner()
+            .stats
+            .expect("stats");
+        let current: u64 = read_file(&format!("{dir}/memory.current"))
+            .parse()
+            .expect("current");
+        let inactive: u64 = read_file(&format!("{dir}/memory.stat"))
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("inactive_file ")
+                    .and_then(|v| v.parse().ok())
+            })
+            .expect("inactive_file");
+        let ws = stats
+            .memory
+            .and_then(|m| m.working_set_bytes)
+            .map(|v| v.value)
+            .expect("working set");
+        let want = current.saturating_sub(inactive);
+        assert!(
+            ws.abs_diff(want) <= 1 << 20,
+            "working set {ws} vs memory.current − inactive_file = {want}"
+        );
+        assert!(
+            stats.cpu.and_then(|c| c.usage_core_nano_seconds).is_some(),
+            "CPU usage from cpu.stat"
+        );
+        remove_pod(&mut c, &p.pod).await.expect("remove pod");
+        p.d
+    });
+    stop_slice("kubepods.slice");
+    finish(env, &d);
+}
+
+/// A container in a scope with a 16 MiB limit that allocates more is OOM-killed: EXITED, reason
+/// OOMKilled (from the scope's memory.events), exit code 137.
+#[test]
+#[ignore = "guest only: systemd + cgroup v2 (hack/vm/test.sh)"]
+fn vm_systemd_oom_killed() {
+    let mut env = guest_env("vm_systemd_oom_killed");
+    let d = rt().block_on(async {
+        let (p, mut c) = scoped_pod(&mut env, "oom").await;
+        let mut cfg = container_config(
+            "hog",
+            registry::BUSYBOX,
+            &[
+                "dd",
+                "if=/dev/zero",
+                "of=/dev/null",
+                "bs=67108864",
+                "count=4",
+            ],
+        );
+        cfg.linux = Some(cri::LinuxContainerConfig {
+            resources: Some(cri::LinuxContainerResources {
+                memory_limit_in_bytes: 16 << 20,
+                // No swap to spill into: memory + swap = memory.
+                memory_swap_limit_in_bytes: 16 << 20,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let id = create_and_start(&mut c, &p.d, &p.pod, cfg, &p.pcfg, "hog").await;
+        let st = criusd_common::wait_status(&c, &id, 60, |s| {
+            criusd_common::exited(s) && s.reason == "OOMKilled"
+        })
+        .await;
+        let Some(st) = st else {
+            let now = criusd_common::container_state(&mut c, &id).await;
+            panic!("not OOMKilled: {now:?}\n{}", p.d.log_tail());
+        };
+        assert_eq!(st.exit_code, 137, "{st:?}");
+        remove_pod(&mut c, &p.pod).await.expect("remove pod");
+        p.d
+    });
+    stop_slice("kubepods.slice");
+    finish(env, &d);
+}
+
+/// kill -9 of criusd while RunPodSandbox runs, then a restart: the pod (or what was made of it)
+/// is stopped and removed through CRI, and no scope, netns or process is left (the strict leak
+/// check covers netns, mounts, processes and cgroups, so scopes too).
+#[test]
+#[ignore = "guest only: systemd + cgroup v2 (hack/vm/test.sh)"]
+fn vm_systemd_criusd_kill9_mid_run_pod() {
+    let mut env = guest_env("vm_systemd_criusd_kill9_mid_run_pod");
+    let mut d = criusd_common::start_with_driver(&mut env, Some("systemd"))
+        .expect("criusd binaries in the guest");
+    let log_dir = pod_log_dir(&env);
+    let slice = format!("kubepods-besteffort-pod{}crash.slice", env.id());
+    let mut pcfg = pod_config(&env, "crash", &log_dir);
+    if let Some(l) = pcfg.linux.as_mut() {
+        l.cgroup_parent = slice;
+    }
+    rt().block_on(async {
+        let c = client(&d).await;
+        let mut run = c.clone();
+        let cfg = pcfg.clone();
+        let call = tokio::spawn(async move {
+            run.runtime
+                .run_pod_sandbox(cri::RunPodSandboxRequest {
+                    config: Some(cfg),
+                    runtime_handler: String::new(),
+                })
+                .await
+        });
+        // Under TCG a RunPodSandbox takes seconds: this lands in the middle of it.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        env.stop_service(d.pid, true).expect("kill -9 criusd");
+        let _ = call.await;
+    });
+    criusd_common::spawn(&mut env, &mut d);
+    rt().block_on(async {
+        let mut c = client(&d).await;
+        let pods = c
+            .runtime
+            .list_pod_sandbox(cri::ListPodSandboxRequest { filter: None })
+            .await
+            .expect("list pods")
+            .into_inner()
+            .items;
+        for p in &pods {
+            criusd_common::stop_pod(&mut c, &p.id)
+                .await
+                .expect("stop pod");
+            remove_pod(&mut c, &p.id).await.expect("remove pod");
+        }
+        let left = crius_scopes();
+        assert!(
+            left.is_empty(),
+            "scopes left: {left:?} (pods were {pods:?})\n{}",
+            d.log_tail()
+        );
+    });
+    stop_slice("kubepods.slice");
+    finish(env, &d);
+}
+
+/// The crius shim under containerd's own CRI plugin with `SystemdCgroup = true`: a pod with a
+/// slice parent runs, its pause and container in containerd's `cri-containerd-<id>.scope` units
+/// under that slice (the shim runs runc with --systemd-cgroup); removing the pod removes them.
+#[test]
+#[ignore = "guest only: systemd + cgroup v2 (hack/vm/test.sh)"]
+fn vm_shim_under_containerd_cri_systemd_cgroup() {
+    let mut env = guest_env("vm_shim_under_containerd_cri_systemd_cgroup");
+    registry::ensure().expect("registry");
+    let net = env.cni().expect("cni");
+    let socket = {
+        let c = env
+            .containerd(crius_test::ContainerdOptions {
+                cri: true,
+                cni_conf_dir: Some(net.conf_dir.clone()),
+                default_runtime: "crius".into(),
+                systemd_cgroup: true,
+                ..Default::default()
+            })
+            .expect("containerd with CRI");
+        // From the local registry: the guest has no umoci for import_pause.
+        c.pull("k8s.io", registry::PAUSE).expect("pull pause");
+        c.pull("k8s.io", registry::BUSYBOX).expect("pull busybox");
+        c.socket()
+    };
+    let log_dir = pod_log_dir(&env);
+    let slice = format!("kubepods-besteffort-pod{}ctrd.slice", env.id());
+    rt().block_on(async {
+        let mut c = crius_test::cri::connect(&socket).await.expect("CRI");
+        let mut pcfg = pod_config(&env, "ctrd", &log_dir);
+        if let Some(l) = pcfg.linux.as_mut() {
+            l.cgroup_parent = slice.clone();
+        }
+        let pod = c
+            .runtime
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(pcfg.clone()),
+                runtime_handler: String::new(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("run pod: {e}"))
+            .into_inner()
+            .pod_sandbox_id;
+        let id = c
+            .runtime
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(container_config(
+                    "app",
+                    registry::BUSYBOX,
+                    &["sleep", "600"],
+                )),
+                sandbox_config: Some(pcfg.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}"))
+            .into_inner()
+            .container_id;
+        c.runtime
+            .start_container(cri::StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        for (what, unit_id) in [("pause", &pod), ("container", &id)] {
+            let unit = format!("cri-containerd-{unit_id}.scope");
+            assert_eq!(unit_prop(&unit, "ActiveState"), "active", "{what} {unit}");
+            assert_eq!(unit_prop(&unit, "Slice"), slice, "{what} {unit}");
+        }
+        c.runtime
+            .stop_pod_sandbox(cri::StopPodSandboxRequest {
+                pod_sandbox_id: pod.clone(),
+            })
+            .await
+            .expect("stop pod");
+        c.runtime
+            .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                pod_sandbox_id: pod.clone(),
+            })
+            .await
+            .expect("remove pod");
+        for unit_id in [&pod, &id] {
+            let unit = format!("cri-containerd-{unit_id}.scope");
+            let state = unit_prop(&unit, "ActiveState");
+            assert!(state == "inactive" || state.is_empty(), "{unit}: {state}");
+        }
+    });
+    stop_slice("kubepods.slice");
+    env.finish().expect("leaks");
 }
