@@ -32,7 +32,7 @@ crius_log "cargo test (integration tests one at a time, strict leak check; a SKI
 CRIUS_LEAK_CHECK=strict cargo test --workspace --no-fail-fast -- --test-threads=1
 
 # The same integration suites again on containerd 2.1 (hack/containerd/fetch-2.1.sh, run by setup.sh):
-# every crius-test suite, about 5 minutes; README "Tests" says which containerds are tested.
+# every crius-test suite, 5–6 minutes (built already by the pass above); README "Tests" says which containerds are tested.
 crius_log "cargo test -p crius-test on containerd 2.1 (strict leak check)"
 CRIUS_CONTAINERD=2.1 CRIUS_LEAK_CHECK=strict cargo test -p crius-test --no-fail-fast -- --test-threads=1
 
