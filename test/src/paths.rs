@@ -153,13 +153,10 @@ pub fn check_binaries_fresh() -> Result<(), String> {
                 // The package without its other bins, the bin's own source and the dependencies
                 // without theirs. Not Cargo.lock: a rebase touches it without changing what cargo
                 // builds (cargo then relinks nothing), and a real change there rebuilds anyway.
-                let mut sources = newest_source(&pkg, &pkg.join("src/bin"))
+                let mut sources = crate_sources(&pkg)
                     .into_iter()
                     .chain(newest_source(&pkg.join(own), Path::new("")))
-                    .chain(deps.iter().filter_map(|d| {
-                        let dir = root.join(d);
-                        newest_source(&dir, &dir.join("src/bin"))
-                    }));
+                    .chain(deps.iter().flat_map(|d| crate_sources(&root.join(d))));
                 if let Some((_, src)) = sources.find(|(t, _)| *t > built) {
                     return Err(format!(
                         "{} is older than {}: run hack/build.sh (tests run the binaries it builds)",
@@ -171,6 +168,16 @@ pub fn check_binaries_fresh() -> Result<(), String> {
             Ok(())
         })
         .clone()
+}
+
+/// What a crate's lib is built from (not its bins, tests, examples or benches, whose changes
+/// relink nothing else): `src/` without `src/bin`, `build.rs`, `Cargo.toml`, and `proto/`.
+fn crate_sources(dir: &Path) -> Vec<(std::time::SystemTime, PathBuf)> {
+    let skip = dir.join("src/bin");
+    ["src", "build.rs", "Cargo.toml", "proto"]
+        .into_iter()
+        .filter_map(|p| newest_source(&dir.join(p), &skip))
+        .collect()
 }
 
 fn mtime(p: &Path) -> Option<std::time::SystemTime> {
