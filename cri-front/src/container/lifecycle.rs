@@ -33,12 +33,19 @@ pub fn ts_ns(t: Option<&prost_types::Timestamp>) -> i64 {
 }
 
 /// `binary://` log URI for the shim: it starts crius-logger with the container's pipes.
-pub fn log_uri(logger: &str, log_path: &str, pidfile: &str, max_line: usize) -> String {
+pub fn log_uri(
+    logger: &str,
+    log_path: &str,
+    pidfile: &str,
+    max_line: usize,
+    attach: &str,
+) -> String {
     format!(
-        "binary://{}?path={}&pidfile={}&max-line={max_line}",
+        "binary://{}?path={}&pidfile={}&max-line={max_line}&attach={}",
         logger,
         query_escape(log_path),
-        query_escape(pidfile)
+        query_escape(pidfile),
+        query_escape(attach)
     )
 }
 
@@ -194,21 +201,20 @@ impl Daemon {
             .step(&format!("snapshot mounts {id}"))?
             .into_inner()
             .mounts;
-        let (stdout, stderr) = if rec.log_path.is_empty() {
-            (String::new(), String::new())
-        } else {
-            match self.cfg.log_mode {
-                LogMode::Binary => {
-                    let uri = log_uri(
-                        &self.cfg.logger_path().display().to_string(),
-                        &rec.log_path,
-                        &self.logger_pidfile(id).display().to_string(),
-                        self.cfg.max_log_line_bytes,
-                    );
-                    (uri.clone(), if rec.tty { String::new() } else { uri })
-                }
-                LogMode::Fifo => self.spawn_logger(rec).await?,
+        // The log driver runs for every container, with a log path or not: attachers join the
+        // live output through it.
+        let (stdout, stderr) = match self.cfg.log_mode {
+            LogMode::Binary => {
+                let uri = log_uri(
+                    &self.cfg.logger_path().display().to_string(),
+                    &rec.log_path,
+                    &self.logger_pidfile(id).display().to_string(),
+                    self.cfg.max_log_line_bytes,
+                    &self.attach_socket(id).display().to_string(),
+                );
+                (uri.clone(), if rec.tty { String::new() } else { uri })
             }
+            LogMode::Fifo => self.spawn_logger(rec).await?,
         };
         let stdin = if rec.stdin {
             self.open_stdin(id).await?.0
@@ -419,14 +425,9 @@ impl Daemon {
                 rec.id
             )));
         }
-        let pidfile = self.logger_pidfile(&rec.id);
-        let pid: i32 = tokio::fs::read_to_string(&pidfile)
-            .await
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| {
-                Error::FailedPrecondition(format!("container {} has no log driver running", rec.id))
-            })?;
+        let pid = self.logger_pid(&rec.id).ok_or_else(|| {
+            Error::FailedPrecondition(format!("container {} has no log driver running", rec.id))
+        })?;
         crate::sys::kill(pid, Signal::SIGUSR1)
             .map_err(|e| Error::Internal(format!("signal log driver {pid}: {e}")))?;
         Ok(())
@@ -444,10 +445,11 @@ mod tests {
             "/var/log/pods/a b/c&d.log",
             "/run/x.pid",
             16384,
+            "/run/a.sock",
         );
         assert_eq!(
             u,
-            "binary:///usr/bin/crius-logger?path=/var/log/pods/a%20b/c%26d.log&pidfile=/run/x.pid&max-line=16384"
+            "binary:///usr/bin/crius-logger?path=/var/log/pods/a%20b/c%26d.log&pidfile=/run/x.pid&max-line=16384&attach=/run/a.sock"
         );
     }
 

@@ -20,6 +20,15 @@ impl Daemon {
         self.cfg.run_dir.join("io").join(id)
     }
 
+    /// The log driver's attach socket (CRI Attach joins the live output there). Short, for
+    /// the unix socket path limit: 64 bits of the id are unique enough on one node.
+    pub(crate) fn attach_socket(&self, id: &str) -> PathBuf {
+        self.cfg
+            .run_dir
+            .join("attach")
+            .join(format!("{}.sock", &id[..id.len().min(16)]))
+    }
+
     pub(crate) fn logger_pidfile(&self, id: &str) -> PathBuf {
         self.store.dir_of(id).join("logger.pid")
     }
@@ -65,6 +74,8 @@ impl Daemon {
             })
             .arg("max-line")
             .arg(self.cfg.max_log_line_bytes.to_string())
+            .arg("attach")
+            .arg(self.attach_socket(&rec.id))
             .env("CONTAINER_ID", &rec.id)
             .env("CONTAINER_NAMESPACE", &self.cfg.containerd_namespace)
             .stdin(Stdio::null())
@@ -118,12 +129,16 @@ impl Daemon {
         Ok((path.display().to_string(), h))
     }
 
-    /// Stop a logger whose task never came up.
-    pub(crate) fn kill_logger(&self, id: &str) {
-        if let Some(pid) = std::fs::read_to_string(self.logger_pidfile(id))
+    /// The pid of the container's log driver, from its pidfile.
+    pub(crate) fn logger_pid(&self, id: &str) -> Option<i32> {
+        std::fs::read_to_string(self.logger_pidfile(id))
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok())
-        {
+    }
+
+    /// Stop a logger whose task never came up.
+    pub(crate) fn kill_logger(&self, id: &str) {
+        if let Some(pid) = self.logger_pid(id) {
             let _ = crate::sys::kill(pid, Signal::SIGKILL);
         }
     }

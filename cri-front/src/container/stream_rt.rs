@@ -1,6 +1,7 @@
 //! criusd's side of the streaming server ([`crate::streaming::StreamRuntime`]): interactive
 //! exec through containerd's Tasks.Exec with fifos (stdin, stdout, stderr, pty resize), attach
-//! (the container's output, followed from its CRI log), and port-forward (a TCP connection made
+//! (the container's live output, joined at its log driver's attach socket; stdin through its
+//! fifo), and port-forward (a TCP connection made
 //! from inside the pod's network namespace).
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use containerd_client::services::v1::{
     CloseIoRequest, DeleteProcessRequest, ExecProcessRequest, GetContainerRequest, KillRequest,
     ResizePtyRequest, StartRequest, WaitRequest,
 };
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::unix::pipe;
 
 use super::exec::PROCESS_TYPE_URL;
@@ -19,7 +20,6 @@ use super::record::Phase;
 use crate::ctrd::Ctrd;
 use crate::daemon::Daemon;
 use crate::error::Error;
-use crate::logfmt::{self, Tag};
 use crate::streaming::{StreamError, StreamIo, StreamRuntime};
 
 /// The streaming server's view of criusd.
@@ -315,16 +315,20 @@ impl StreamRuntime for DaemonStreams {
                 }
             });
         }
-        if rec.log_path.is_empty() {
-            return Err(failed(format!("container {} has no log to follow", rec.id)));
-        }
-        // The container's output is the CRI log (the log driver owns its pipes): follow it from
-        // now — placed before any stdin is passed on, so no answer to it can slip in before.
-        let mut f = tokio::fs::File::open(&rec.log_path).await.map_err(failed)?;
-        f.seek(std::io::SeekFrom::End(0)).await.map_err(failed)?;
+        // The live output, from the log driver that holds the container's pipes (not the log
+        // file): joined before any stdin is passed on, so no answer to it can slip by.
+        let sock = d.attach_socket(&rec.id);
+        let mut live = tokio::net::UnixStream::connect(&sock).await.map_err(|e| {
+            failed(format!(
+                "container {}: its output cannot be joined ({}: {e})",
+                rec.id,
+                sock.display()
+            ))
+        })?;
         if let Some(mut r) = io.stdin {
             let (_, h) = d.open_stdin(&rec.id).await.map_err(from_err)?;
             let (ctrd, c, once) = (d.ctrd.clone(), rec.id.clone(), rec.stdin_once);
+            let logger = d.logger_pid(&rec.id);
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 16 * 1024];
                 loop {
@@ -339,8 +343,12 @@ impl StreamRuntime for DaemonStreams {
                     }
                 }
                 if once {
-                    // stdin_once: the first attach's EOF is the process's EOF.
+                    // stdin_once: the first attach's EOF is the process's EOF: no writer may
+                    // be left on the fifo, criusd's nor the log driver's.
                     h.lock().await.take();
+                    if let Some(pid) = logger {
+                        let _ = crate::sys::kill(pid, nix::sys::signal::Signal::SIGUSR2);
+                    }
                     let _ = ctrd
                         .tasks()
                         .close_io(ctrd.req(CloseIoRequest {
@@ -352,37 +360,29 @@ impl StreamRuntime for DaemonStreams {
                 }
             });
         }
-        let mut lines = tokio::io::BufReader::new(f).lines();
+        // Frames: stream (1 stdout, 2 stderr), u32 big-endian length, the bytes as written.
         let (mut out, mut err) = (io.stdout, io.stderr);
+        let mut buf = Vec::new();
         loop {
-            match lines.next_line().await {
-                Ok(Some(line)) => {
-                    let Some((_, stream, tag, content)) = logfmt::parse(&line) else {
-                        continue;
-                    };
-                    let mut bytes = content.as_bytes().to_vec();
-                    if tag == Tag::Full {
-                        bytes.push(b'\n');
-                    }
-                    let w = if stream == "stderr" && err.is_some() {
-                        err.as_mut()
-                    } else {
-                        out.as_mut()
-                    };
-                    if let Some(w) = w {
-                        if w.write_all(&bytes).await.is_err() || w.flush().await.is_err() {
-                            return Ok(());
-                        }
-                    }
+            let mut head = [0u8; 5];
+            if live.read_exact(&mut head).await.is_err() {
+                // The output is over (the process ended) or the log driver went away.
+                return Ok(());
+            }
+            let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+            buf.resize(len, 0);
+            if live.read_exact(&mut buf).await.is_err() {
+                return Ok(());
+            }
+            let w = if head[0] == 2 && err.is_some() {
+                err.as_mut()
+            } else {
+                out.as_mut()
+            };
+            if let Some(w) = w {
+                if w.write_all(&buf).await.is_err() || w.flush().await.is_err() {
+                    return Ok(());
                 }
-                Ok(None) => {
-                    let r = d.store.get(&rec.id).await;
-                    if r.is_none_or(|r| r.phase != Phase::Running) {
-                        return Ok(());
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => return Err(failed(e)),
             }
         }
     }
