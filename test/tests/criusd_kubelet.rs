@@ -9,7 +9,7 @@ use crius_proto::tonic::Code;
 use crius_test::{env_or_skip, registry};
 use criusd_common::{
     client, container_config, create_and_start, create_container, finish, pod_config, pod_log_dir,
-    pull, remove_pod, rt, run_pod, start, start_container, stop_pod, try_create,
+    pull, remove_pod, rt, run_pod, start, start_container, stop_container, stop_pod, try_create,
 };
 
 #[test]
@@ -20,21 +20,8 @@ fn criusd_stops_of_unknown_ids_are_ok() {
     rt().block_on(async {
         let mut c = client(&d).await;
         pull(&mut c, registry::BUSYBOX).await;
-        let stop_ctr = |c: &mut crius_test::cri::CriClient, id: &str| {
-            let mut c = c.clone();
-            let id = id.to_string();
-            async move {
-                c.runtime
-                    .stop_container(cri::StopContainerRequest {
-                        container_id: id,
-                        timeout: 0,
-                    })
-                    .await
-                    .map(|_| ())
-            }
-        };
         // Never existed.
-        stop_ctr(&mut c, "feedface")
+        stop_container(&mut c, "feedface", 0)
             .await
             .expect("StopContainer of an unknown id");
         stop_pod(&mut c, "feedface")
@@ -52,7 +39,7 @@ fn criusd_stops_of_unknown_ids_are_ok() {
             })
             .await
             .expect("remove container");
-        stop_ctr(&mut c, &id)
+        stop_container(&mut c, &id, 0)
             .await
             .expect("StopContainer of a removed container");
         remove_pod(&mut c, &pod).await.expect("remove pod");
@@ -61,7 +48,9 @@ fn criusd_stops_of_unknown_ids_are_ok() {
             .expect("StopPodSandbox of a removed pod");
 
         // An empty id is still a bad request.
-        let e = stop_ctr(&mut c, "").await.expect_err("empty container id");
+        let e = stop_container(&mut c, "", 0)
+            .await
+            .expect_err("empty container id");
         assert_eq!(e.code(), Code::InvalidArgument, "{e}");
         let e = stop_pod(&mut c, "").await.expect_err("empty pod id");
         assert_eq!(e.code(), Code::InvalidArgument, "{e}");
@@ -142,8 +131,7 @@ fn criusd_run_as_group_needs_a_user() {
             let id = try_create(&mut c, &pod, with(sc, name), &pcfg)
                 .await
                 .unwrap_or_else(|e| panic!("{name}: {e}\n{}", d.log_tail()));
-            let st = criusd_common::container_state(&mut c, &id).await;
-            let u = st.user.and_then(|u| u.linux).expect("user");
+            let u = criusd_common::container_user(&mut c, &id).await;
             assert_eq!((u.uid, u.gid), (1000, 2000), "{name}");
         }
         let all = criusd_common::all_containers(&mut c).await;
@@ -278,13 +266,7 @@ fn criusd_status_and_events_as_kubelet_builds_on_them() {
         assert!(ps.containers_statuses.iter().all(|s| s.image_ref == digest));
 
         // One container exits: its stopped event still shows the other, running.
-        c.runtime
-            .stop_container(cri::StopContainerRequest {
-                container_id: c1.clone(),
-                timeout: 5,
-            })
-            .await
-            .expect("stop one");
+        stop_container(&mut c, &c1, 5).await.expect("stop one");
         let ev = next_event(&mut events, |e| {
             e.container_id == c1 && e.container_event_type == Ev::ContainerStoppedEvent as i32
         })

@@ -135,11 +135,7 @@ fn criusd_security_context_reaches_the_container() {
         // groups the process has (/proc/self/status `Groups:`).
         let (_, st) = exec(&mut c, locked, "cat /proc/self/status").await;
         assert_eq!(status_field(&st, "Groups:"), "2345 3456", "{st}");
-        let user = criusd_common::container_state(&mut c, locked)
-            .await
-            .user
-            .and_then(|u| u.linux)
-            .expect("ContainerStatus.user");
+        let user = criusd_common::container_user(&mut c, locked).await;
         assert_eq!(
             (user.uid, user.gid, user.supplemental_groups),
             (1234, 2345, vec![2345, 3456])
@@ -174,11 +170,7 @@ fn criusd_security_context_reaches_the_container() {
             let mut sorted = want.clone();
             sorted.sort();
             assert_eq!(groups, sorted, "{name}: the process's groups");
-            let user = criusd_common::container_state(&mut c, &id)
-                .await
-                .user
-                .and_then(|u| u.linux)
-                .expect("ContainerStatus.user");
+            let user = criusd_common::container_user(&mut c, &id).await;
             assert_eq!(
                 (user.uid, user.gid, user.supplemental_groups),
                 (1000, 1000, want),

@@ -428,6 +428,26 @@ pub async fn container_state(c: &mut CriClient, id: &str) -> cri::ContainerStatu
         .expect("status")
 }
 
+/// ContainerStatus.user.linux of container `id`: the identity criusd reports.
+pub async fn container_user(c: &mut CriClient, id: &str) -> cri::LinuxContainerUser {
+    container_state(c, id)
+        .await
+        .user
+        .and_then(|u| u.linux)
+        .expect("ContainerStatus.user")
+}
+
+/// StopContainer `id` with `timeout` seconds of grace.
+pub async fn stop_container(c: &mut CriClient, id: &str, timeout: i64) -> Result<(), Status> {
+    c.runtime
+        .stop_container(cri::StopContainerRequest {
+            container_id: id.into(),
+            timeout,
+        })
+        .await
+        .map(|_| ())
+}
+
 /// Whether the container has exited.
 pub fn exited(s: &cri::ContainerStatus) -> bool {
     s.state == cri::ContainerState::ContainerExited as i32
