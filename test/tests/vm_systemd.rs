@@ -365,8 +365,20 @@ fn vm_systemd_resources_and_stats() {
             "working set {ws} vs memory.current − inactive_file = {want}"
         );
         assert!(
-            stats.cpu.and_then(|c| c.usage_core_nano_seconds).is_some(),
+            stats
+                .cpu
+                .as_ref()
+                .and_then(|c| c.usage_core_nano_seconds)
+                .is_some(),
             "CPU usage from cpu.stat"
+        );
+        // Pressure stall information from the scope's *.pressure files, swap from memory.swap.*.
+        assert!(stats.cpu.and_then(|c| c.psi).is_some(), "cpu.pressure");
+        assert!(stats.io.and_then(|i| i.psi).is_some(), "io.pressure");
+        let swap = stats.swap.expect("swap usage from memory.swap.current");
+        assert_eq!(
+            swap.swap_available_bytes.map(|v| v.value),
+            Some((20u64 << 20) - swap.swap_usage_bytes.map(|v| v.value).unwrap_or(0))
         );
         remove_pod(&mut c, &p.pod).await.expect("remove pod");
         p.d

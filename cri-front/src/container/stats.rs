@@ -31,6 +31,42 @@ pub struct CgroupSample {
     /// Lines of `cgroup.procs` / of `tasks` (v2: `cgroup.threads`).
     pub processes: Option<u64>,
     pub threads: Option<u64>,
+    /// cgroup v2 pressure stall information (`cpu.pressure`, `memory.pressure`, `io.pressure`).
+    pub cpu_psi: Option<cri::PsiStats>,
+    pub mem_psi: Option<cri::PsiStats>,
+    pub io_psi: Option<cri::PsiStats>,
+    /// cgroup v2 `memory.swap.current` and `memory.swap.max` (None: no limit).
+    pub swap_usage: Option<u64>,
+    pub swap_limit: Option<u64>,
+}
+
+/// A `*.pressure` file: `some avg10=… avg60=… avg300=… total=<µs>` and the same for `full`.
+fn parse_psi(text: &str) -> Option<cri::PsiStats> {
+    let line = |kind: &str| {
+        let l = text.lines().find(|l| l.starts_with(kind))?;
+        let mut d = cri::PsiData::default();
+        for kv in l.split_whitespace().skip(1) {
+            let (k, v) = kv.split_once('=')?;
+            match k {
+                "avg10" => d.avg10 = v.parse().ok()?,
+                "avg60" => d.avg60 = v.parse().ok()?,
+                "avg300" => d.avg300 = v.parse().ok()?,
+                "total" => d.total = v.parse::<u64>().ok()?.saturating_mul(1000),
+                _ => {}
+            }
+        }
+        Some(d)
+    };
+    let some = line("some ")?;
+    // The root cgroup's cpu.pressure had no `full` line before Linux 5.13.
+    Some(cri::PsiStats {
+        full: Some(line("full ").unwrap_or_default()),
+        some: Some(some),
+    })
+}
+
+fn read_psi(dir: &Path, file: &str) -> Option<cri::PsiStats> {
+    parse_psi(&std::fs::read_to_string(dir.join(file)).ok()?)
 }
 
 fn read_u64(p: &Path) -> Option<u64> {
@@ -93,6 +129,11 @@ fn sample_in(root: &Path, path: &str) -> CgroupSample {
                 .and_then(|t| stat_field(&t, "max")),
             processes: count_lines(&d, "cgroup.procs"),
             threads: count_lines(&d, "cgroup.threads"),
+            cpu_psi: read_psi(&d, "cpu.pressure"),
+            mem_psi: read_psi(&d, "memory.pressure"),
+            io_psi: read_psi(&d, "io.pressure"),
+            swap_usage: read_u64(&d.join("memory.swap.current")),
+            swap_limit: read_u64(&d.join("memory.swap.max")),
         };
     }
     let cpu = v1_dir(root, "cpu,cpuacct", path);
@@ -124,6 +165,7 @@ fn sample_in(root: &Path, path: &str) -> CgroupSample {
         mem_failcnt: read_u64(&m.join("memory.failcnt")),
         processes: count_lines(&m, "cgroup.procs"),
         threads: count_lines(&m, "tasks"),
+        ..Default::default()
     }
 }
 
@@ -230,7 +272,7 @@ impl Daemon {
             timestamp: now,
             usage_core_nano_seconds: u(s.cpu_ns),
             usage_nano_cores: u(nano_cores),
-            psi: None,
+            psi: s.cpu_psi,
         };
         let mem = cri::MemoryUsage {
             timestamp: now,
@@ -240,7 +282,7 @@ impl Daemon {
             rss_bytes: u(s.mem_rss),
             page_faults: u(s.pgfault),
             major_page_faults: u(s.pgmajfault),
-            psi: None,
+            psi: s.mem_psi,
         };
         (cpu, mem, s)
     }
@@ -261,7 +303,7 @@ impl Daemon {
     }
 
     pub async fn container_stats(&self, r: &ContainerRecord) -> cri::ContainerStats {
-        let (cpu, memory, _) = self.cgroup_usage(&r.id, &r.cgroups_path);
+        let (cpu, memory, s) = self.cgroup_usage(&r.id, &r.cgroups_path);
         let usage = self.writable_layer_usage(&r.id).await;
         let root = self.images.fs_root().await;
         let writable_layer = usage.map(|x| cri::FilesystemUsage {
@@ -285,8 +327,15 @@ impl Daemon {
             cpu: Some(cpu),
             memory: Some(memory),
             writable_layer,
-            swap: None,
-            io: None,
+            swap: s.swap_usage.map(|used| cri::SwapUsage {
+                timestamp: now_ns(),
+                swap_usage_bytes: u(Some(used)),
+                swap_available_bytes: u(s.swap_limit.map(|l| l.saturating_sub(used))),
+            }),
+            io: s.io_psi.map(|psi| cri::IoUsage {
+                timestamp: now_ns(),
+                psi: Some(psi),
+            }),
         }
     }
 }
@@ -399,6 +448,16 @@ mod tests {
             (s.mem_failcnt, s.processes, s.threads),
             (Some(2), Some(2), Some(3))
         );
+    }
+
+    #[test]
+    fn psi_files() {
+        let t = "some avg10=1.50 avg60=0.25 avg300=0.00 total=1234\nfull avg10=0.50 avg60=0.00 avg300=0.00 total=100\n";
+        let p = parse_psi(t).expect("psi");
+        let some = p.some.expect("some");
+        assert_eq!((some.avg10, some.avg60, some.total), (1.5, 0.25, 1_234_000));
+        assert_eq!(p.full.expect("full").total, 100_000);
+        assert!(parse_psi("").is_none());
     }
 
     #[test]
