@@ -299,3 +299,95 @@ fn criusd_status_and_events_as_kubelet_builds_on_them() {
     });
     finish(env, &d);
 }
+
+#[test]
+fn criusd_user_namespaces_are_refused_not_ignored() {
+    use cri::NamespaceMode as M;
+    let mut env = env_or_skip!("criusd_user_namespaces_are_refused_not_ignored");
+    let Some(d) = start(&mut env) else { return };
+    let log_dir = pod_log_dir(&env);
+    rt().block_on(async {
+        let mut c = client(&d).await;
+        let st = c
+            .runtime
+            .status(cri::StatusRequest { verbose: false })
+            .await
+            .expect("status")
+            .into_inner();
+        assert!(
+            st.runtime_handlers
+                .iter()
+                .all(|h| h.features.as_ref().is_some_and(|f| !f.user_namespaces)),
+            "no handler claims user namespaces: {:?}",
+            st.runtime_handlers
+        );
+        let map = |container_id: u32| cri::IdMapping {
+            host_id: 100_000,
+            container_id,
+            length: 65536,
+        };
+        let userns = |mode: M, uids: Vec<cri::IdMapping>| cri::UserNamespace {
+            mode: mode as i32,
+            uids,
+            gids: vec![map(0)],
+        };
+        let with = |name: &str, u: cri::UserNamespace| {
+            let mut p = pod_config(&env, name, &log_dir);
+            p.linux.as_mut().expect("linux").security_context =
+                Some(cri::LinuxSandboxSecurityContext {
+                    namespace_options: Some(cri::NamespaceOption {
+                        userns_options: Some(u),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+            p
+        };
+        for (name, u, code) in [
+            ("pod", userns(M::Pod, vec![map(0)]), Code::Unimplemented),
+            (
+                "ctr",
+                userns(M::Container, vec![map(0)]),
+                Code::InvalidArgument,
+            ),
+            (
+                "target",
+                userns(M::Target, vec![map(0)]),
+                Code::InvalidArgument,
+            ),
+            (
+                "two",
+                userns(M::Pod, vec![map(0), map(70000)]),
+                Code::InvalidArgument,
+            ),
+            (
+                "no-root",
+                userns(M::Pod, vec![map(1)]),
+                Code::InvalidArgument,
+            ),
+        ] {
+            let e = c
+                .runtime
+                .run_pod_sandbox(cri::RunPodSandboxRequest {
+                    config: Some(with(name, u)),
+                    runtime_handler: String::new(),
+                })
+                .await
+                .expect_err(name);
+            assert_eq!(e.code(), code, "{name}: {e}");
+        }
+        // NODE is the host's user namespace: runs.
+        let pcfg = with("node", userns(M::Node, vec![]));
+        let pod = run_pod(&mut c, &d, &pcfg).await;
+        let pods = c
+            .runtime
+            .list_pod_sandbox(cri::ListPodSandboxRequest { filter: None })
+            .await
+            .expect("list")
+            .into_inner()
+            .items;
+        assert_eq!(pods.len(), 1, "refused pods left nothing: {pods:?}");
+        remove_pod(&mut c, &pod).await.expect("remove pod");
+    });
+    finish(env, &d);
+}

@@ -375,6 +375,7 @@ impl Daemon {
             Ok(Ns::Join(PathBuf::from(format!("/proc/{pid}/ns/{kind}"))))
         };
         let nso = sc.namespace_options.clone().unwrap_or_default();
+        crate::pod::check_userns(nso.userns_options.as_ref(), "container")?;
         let host_net = pod.netns_path.is_none();
         let net = match &pod.netns_path {
             Some(p) => Ns::Join(p.clone()),
