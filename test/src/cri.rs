@@ -18,18 +18,31 @@ pub struct CriClient {
 /// Connect to the CRI server on `socket`, waiting up to 30 s for it to appear.
 pub async fn connect(socket: &Path) -> crate::Result<CriClient> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !socket.exists() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let path: PathBuf = socket.to_path_buf();
-    // The URI is ignored: the connector below always dials the socket.
-    let channel = Endpoint::try_from("http://[::]:0")?
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
-        }))
-        .await
-        .with_context(|| format!("connecting to CRI socket {}", socket.display()))?;
+    // The socket file exists from bind() on, but connects are refused until listen(): retry
+    // until the deadline rather than fail on a server that is a moment from ready.
+    let channel = loop {
+        let path: PathBuf = socket.to_path_buf();
+        // The URI is ignored: the connector below always dials the socket.
+        let attempt =
+            Endpoint::try_from("http://[::]:0")?
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let path = path.clone();
+                    async move {
+                        Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?))
+                    }
+                }))
+                .await;
+        match attempt {
+            Ok(c) => break c,
+            Err(e) if Instant::now() >= deadline => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "connecting to CRI socket {} (30 s)",
+                    socket.display()
+                )))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
     Ok(CriClient {
         runtime: RuntimeServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
         image: ImageServiceClient::new(channel).max_decoding_message_size(64 << 20),
