@@ -423,20 +423,15 @@ fn criusd_refuses_bad_values_up_front() {
         }
         assert!(all_containers(&mut c).await.is_empty(), "nothing created");
 
-        let id = try_create(
+        let id = criusd_common::create_and_start(
             &mut c,
+            &d,
             &pod,
             container_config("ok", registry::BUSYBOX, &["sleep", "1000"]),
             &base,
+            "ok",
         )
-        .await
-        .expect("create");
-        c.runtime
-            .start_container(cri::StartContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .expect("start");
+        .await;
         type ResEdit = fn(&mut cri::LinuxContainerResources);
         let res_cases: Vec<(&str, ResEdit)> = vec![
             ("cpuset past the host's CPUs", |r| {
@@ -599,20 +594,15 @@ fn criusd_mutated_requests_get_clear_codes() {
         pull(&mut c, registry::BUSYBOX).await;
         let base = pod_config(&env, "fuzz", &log_dir);
         let pod = run_pod(&mut c, &d, &base).await;
-        let ctr = try_create(
+        let ctr = criusd_common::create_and_start(
             &mut c,
+            &d,
             &pod,
             container_config("target", registry::BUSYBOX, &["sleep", "1000"]),
             &base,
+            "target",
         )
-        .await
-        .expect("create");
-        c.runtime
-            .start_container(cri::StartContainerRequest {
-                container_id: ctr.clone(),
-            })
-            .await
-            .expect("start");
+        .await;
         for round in 0..rounds {
             let (s, invalid) = rng.string();
             let (n, e) = (rng.int(), rng.int() as i32);

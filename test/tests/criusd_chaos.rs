@@ -179,16 +179,7 @@ async fn one_round(
     // Everything criusd reports is true, then every pod stops and goes.
     let mut c = client(d).await;
     check_truth(&mut c, d, what).await;
-    let pods = retry(what, d, || {
-        let mut c = c.clone();
-        async move {
-            c.runtime
-                .list_pod_sandbox(cri::ListPodSandboxRequest { filter: None })
-                .await
-                .map(|r| r.into_inner().items)
-        }
-    })
-    .await;
+    let pods = list_pods(&c, d, what).await;
     for p in pods {
         let id = p.id.clone();
         pod_ids.push(id.clone());
@@ -419,16 +410,7 @@ async fn check_truth(c: &mut CriClient, d: &Criusd, what: &str) {
             _ => {}
         }
     }
-    let pods = retry(what, d, || {
-        let mut c = c.clone();
-        async move {
-            c.runtime
-                .list_pod_sandbox(cri::ListPodSandboxRequest { filter: None })
-                .await
-                .map(|r| r.into_inner().items)
-        }
-    })
-    .await;
+    let pods = list_pods(c, d, what).await;
     for p in pods {
         if p.state == cri::PodSandboxState::SandboxReady as i32 {
             let ns = d.dir.join("run/netns").join(&p.id);
@@ -458,4 +440,89 @@ where
             Err(e) => panic!("{what}: {e}\n{}", d.log_tail()),
         }
     }
+}
+
+/// Every pod criusd lists (retried while it comes back).
+async fn list_pods(c: &CriClient, d: &Criusd, what: &str) -> Vec<cri::PodSandbox> {
+    retry(what, d, || {
+        let mut c = c.clone();
+        async move {
+            c.runtime
+                .list_pod_sandbox(cri::ListPodSandboxRequest { filter: None })
+                .await
+                .map(|r| r.into_inner().items)
+        }
+    })
+    .await
+}
+
+/// The state a crash mid-StartContainer leaves, made on purpose: criusd's record says CREATED
+/// while the task was started behind its back (as a start cut off after Tasks.Start reached the
+/// shim). ContainerStatus says RUNNING, and StartContainer then is refused as for any running
+/// container, instead of failing the start into EXITED while the process runs.
+#[test]
+fn criusd_status_follows_a_task_started_behind_its_back() {
+    let mut env = env_or_skip!("criusd_status_follows_a_task_started_behind_its_back");
+    let Some(d) = start(&mut env) else { return };
+    let log_dir = pod_log_dir(&env);
+    let runtime = rt();
+    let pcfg = pod_config(&env, "behind", &log_dir);
+    let (pod, id) = runtime.block_on(async {
+        let mut c = client(&d).await;
+        pull(&mut c, registry::BUSYBOX).await;
+        let pod = criusd_common::run_pod(&mut c, &d, &pcfg).await;
+        let cfg = container_config("sleeper", registry::BUSYBOX, &["sleep", "1000"]);
+        let id = try_create(&mut c, &pod, cfg, &pcfg).await.expect("create");
+        (pod, id)
+    });
+    let out = env
+        .running_containerd()
+        .expect("containerd")
+        .ctr("crius")
+        .args(["tasks", "start", "-d", "--null-io", &id])
+        .output()
+        .expect("ctr tasks start");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    runtime.block_on(async {
+        let mut c = client(&d).await;
+        let st = criusd_common::container_state(&mut c, &id).await;
+        assert_eq!(
+            st.state,
+            cri::ContainerState::ContainerRunning as i32,
+            "a started task is RUNNING: {st:?}\n{}",
+            d.log_tail()
+        );
+        // It runs, as its status says: a second start is refused, nothing is marked EXITED.
+        let e = c
+            .runtime
+            .start_container(cri::StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect_err("already running");
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+        let st = criusd_common::container_state(&mut c, &id).await;
+        assert_eq!(
+            st.state,
+            cri::ContainerState::ContainerRunning as i32,
+            "{st:?}"
+        );
+        criusd_common::stop_pod(&mut c, &pod)
+            .await
+            .expect("stop pod");
+        let st = criusd_common::container_state(&mut c, &id).await;
+        assert_eq!(
+            st.state,
+            cri::ContainerState::ContainerExited as i32,
+            "{st:?}"
+        );
+        criusd_common::remove_pod(&mut c, &pod)
+            .await
+            .expect("remove pod");
+    });
+    finish(env, &d);
 }

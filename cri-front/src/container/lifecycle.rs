@@ -96,29 +96,14 @@ impl Daemon {
     }
 
     pub(crate) async fn task_state(&self, id: &str) -> Result<TaskState> {
-        match self
-            .ctrd
-            .tasks()
-            .get(self.ctrd.req(GetRequest {
-                container_id: id.to_string(),
-                exec_id: String::new(),
-            }))
-            .await
-        {
-            Ok(r) => {
-                let p = r.into_inner().process.unwrap_or_default();
-                Ok(if p.status == TaskStatus::Stopped as i32 {
-                    TaskState::Exited {
-                        code: p.exit_status as i32,
-                        at_ns: ts_ns(p.exited_at.as_ref()),
-                    }
-                } else {
-                    TaskState::Running
-                })
-            }
-            Err(s) if s.code() == Code::NotFound => Ok(TaskState::Missing),
-            Err(s) => Err(Error::containerd(format!("task get {id}"), s)),
-        }
+        Ok(match self.task_process(id).await? {
+            None => TaskState::Missing,
+            Some(p) if p.status == TaskStatus::Stopped as i32 => TaskState::Exited {
+                code: p.exit_status as i32,
+                at_ns: ts_ns(p.exited_at.as_ref()),
+            },
+            Some(_) => TaskState::Running,
+        })
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]

@@ -42,8 +42,11 @@ pub fn outcome_unknown(e: &Error) -> bool {
 }
 
 impl Daemon {
-    /// What containerd says of container `id`'s task.
-    pub(crate) async fn task_truth(&self, id: &str) -> Result<Truth> {
+    /// The init process of container `id`'s task, as containerd reports it; None without a task.
+    pub(crate) async fn task_process(
+        &self,
+        id: &str,
+    ) -> Result<Option<containerd_client::types::v1::Process>> {
         match self
             .ctrd
             .tasks()
@@ -53,20 +56,24 @@ impl Daemon {
             }))
             .await
         {
-            Ok(r) => {
-                let status = r.into_inner().process.map(|p| p.status).unwrap_or_default();
-                Ok(
-                    if status == TaskStatus::Created as i32 || status == TaskStatus::Unknown as i32
-                    {
-                        Truth::Created
-                    } else {
-                        Truth::Started
-                    },
-                )
-            }
-            Err(s) if s.code() == Code::NotFound => Ok(Truth::None),
+            Ok(r) => Ok(Some(r.into_inner().process.unwrap_or_default())),
+            Err(s) if s.code() == Code::NotFound => Ok(None),
             Err(s) => Err(Error::containerd(format!("task get {id}"), s)),
         }
+    }
+
+    /// What containerd says of container `id`'s task.
+    pub(crate) async fn task_truth(&self, id: &str) -> Result<Truth> {
+        Ok(match self.task_process(id).await? {
+            None => Truth::None,
+            Some(p)
+                if p.status == TaskStatus::Created as i32
+                    || p.status == TaskStatus::Unknown as i32 =>
+            {
+                Truth::Created
+            }
+            Some(_) => Truth::Started,
+        })
     }
 
     /// Start a created task (the Tasks.Start a crash cut off).
