@@ -233,6 +233,11 @@ async fn one_round(
     let address = ctrd.socket().display().to_string();
     for id in pod_ids {
         let sock = shim_socket(&address, &id);
+        // A dying shim removes its own socket as it goes: a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sock.exists() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         assert!(
             !sock.exists(),
             "{what}: shim socket {} of pod {id} left\n{}",

@@ -153,6 +153,7 @@ impl Daemon {
                     true
                 })
                 .await?;
+            self.kill_leftovers(&id).await;
             return Err(e);
         }
         let rec = self
@@ -327,6 +328,7 @@ impl Daemon {
         match res {
             Ok(rec) if changed => {
                 tracing::info!(pod = %rec.pod_id, container = %id, exit_code = code, reason = %rec.reason, "container exited");
+                self.kill_leftovers(id).await;
                 self.emit(&rec, cri::ContainerEventType::ContainerStoppedEvent)
                     .await;
             }

@@ -5,6 +5,7 @@ pub mod create;
 pub mod events;
 pub mod exec;
 pub mod image_volume;
+pub mod leftovers;
 pub mod lifecycle;
 pub mod logger;
 pub mod merge;
