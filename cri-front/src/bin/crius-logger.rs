@@ -16,7 +16,8 @@
 //!
 //! Attach (CRI Attach) joins the live streams here, not the log: with `attach <socket>` the
 //! logger listens on that unix socket and sends every attacher each chunk as read (a frame:
-//! stream byte 1 = stdout, 2 = stderr, u32 big-endian length, bytes). An attacher that cannot
+//! stream byte 1 = stdout, 2 = stderr, u32 big-endian length, bytes), after a first empty frame of
+//! stream 0 that says the attacher is registered. An attacher that cannot
 //! keep up is dropped rather than stall the container. Without `path` nothing is written to a
 //! file: the output is only for attachers.
 //!
@@ -108,6 +109,9 @@ impl Attachers {
     }
 }
 
+/// The frame an attacher gets first, once it is registered: stream 0, length 0.
+const JOINED: [u8; 5] = [0; 5];
+
 /// Accept attachers on `socket` until the logger exits.
 fn listen(socket: &Path, attachers: Arc<Attachers>) -> std::io::Result<()> {
     if let Some(d) = socket.parent() {
@@ -121,6 +125,9 @@ fn listen(socket: &Path, attachers: Arc<Attachers>) -> std::io::Result<()> {
             // A reader gone quiet cannot hold the logger's exit for long.
             let _ = conn.set_write_timeout(Some(std::time::Duration::from_secs(5)));
             let (tx, rx) = sync_channel::<Arc<Vec<u8>>>(1024);
+            // First frame, empty, stream 0: "joined". Everything read from the container after
+            // it reaches this attacher, so criusd passes stdin on only once it has it.
+            let _ = tx.try_send(Arc::new(JOINED.to_vec()));
             match attachers.0.lock() {
                 Ok(mut g) => g.push(tx),
                 Err(p) => p.into_inner().push(tx),

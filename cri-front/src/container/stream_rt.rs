@@ -325,6 +325,20 @@ impl StreamRuntime for DaemonStreams {
                 sock.display()
             ))
         })?;
+        // connect() returns once the kernel queues us; the log driver registers us a moment later.
+        // Its "joined" frame (stream 0, empty) comes first: only then is stdin passed on, or the
+        // answer to it could be read before we are there to get it.
+        let mut joined = [0u8; 5];
+        match tokio::time::timeout(Duration::from_secs(5), live.read_exact(&mut joined)).await {
+            Ok(Ok(_)) if joined == [0u8; 5] => {}
+            _ => {
+                return Err(failed(format!(
+                    "container {}: its log driver did not let the attach join ({})",
+                    rec.id,
+                    sock.display()
+                )))
+            }
+        }
         if let Some(mut r) = io.stdin {
             let (_, h) = d.open_stdin(&rec.id).await.map_err(from_err)?;
             let (ctrd, c, once) = (d.ctrd.clone(), rec.id.clone(), rec.stdin_once);
