@@ -103,9 +103,27 @@ async fn start(flags: &Flags) -> Result<String> {
         let _ = std::fs::write("address", &existing);
         return Ok(existing);
     }
-    let address = spawn(opts, &group, Vec::new()).await?;
+    let starter = std::process::id().to_string();
+    let address = spawn(opts, &group, vec![(ENV_STARTER, starter.as_str())]).await?;
     let _ = std::fs::write("address", &address);
     Ok(address)
+}
+
+/// The pid of the `start` process that spawned this server: containerd learns the server's
+/// address only through it.
+const ENV_STARTER: &str = "CRIUS_SHIM_STARTER";
+
+/// Whether the `start` process that spawned us died before we were up: then containerd never
+/// got our address (its start failed), nobody will ever call us, and a server left running
+/// would hold a socket no teardown knows of (a kill -9 racing the spawn leaves exactly this).
+fn starter_gone() -> bool {
+    let Some(starter) = std::env::var(ENV_STARTER)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    else {
+        return false;
+    };
+    nix::unistd::getppid().as_raw() != starter
 }
 
 fn socket_path(address: &str) -> &str {
@@ -187,6 +205,12 @@ async fn serve(flags: &Flags) -> Result<()> {
         .start()
         .await
         .map_err(|e| Error::Other(format!("ttrpc server: {e}")))?;
+    if starter_gone() {
+        tracing::warn!(socket = %flags.socket, "the start process died before the shim was up: containerd does not know this shim; exiting");
+        let _ = server.shutdown().await;
+        let _ = std::fs::remove_file(socket_path(&flags.socket));
+        return Ok(());
+    }
     signal_started();
     tracing::info!(socket = %flags.socket, "shim serving");
 

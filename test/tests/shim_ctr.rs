@@ -684,3 +684,59 @@ fn in_pty(rows: u16, cols: u16, cmd: &str) -> std::process::Output {
         .output()
         .expect("script")
 }
+
+/// A shim server whose `start` process died before the server was up (a kill -9 racing the
+/// spawn): containerd never learnt its address, so it exits at once and takes its socket with
+/// it; with its starter alive it serves.
+#[test]
+fn shim_server_whose_starter_died_exits_and_leaves_no_socket() {
+    let mut env = env_or_skip!("shim_server_whose_starter_died_exits_and_leaves_no_socket");
+    let bundle = env.dir().join("orphan-bundle");
+    let (ns, c) = setup(&mut env);
+    std::fs::create_dir_all(&bundle).expect("bundle dir");
+    let serve = |starter: u32, socket: &std::path::Path| {
+        Command::new(crius_test::paths::shim_bin())
+            .args(["-namespace", &ns, "-id", "orphan", "-address"])
+            .arg(c.socket())
+            .arg("-socket")
+            .arg(format!("unix://{}", socket.display()))
+            .current_dir(&bundle)
+            .env("TTRPC_ADDRESS", format!("{}.ttrpc", c.socket().display()))
+            .env("CRIUS_SHIM_STARTER", starter.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn shim server")
+    };
+    // Its parent is this test, so a starter pid other than ours is a dead one.
+    let orphan_socket = bundle.join("orphan.sock");
+    let mut orphan = serve(1, &orphan_socket);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = orphan.try_wait().expect("wait shim") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = orphan.kill();
+            let _ = orphan.wait();
+            panic!("a shim whose starter died kept serving");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "the orphan shim exits cleanly: {status}");
+    assert!(!orphan_socket.exists(), "the orphan shim left its socket");
+
+    let live_socket = bundle.join("live.sock");
+    let mut live = serve(std::process::id(), &live_socket);
+    wait_until("the shim to serve", Duration::from_secs(10), || {
+        std::os::unix::net::UnixStream::connect(&live_socket).is_ok()
+    });
+    assert!(
+        live.try_wait().expect("wait shim").is_none(),
+        "a shim whose starter lives serves"
+    );
+    let _ = live.kill();
+    let _ = live.wait();
+    let _ = std::fs::remove_file(&live_socket);
+    env.finish().expect("no leaks");
+}
