@@ -17,8 +17,12 @@ impl Sandboxer {
         let mut report = RecoverReport::default();
         let ids = store::ids(self.state_dir())
             .map_err(|e| crate::sandboxer::io_step("read state dir", e))?;
-        let tasks = match self.ctrd.tasks_by_id().await {
-            Ok(t) => Some(t),
+        let tasks = match self.ctrd.tasks().await {
+            Ok(t) => Some(
+                t.into_iter()
+                    .map(|t| (t.id.clone(), t))
+                    .collect::<std::collections::HashMap<_, _>>(),
+            ),
             Err(s) => {
                 report
                     .errors
@@ -47,7 +51,7 @@ impl Sandboxer {
                 Phase::Running => {
                     let mut rec = rec;
                     let alive = match tasks.as_ref().and_then(|t| t.get(id)) {
-                        Some(t) if t.running => {
+                        Some(t) if t.is_live() => {
                             if rec.pause_pid != Some(t.pid) {
                                 rec.pause_pid = Some(t.pid);
                                 rec.pause_start_time = sys::proc_start_time(t.pid);
@@ -121,7 +125,7 @@ impl Sandboxer {
         orphans.extend(self.cni.cached_ids());
         match self
             .ctrd
-            .containers_with_label(crate::LABEL_KIND, "sandbox")
+            .containers(&[(crate::LABEL_KIND, "sandbox")])
             .await
         {
             Ok(list) => orphans.extend(list.into_iter().map(|c| c.id)),

@@ -7,13 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use containerd_client::tonic::Status;
-use containerd_client::types::Mount;
+use crius_ctrd::Mount;
 use tracing::Instrument;
 
 use crate::cni::{Attachment, Cni, CniError};
 use crate::config::{PauseSource, SandboxerConfig};
-use crate::ctrd::{self, Ctrd};
+use crate::ctrd::{self, ctrd_err, Ctrd};
 use crate::error::{Error, ErrorKind, Result};
 use crate::pause::image::PauseImage;
 use crate::pause::{image, rootfs, spec};
@@ -50,21 +49,6 @@ pub(crate) fn io_step(step: &str, e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Internal, step, e.to_string())
 }
 
-pub(crate) fn ctrd_err(step: &str, s: Status) -> Error {
-    let kind = if ctrd::is_unavailable(&s) {
-        ErrorKind::Unavailable
-    } else {
-        // containerd's (and the shim's) own judgement carries through: e.g. a sysctl value the
-        // kernel refuses when the pause starts.
-        match s.code() {
-            containerd_client::tonic::Code::InvalidArgument => ErrorKind::InvalidArgument,
-            containerd_client::tonic::Code::FailedPrecondition => ErrorKind::FailedPrecondition,
-            _ => ErrorKind::Internal,
-        }
-    };
-    Error::new(kind, step, format!("containerd: {}", s.message()))
-}
-
 pub(crate) fn cni_err(step: &str, e: CniError) -> Error {
     let kind = match &e {
         CniError::Config(_) => ErrorKind::FailedPrecondition,
@@ -83,6 +67,12 @@ impl Sandboxer {
     /// set up the (lazy) containerd connection. Loads pod records from disk but
     /// does not reconcile them: call [`Sandboxer::recover`] once after this.
     pub async fn new(cfg: SandboxerConfig) -> Result<Self> {
+        Self::with_containerd(cfg, None).await
+    }
+
+    /// As [`Sandboxer::new`], over `ctrd` (criusd's own client, or a fake) when given; else a
+    /// client of its own from the config's address, namespace and snapshotter.
+    pub async fn with_containerd(cfg: SandboxerConfig, ctrd: Option<Ctrd>) -> Result<Self> {
         for d in [
             cfg.state_dir.clone(),
             cfg.run_dir.join("netns"),
@@ -112,8 +102,17 @@ impl Sandboxer {
                 "oom_score_adj requests below this process's own score are clamped to {own_oom}"
             );
         }
-        let ctrd = Ctrd::new(&cfg.containerd_address, &cfg.containerd_namespace)
-            .map_err(|s| ctrd_err("containerd connect", s))?;
+        let ctrd: Ctrd = match ctrd {
+            Some(c) => c,
+            None => Arc::new(
+                crius_ctrd::Client::connect(
+                    &cfg.containerd_address,
+                    &cfg.containerd_namespace,
+                    &cfg.snapshotter,
+                )
+                .map_err(|e| ctrd_err("containerd connect", e))?,
+            ),
+        };
         let cni = Cni::new(
             cfg.cni_conf_dir.clone(),
             cfg.cni_bin_dirs.clone(),
@@ -397,9 +396,7 @@ impl Sandboxer {
             Ok::<_, Error>((ips, elapsed_us(t)))
         };
         let pause = async {
-            let pid = self
-                .ctrd
-                .start_task(&rec_ro.id, rootfs_mounts)
+            let pid = ctrd::start_task(&*self.ctrd, &rec_ro.id, rootfs_mounts)
                 .await
                 .map_err(|s| ctrd_err("start pause task", s))?;
             Ok::<_, Error>((pid, elapsed_us(t_pause)))
@@ -425,7 +422,7 @@ impl Sandboxer {
         };
         let mut cached = self.pause_image.lock().await;
         if cached.is_none() {
-            let im = image::resolve(&self.ctrd, name)
+            let im = image::resolve(&*self.ctrd, name)
                 .await
                 .map_err(|m| Error::new(ErrorKind::FailedPrecondition, "pause image", m))?;
             tracing::info!(image = %name, chain_id = %im.chain_id, args = ?im.args, "pause image resolved");
@@ -476,23 +473,27 @@ impl Sandboxer {
             (crate::LABEL_SANDBOX_ID.to_string(), rec.id.clone()),
         ]);
         let key = Self::pause_snapshot_key(&rec.id);
-        let snapshot = im.as_deref().map(|im| {
-            (
-                im.name.as_str(),
-                self.cfg.snapshotter.as_str(),
-                key.as_str(),
-            )
-        });
         // The container first: it references the snapshot, so containerd's GC keeps it.
         self.ctrd
-            .create_container(&rec.id, &self.cfg.runtime, spec_bytes, labels, snapshot)
+            .create_container(crius_ctrd::NewContainer {
+                id: rec.id.clone(),
+                runtime: self.cfg.runtime.clone(),
+                spec: spec_bytes,
+                labels,
+                image: im.as_ref().map(|im| im.name.clone()).unwrap_or_default(),
+                snapshot_key: if im.is_some() {
+                    key.clone()
+                } else {
+                    String::new()
+                },
+            })
             .await
             .map_err(|s| ctrd_err("create pause container", s))?;
         match im {
             None => Ok(Vec::new()),
             Some(im) => self
                 .ctrd
-                .view_snapshot(&self.cfg.snapshotter, &key, &im.chain_id)
+                .view_snapshot(&key, &im.chain_id, HashMap::new())
                 .await
                 .map_err(|s| ctrd_err("pause image snapshot", s)),
         }

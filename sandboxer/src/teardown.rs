@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use crate::ctrd::{self, ctrd_err};
 use crate::error::{Error, ErrorKind, Result};
-use crate::sandboxer::{ctrd_err, Sandboxer};
+use crate::sandboxer::Sandboxer;
 use crate::store::{self, PodRecord};
 use crate::{netns, sys};
 
@@ -20,12 +21,10 @@ impl Sandboxer {
     pub(crate) async fn kill_pod_containers(&self, id: &str) -> Result<()> {
         for c in self.pod_containers(id).await? {
             self.ctrd
-                .kill(&c, SIGKILL, true)
+                .kill(&c, None, SIGKILL, true)
                 .await
                 .map_err(|s| ctrd_err("kill pod container", s))?;
-            if !self
-                .ctrd
-                .wait(&c, KILL_WAIT)
+            if !ctrd::wait(&*self.ctrd, &c, KILL_WAIT)
                 .await
                 .map_err(|s| ctrd_err("wait pod container", s))?
             {
@@ -43,7 +42,7 @@ impl Sandboxer {
     async fn pod_containers(&self, id: &str) -> Result<Vec<String>> {
         let list = self
             .ctrd
-            .containers_with_label(crate::LABEL_SANDBOX_ID, id)
+            .containers(&[(crate::LABEL_SANDBOX_ID, id)])
             .await
             .map_err(|s| ctrd_err("list pod containers", s))?;
         Ok(list
@@ -65,20 +64,18 @@ impl Sandboxer {
             .map_err(|s| ctrd_err("pause state", s))?;
         let had_task = task.is_some();
         if let Some(task) = task {
-            if task.running {
+            if task.is_live() {
                 // A task never started has no pause to ask nicely.
-                let exited = !task.created_only && self.term_and_wait(id).await?;
+                let exited = !task.created_only() && self.term_and_wait(id).await?;
                 if !exited {
-                    if !task.created_only {
+                    if !task.created_only() {
                         tracing::info!(pod = %id, "pause ignored SIGTERM; SIGKILL");
                     }
                     self.ctrd
-                        .kill(id, SIGKILL, true)
+                        .kill(id, None, SIGKILL, true)
                         .await
                         .map_err(|s| ctrd_err("SIGKILL pause", s))?;
-                    if !self
-                        .ctrd
-                        .wait(id, KILL_WAIT)
+                    if !ctrd::wait(&*self.ctrd, id, KILL_WAIT)
                         .await
                         .map_err(|s| ctrd_err("wait pause", s))?
                     {
@@ -109,15 +106,13 @@ impl Sandboxer {
         let mut every = Duration::from_millis(50);
         loop {
             self.ctrd
-                .kill(id, SIGTERM, false)
+                .kill(id, None, SIGTERM, false)
                 .await
                 .map_err(|s| ctrd_err("SIGTERM pause", s))?;
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let slice = left.min(every);
             every = (every * 2).min(Duration::from_secs(1));
-            if self
-                .ctrd
-                .wait(id, slice)
+            if ctrd::wait(&*self.ctrd, id, slice)
                 .await
                 .map_err(|s| ctrd_err("wait pause", s))?
             {
@@ -274,11 +269,10 @@ impl Sandboxer {
                 for c in list {
                     let r = async {
                         self.ctrd
-                            .kill(&c, SIGKILL, true)
+                            .kill(&c, None, SIGKILL, true)
                             .await
                             .map_err(|s| ctrd_err("kill pod container", s))?;
-                        self.ctrd
-                            .wait(&c, KILL_WAIT)
+                        ctrd::wait(&*self.ctrd, &c, KILL_WAIT)
                             .await
                             .map_err(|s| ctrd_err("wait pod container", s))?;
                         self.ctrd
@@ -315,7 +309,7 @@ impl Sandboxer {
             note(
                 &mut errs,
                 self.ctrd
-                    .remove_snapshot(&self.cfg.snapshotter, &Self::pause_snapshot_key(id))
+                    .remove_snapshot(&Self::pause_snapshot_key(id))
                     .await
                     .map_err(|s| ctrd_err("remove pause snapshot", s)),
             );

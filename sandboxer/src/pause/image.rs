@@ -5,7 +5,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::ctrd::Ctrd;
+use crius_ctrd::Containerd;
 
 /// What the pause spec needs from the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,12 +106,14 @@ pub fn from_config(name: &str, config: &Value) -> Result<PauseImage, String> {
 }
 
 /// Resolve `name` in containerd (it must be pulled and unpacked already).
-pub async fn resolve(ctrd: &Ctrd, name: &str) -> Result<PauseImage, String> {
-    let (media_type, mut digest) = ctrd
-        .image_target(name)
+pub async fn resolve(ctrd: &dyn Containerd, name: &str) -> Result<PauseImage, String> {
+    let target = ctrd
+        .image(name)
         .await
         .map_err(|s| format!("pause image {name}: {}", s.message()))?
-        .ok_or_else(|| format!("pause image {name} is not in containerd (pull it first)"))?;
+        .ok_or_else(|| format!("pause image {name} is not in containerd (pull it first)"))?
+        .target;
+    let (media_type, mut digest) = (target.media_type, target.digest);
     let read = |d: String| async move {
         ctrd.read_content(&d)
             .await
