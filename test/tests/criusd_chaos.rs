@@ -238,16 +238,14 @@ async fn one_round(
         while sock.exists() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        if sock.exists() {
-            // Known gap: a shim killed within milliseconds of its spawn can bind its socket
-            // after the pod's teardown looked for it. Reported, not failed (a stale socket file
-            // holds nothing; a later shim of the same id takes it over).
-            eprintln!(
-                "chaos:   WARNING {what}: shim socket {} of pod {id} left",
-                sock.display()
-            );
-            let _ = std::fs::remove_file(&sock);
-        }
+        // A shim killed within milliseconds of its spawn once bound its socket after the pod's
+        // teardown: its server now exits when its `start` process died first.
+        assert!(
+            !sock.exists(),
+            "{what}: shim socket {} of pod {id} left\n{}",
+            sock.display(),
+            d.log_tail()
+        );
     }
 }
 
