@@ -1,45 +1,40 @@
-//! The daemon's shared state: config, containerd, images, the sandboxer, container
-//! records and the CRI event stream. One `Arc<Daemon>` is behind both services.
+//! criusd's parts and how they are wired: [`Shared`] (config, containerd, images, the
+//! sandboxer, shutdown), and the services that own the rest: [`Pods`], [`Containers`],
+//! [`Stats`] and the image service ([`crate::image::Images`]). The RuntimeService
+//! (`runtime/service.rs`) hands each RPC to the service and module named after it.
 
 use std::sync::Arc;
 
-use crius_proto::runtime as cri;
-use crius_sandboxer::{oom, Sandboxer};
-use tokio::sync::{broadcast, Mutex};
+use crius_sandboxer::Sandboxer;
+
+pub use crate::container::Containers;
+pub use crate::pod::Pods;
+pub use crate::stats::Stats;
 
 use crate::config::Config;
-use crate::container::record::Store;
 use crate::ctrd::Ctrd;
 use crate::error::Result;
 use crate::image::Images;
 
-pub struct Daemon {
+/// What every service reads: nothing in here is owned by one of them.
+pub struct Shared {
     pub cfg: Config,
     pub ctrd: Ctrd,
     pub images: Images,
     pub sandboxer: Arc<Sandboxer>,
-    pub store: Store,
-    /// CRI container events (GetContainerEvents); lagging receivers lose old events.
-    pub events: broadcast::Sender<cri::ContainerEventResponse>,
-    /// Serialises CreateContainer's name check with the record write.
-    pub create_lock: Mutex<()>,
-    /// Clamp containers' oom_score_adj to `own_oom_score` (no CAP_SYS_RESOURCE).
-    pub oom_clamp: bool,
-    pub own_oom_score: i32,
-    /// Write ends of containers' stdin fifos (config.stdin), kept open so the process never
-    /// sees EOF between attaches; None once closed (stdin_once).
-    pub stdin_pipes: Mutex<
-        std::collections::HashMap<String, Arc<Mutex<Option<tokio::net::unix::pipe::Sender>>>>,
-    >,
     /// Cancelled when criusd shuts down: ends never-ending streams (GetContainerEvents) so the
     /// server's graceful stop does not wait on them.
     pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+/// criusd: the services behind the CRI RuntimeService and ImageService.
+pub struct Daemon {
+    pub shared: Arc<Shared>,
+    pub pods: Arc<Pods>,
+    pub containers: Arc<Containers>,
+    pub stats: Arc<Stats>,
     /// The streaming server (Exec/Attach/PortForward URLs), once installed.
     pub streaming: std::sync::OnceLock<Arc<dyn crate::streaming_hook::Streaming>>,
-    /// What runc offers beyond the basics (recursive read-only mounts).
-    pub runc: crate::runc_features::RuncFeatures,
-    /// Last CPU sample per container/pod: (time ns, cpu ns), for usage_nano_cores.
-    pub cpu_samples: std::sync::Mutex<std::collections::HashMap<String, (i64, u64)>>,
 }
 
 impl Daemon {
@@ -61,48 +56,20 @@ impl Daemon {
             },
         };
         let sandboxer = Arc::new(Sandboxer::new(cfg.sandboxer_config()).await?);
-        let store = Store::open(&cfg.containers_dir()).await?;
-        let (events, _) = broadcast::channel(1024);
-        let has_cap = oom::has_cap_sys_resource();
-        let oom_clamp = oom::should_clamp(cfg.oom_score, has_cap);
-        let own_oom_score = oom::own_score();
-        let runc = crate::runc_features::probe("runc").await;
-        if oom_clamp {
-            tracing::info!(
-                own_score = own_oom_score,
-                cap_sys_resource = has_cap,
-                "containers' oom_score_adj below criusd's own will be clamped to it"
-            );
-        }
-        Ok(Arc::new(Daemon {
+        let shared = Arc::new(Shared {
             cfg,
             ctrd,
             images,
             sandboxer,
-            store,
-            events,
-            create_lock: Mutex::new(()),
-            oom_clamp,
-            own_oom_score,
-            runc,
-            cpu_samples: Default::default(),
-            streaming: std::sync::OnceLock::new(),
             shutdown: tokio_util::sync::CancellationToken::new(),
-            stdin_pipes: Mutex::new(Default::default()),
+        });
+        let containers = Arc::new(Containers::new(shared.clone()).await?);
+        Ok(Arc::new(Daemon {
+            pods: Arc::new(Pods::new(shared.clone(), containers.clone())),
+            stats: Arc::new(Stats::new(shared.clone(), containers.clone())),
+            containers,
+            shared,
+            streaming: std::sync::OnceLock::new(),
         }))
-    }
-
-    /// The score a container's spec gets for kubelet's request, logged when clamped.
-    pub fn oom_score(&self, container: &str, requested: i32) -> i32 {
-        let eff = oom::effective_score(requested, self.own_oom_score, self.oom_clamp);
-        if eff != requested {
-            tracing::info!(
-                container,
-                requested,
-                effective = eff,
-                "oom_score_adj clamped: criusd lacks CAP_SYS_RESOURCE"
-            );
-        }
-        eff
     }
 }

@@ -22,7 +22,7 @@
 //!   the logger.
 //! - Streaming: [`streaming_hook::Streaming`] is what the RuntimeService calls for
 //!   Exec/Attach/PortForward; criusd installs the [`streaming`] server there, with
-//!   [`container::stream_rt::DaemonStreams`] as its runtime.
+//!   [`container::stream_rt::ContainerStreams`] as its runtime.
 //! - Image records: containerd images in namespace `crius`, named like containerd's
 //!   CRI plugin names them, labelled `io.crius.image.{id,size,user}`.
 //! - Container records: `<state_dir>/containers/<id>/container.json`.
@@ -39,8 +39,10 @@ pub mod pod;
 pub mod runc_features;
 pub mod runtime;
 pub mod server;
+pub mod stats;
 pub mod streaming;
 pub mod streaming_hook;
 pub mod sys;
 pub mod uds_authority;
+pub mod util;
 pub mod validate;

@@ -39,7 +39,7 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
 pub async fn serve(d: Arc<Daemon>, listener: UnixListener) -> Result<()> {
     let mut term = signal(SignalKind::terminate()).ctx(|| "install SIGTERM handler".into())?;
     let mut int = signal(SignalKind::interrupt()).ctx(|| "install SIGINT handler".into())?;
-    let token = d.shutdown.clone();
+    let token = d.shared.shutdown.clone();
     let shutdown = async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: shutting down; containers keep running"),
@@ -51,7 +51,7 @@ pub async fn serve(d: Arc<Daemon>, listener: UnixListener) -> Result<()> {
         .max_decoding_message_size(MAX_MSG)
         .max_encoding_message_size(MAX_MSG);
     let images = ImageServiceServer::new(ImageSvc {
-        images: d.images.clone(),
+        images: d.shared.images.clone(),
     })
     .max_decoding_message_size(MAX_MSG)
     .max_encoding_message_size(MAX_MSG);

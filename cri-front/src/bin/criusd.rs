@@ -158,16 +158,16 @@ async fn main() {
 async fn start_streaming(
     d: &std::sync::Arc<Daemon>,
 ) -> crius_cri_front::error::Result<Option<std::sync::Arc<streaming::StreamingServer>>> {
-    if d.cfg.streaming_address.is_empty() {
+    if d.shared.cfg.streaming_address.is_empty() {
         tracing::info!(
             "no streaming server configured: Exec/Attach/PortForward answer UNIMPLEMENTED"
         );
         return Ok(None);
     }
-    let addr = d.cfg.streaming_address.parse().map_err(|e| {
+    let addr = d.shared.cfg.streaming_address.parse().map_err(|e| {
         crius_cri_front::error::Error::Config(format!(
             "streaming_address {:?}: {e}",
-            d.cfg.streaming_address
+            d.shared.cfg.streaming_address
         ))
     })?;
     let server = streaming::StreamingServer::start(
@@ -175,7 +175,7 @@ async fn start_streaming(
             addr,
             ..Default::default()
         },
-        std::sync::Arc::new(container::stream_rt::DaemonStreams(d.clone())),
+        std::sync::Arc::new(container::stream_rt::ContainerStreams(d.containers.clone())),
     )
     .await
     .map_err(|e| crius_cri_front::error::Error::io("start the streaming server", e))?;
@@ -189,12 +189,12 @@ async fn run(cfg: Config) -> crius_cri_front::error::Result<()> {
         namespace = %cfg.containerd_namespace, "criusd starting");
     let listen = cfg.listen.clone();
     let d = Daemon::new(cfg).await?;
-    match d.sandboxer.recover().await {
+    match d.shared.sandboxer.recover().await {
         Ok(r) => tracing::info!(ready = r.ready.len(), not_ready = r.not_ready.len(),
             cleaned = ?r.cleaned, orphans = ?r.orphans_removed, errors = ?r.errors, "pods recovered"),
         Err(e) => tracing::warn!(error = %e, "pod recovery failed; serving anyway"),
     }
-    match d.recover_containers().await {
+    match d.containers.recover_containers().await {
         Ok(r) => {
             tracing::info!(kept = r.kept, dropped = ?r.dropped, orphans = ?r.orphans,
                 image_volumes_removed = ?r.image_volumes_removed,
@@ -202,7 +202,7 @@ async fn run(cfg: Config) -> crius_cri_front::error::Result<()> {
         }
         Err(e) => tracing::warn!(error = %e, "container recovery failed; serving anyway"),
     }
-    tokio::spawn(container::events::watch(d.clone()));
+    tokio::spawn(container::events::watch(d.containers.clone()));
     // Held until criusd stops: dropping the server stops it.
     let _streaming = start_streaming(&d).await?;
     let listener = server::bind(&listen)?;

@@ -20,18 +20,15 @@ use super::merge;
 use super::record::{ContainerRecord, MountRecord, Phase};
 use super::spec::{self, BindMount, DeviceSpec, Ns, Seccomp, SpecInput};
 use super::user::{self, UserRequest};
-use crate::daemon::Daemon;
+use super::Containers;
 use crate::error::{CtrdContext, Error, Result};
 use crate::image::ResolvedImage;
+use crate::util::time::now_ns;
 
 /// containerd label with the CRI container name (for `ctr c ls` readers).
 pub const LABEL_CONTAINER_NAME: &str = "io.crius.container.name";
 /// containerd's type URL for an OCI runtime spec.
 pub const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
-
-pub fn now_ns() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64
-}
 
 /// A fresh 64-hex id, like containerd's CRI plugin makes.
 pub fn new_id() -> String {
@@ -42,7 +39,7 @@ pub fn new_id() -> String {
     )
 }
 
-impl Daemon {
+impl Containers {
     #[tracing::instrument(level = "debug", skip_all, fields(pod = %pod_id))]
     pub async fn create_container(
         &self,
@@ -63,7 +60,7 @@ impl Daemon {
         if pod_id.is_empty() {
             return Err(Error::InvalidArgument("pod_sandbox_id is empty".into()));
         }
-        let pod = self.sandboxer.status(pod_id).await?;
+        let pod = self.shared.sandboxer.status(pod_id).await?;
         if pod.state != PodState::Ready {
             return Err(Error::FailedPrecondition(format!(
                 "pod sandbox {pod_id} is not ready"
@@ -71,6 +68,7 @@ impl Daemon {
         }
         let pod_id = pod.id.clone();
         let runtime = self
+            .shared
             .cfg
             .runtime_for(&pod.config.runtime_handler)
             .ok_or_else(|| {
@@ -80,7 +78,7 @@ impl Daemon {
                 ))
             })?
             .to_string();
-        let img = self.images.resolve(&image).await?;
+        let img = self.shared.images.resolve(&image).await?;
 
         let _guard = self.create_lock.lock().await;
         if let Some(holder) = self
@@ -194,9 +192,10 @@ impl Daemon {
         labels.insert(LABEL_CONTAINER_NAME.to_string(), name.to_string());
         // The container record first: it references the snapshot key, so the GC never
         // takes the snapshot between its Prepare and here.
-        self.ctrd
+        self.shared
+            .ctrd
             .containers()
-            .create(self.ctrd.req(CreateContainerRequest {
+            .create(self.shared.ctrd.req(CreateContainerRequest {
                 container: Some(Container {
                     id: rec.id.clone(),
                     labels,
@@ -209,17 +208,18 @@ impl Daemon {
                         type_url: SPEC_TYPE_URL.to_string(),
                         value: spec_json,
                     }),
-                    snapshotter: self.cfg.snapshotter.clone(),
+                    snapshotter: self.shared.cfg.snapshotter.clone(),
                     snapshot_key: rec.id.clone(),
                     ..Default::default()
                 }),
             }))
             .await
             .step(&format!("container create {}", rec.id))?;
-        self.ctrd
+        self.shared
+            .ctrd
             .snapshots()
-            .prepare(self.ctrd.req(PrepareSnapshotRequest {
-                snapshotter: self.cfg.snapshotter.clone(),
+            .prepare(self.shared.ctrd.req(PrepareSnapshotRequest {
+                snapshotter: self.shared.cfg.snapshotter.clone(),
                 key: rec.id.clone(),
                 parent: parent.unwrap_or_default().to_string(),
                 labels: HashMap::new(),
@@ -233,9 +233,14 @@ impl Daemon {
     /// what fails.
     pub(crate) async fn undo_create(&self, id: &str) {
         if let Err(s) = self
+            .shared
             .ctrd
             .containers()
-            .delete(self.ctrd.req(DeleteContainerRequest { id: id.to_string() }))
+            .delete(
+                self.shared
+                    .ctrd
+                    .req(DeleteContainerRequest { id: id.to_string() }),
+            )
             .await
         {
             if s.code() != containerd_client::tonic::Code::NotFound {
@@ -261,10 +266,11 @@ impl Daemon {
 
     pub(crate) async fn remove_snapshot(&self, key: &str) {
         if let Err(s) = self
+            .shared
             .ctrd
             .snapshots()
-            .remove(self.ctrd.req(RemoveSnapshotRequest {
-                snapshotter: self.cfg.snapshotter.clone(),
+            .remove(self.shared.ctrd.req(RemoveSnapshotRequest {
+                snapshotter: self.shared.cfg.snapshotter.clone(),
                 key: key.to_string(),
             }))
             .await
@@ -322,7 +328,7 @@ impl Daemon {
             strict_groups: sc.supplemental_groups_policy
                 == cri::SupplementalGroupsPolicy::Strict as i32,
         };
-        let volumes: Vec<(String, PathBuf)> = if self.cfg.ignore_image_defined_volumes {
+        let volumes: Vec<(String, PathBuf)> = if self.shared.cfg.ignore_image_defined_volumes {
             Vec::new()
         } else {
             config_volumes::uncovered(&run, &config.mounts)
@@ -483,8 +489,8 @@ impl Daemon {
         let oom = (res.oom_score_adj != 0)
             .then(|| self.oom_score(id, res.oom_score_adj.clamp(-1000, 1000) as i32));
         super::node_cgroups::check(&res)?;
-        let resources = crate::runtime::update::resources_json(&res)?;
-        let driver = self.cfg.cgroup_driver();
+        let resources = super::update::resources_json(&res)?;
+        let driver = self.shared.cfg.cgroup_driver();
         let parent = if pod.cgroup_parent.is_empty() {
             driver.default_parent()
         } else {

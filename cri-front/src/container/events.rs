@@ -1,4 +1,4 @@
-//! CRI container events (GetContainerEvents) and the watcher that turns containerd's
+//! GetContainerEvents: CRI container events, and the watcher that turns containerd's
 //! task exit/OOM events into recorded exits.
 
 use std::sync::Arc;
@@ -9,13 +9,36 @@ use containerd_client::services::v1::SubscribeRequest;
 use crius_proto::runtime as cri;
 use prost::Message;
 
-use super::create::now_ns;
-use super::lifecycle::ts_ns;
 use super::record::ContainerRecord;
 use super::status::to_cri_status;
-use crate::daemon::Daemon;
+use super::Containers;
+use crate::util::time::now_ns;
+use crate::util::time::ts_ns;
 
-impl Daemon {
+impl Containers {
+    /// GetContainerEvents: every event from now on, until the client leaves or criusd stops.
+    pub fn subscribe(
+        &self,
+    ) -> impl futures::Stream<Item = cri::ContainerEventResponse> + Send + 'static {
+        let rx = self.events.subscribe();
+        let stop = self.shared.shutdown.clone();
+        futures::stream::unfold((rx, stop), |(mut rx, stop)| async move {
+            loop {
+                let got = tokio::select! {
+                    _ = stop.cancelled() => return None,
+                    got = rx.recv() => got,
+                };
+                match got {
+                    Ok(ev) => return Some((ev, (rx, stop))),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(lost = n, "container events receiver lagged");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+    }
+
     /// Publish one container event. Like containerd's, it carries the pod's status and the
     /// statuses of all the pod's containers: kubelet's evented PLEG rebuilds the whole pod
     /// from one event, so the pod's other containers must be in it.
@@ -34,6 +57,7 @@ impl Daemon {
             return;
         }
         let pod = self
+            .shared
             .sandboxer
             .status(pod_id)
             .await
@@ -74,7 +98,7 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 /// Follow containerd's task events for criusd's namespace until the process ends.
 /// On every (re)subscription the records are reconciled, so exits that happened
 /// while criusd or the subscription was down are still recorded.
-pub async fn watch(d: Arc<Daemon>) {
+pub async fn watch(d: Arc<Containers>) {
     // A safety net for exit events lost on the way (a shim that could not publish while
     // containerd restarted): look at every running container's task now and then.
     {
@@ -89,16 +113,17 @@ pub async fn watch(d: Arc<Daemon>) {
             }
         });
     }
-    let ns = d.ctrd.namespace().to_string();
+    let ns = d.shared.ctrd.namespace().to_string();
     loop {
         let filters = vec![
             format!("namespace=={ns},topic==\"/tasks/exit\""),
             format!("namespace=={ns},topic==\"/tasks/oom\""),
         ];
         match d
+            .shared
             .ctrd
             .events()
-            .subscribe(d.ctrd.req(SubscribeRequest { filters }))
+            .subscribe(d.shared.ctrd.req(SubscribeRequest { filters }))
             .await
         {
             Ok(resp) => {
@@ -125,7 +150,7 @@ pub async fn watch(d: Arc<Daemon>) {
     }
 }
 
-async fn handle(d: &Daemon, env: containerd_client::types::Envelope) {
+async fn handle(d: &Containers, env: containerd_client::types::Envelope) {
     let Some(any) = env.event else { return };
     match env.topic.as_str() {
         "/tasks/exit" => {
@@ -141,7 +166,7 @@ async fn handle(d: &Daemon, env: containerd_client::types::Envelope) {
                         ts_ns(e.exited_at.as_ref()),
                     )
                     .await;
-                } else if d.sandboxer.status(&e.container_id).await.is_ok() {
+                } else if d.shared.sandboxer.status(&e.container_id).await.is_ok() {
                     // A pod's pause (its task has the pod's id) ended: the pod stopped, by
                     // StopPodSandbox or not; containerd sends this from its sandbox exit too.
                     tracing::info!(pod = %e.container_id, exit_code = e.exit_status, "pod sandbox's pause exited");

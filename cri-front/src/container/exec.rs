@@ -13,7 +13,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 
 use super::record::Phase;
-use crate::daemon::Daemon;
+use super::Containers;
 use crate::error::{CtrdContext, Error, IoContext, Result};
 
 pub const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
@@ -46,7 +46,7 @@ async fn read_capped(mut r: pipe::Receiver, cap: usize) -> (Vec<u8>, bool) {
     (out, truncated)
 }
 
-impl Daemon {
+impl Containers {
     #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
     pub async fn exec_sync(
         &self,
@@ -67,9 +67,10 @@ impl Daemon {
         }
         let id = rec.id.clone();
         let container = self
+            .shared
             .ctrd
             .containers()
-            .get(self.ctrd.req(GetContainerRequest { id: id.clone() }))
+            .get(self.shared.ctrd.req(GetContainerRequest { id: id.clone() }))
             .await
             .step(&format!("container get {id}"))?
             .into_inner()
@@ -88,14 +89,15 @@ impl Daemon {
             .map_err(|e| Error::Internal(format!("encode exec process: {e}")))?;
 
         let exec_id = format!("exec-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
-        let dir = self.cfg.run_dir.join("exec").join(&exec_id);
+        let dir = self.shared.cfg.run_dir.join("exec").join(&exec_id);
         let res = self
             .exec_in(&id, &exec_id, &dir, process_json, timeout_secs)
             .await;
         if let Err(s) = self
+            .shared
             .ctrd
             .tasks()
-            .delete_process(self.ctrd.req(DeleteProcessRequest {
+            .delete_process(self.shared.ctrd.req(DeleteProcessRequest {
                 container_id: id.clone(),
                 exec_id: exec_id.clone(),
             }))
@@ -140,13 +142,14 @@ impl Daemon {
         let hold_err = pipe::OpenOptions::new()
             .open_sender(&err_path)
             .ctx(|| format!("open {}", err_path.display()))?;
-        let cap = self.cfg.exec_sync_max_output_bytes;
+        let cap = self.shared.cfg.exec_sync_max_output_bytes;
         let out_task = tokio::spawn(read_capped(out_r, cap));
         let err_task = tokio::spawn(read_capped(err_r, cap));
 
-        self.ctrd
+        self.shared
+            .ctrd
             .tasks()
-            .exec(self.ctrd.req(ExecProcessRequest {
+            .exec(self.shared.ctrd.req(ExecProcessRequest {
                 container_id: id.to_string(),
                 stdin: String::new(),
                 stdout: out_path.display().to_string(),
@@ -161,9 +164,10 @@ impl Daemon {
             .await
             .step(&format!("exec {exec_id} in {id}"))?;
         let started = self
+            .shared
             .ctrd
             .tasks()
-            .start(self.ctrd.req(StartRequest {
+            .start(self.shared.ctrd.req(StartRequest {
                 container_id: id.to_string(),
                 exec_id: exec_id.to_string(),
             }))
@@ -182,8 +186,8 @@ impl Daemon {
             Duration::from_secs(u32::MAX as u64)
         };
         // The shim keeps an exited exec's status until DeleteProcess, so waiting after Start loses nothing.
-        let mut tasks = self.ctrd.tasks();
-        let wait = tasks.wait(self.ctrd.req(WaitRequest {
+        let mut tasks = self.shared.ctrd.tasks();
+        let wait = tasks.wait(self.shared.ctrd.req(WaitRequest {
             container_id: id.to_string(),
             exec_id: exec_id.to_string(),
         }));
@@ -195,9 +199,10 @@ impl Daemon {
             }
             Err(_) => {
                 let _ = self
+                    .shared
                     .ctrd
                     .tasks()
-                    .kill(self.ctrd.req(KillRequest {
+                    .kill(self.shared.ctrd.req(KillRequest {
                         container_id: id.to_string(),
                         exec_id: exec_id.to_string(),
                         signal: 9,
@@ -205,10 +210,10 @@ impl Daemon {
                     }))
                     .await;
                 // Let the kill land so DeleteProcess (by the caller) finds it exited.
-                let mut tasks = self.ctrd.tasks();
+                let mut tasks = self.shared.ctrd.tasks();
                 let _ = tokio::time::timeout(
                     Duration::from_secs(2),
-                    tasks.wait(self.ctrd.req(WaitRequest {
+                    tasks.wait(self.shared.ctrd.req(WaitRequest {
                         container_id: id.to_string(),
                         exec_id: exec_id.to_string(),
                     })),

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::record::ContainerRecord;
 use super::view;
-use crate::daemon::Daemon;
+use super::Containers;
 use crate::error::{CtrdContext, Error, Result};
 
 /// Label on an image volume's view snapshot: the container it belongs to.
@@ -151,9 +151,9 @@ fn image_mounts(mounts: &[cri::Mount]) -> Result<Vec<(usize, &cri::Mount, &str)>
     Ok(out)
 }
 
-impl Daemon {
+impl Containers {
     fn image_volumes_dir(&self) -> PathBuf {
-        self.cfg.run_dir.join("image-volumes")
+        self.shared.cfg.run_dir.join("image-volumes")
     }
 
     /// Make the image volumes of a new container. On failure nothing of them is left.
@@ -166,7 +166,7 @@ impl Daemon {
         // Everything that can be refused is, before anything is made.
         let mut planned = Vec::new();
         for (index, m, image) in image_mounts(mounts)? {
-            let img = self.images.resolve(image).await?;
+            let img = self.shared.images.resolve(image).await?;
             let top = img.top_chain.ok_or_else(|| {
                 Error::InvalidArgument(format!("image {image:?} has no layers to mount"))
             })?;
@@ -279,10 +279,11 @@ impl Daemon {
     /// Image volume views matching `filter`: (key, container id).
     async fn image_volume_snapshots(&self, filter: String) -> Result<Vec<(String, String)>> {
         let mut stream = self
+            .shared
             .ctrd
             .snapshots()
-            .list(self.ctrd.req(ListSnapshotsRequest {
-                snapshotter: self.cfg.snapshotter.clone(),
+            .list(self.shared.ctrd.req(ListSnapshotsRequest {
+                snapshotter: self.shared.cfg.snapshotter.clone(),
                 filters: vec![filter],
             }))
             .await

@@ -5,7 +5,7 @@
 
 use nix::sys::signal::Signal;
 
-use crate::daemon::Daemon;
+use super::Containers;
 
 /// Pids in cgroup `path` (cgroupfs layout; v1 controllers or the v2 tree).
 fn procs(path: &str) -> Vec<i32> {
@@ -26,7 +26,7 @@ fn procs(path: &str) -> Vec<i32> {
     out
 }
 
-impl Daemon {
+impl Containers {
     /// SIGKILL whatever still runs in container `id`'s cgroup (its task is over).
     pub(crate) async fn kill_leftovers(&self, id: &str) {
         let Some(rec) = self.store.get(id).await else {

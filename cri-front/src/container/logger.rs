@@ -12,18 +12,19 @@ use tokio::net::unix::pipe;
 use tokio::sync::Mutex;
 
 use super::record::ContainerRecord;
-use crate::daemon::Daemon;
+use super::Containers;
 use crate::error::{Error, IoContext, Result};
 
-impl Daemon {
+impl Containers {
     pub(crate) fn io_dir(&self, id: &str) -> PathBuf {
-        self.cfg.run_dir.join("io").join(id)
+        self.shared.cfg.run_dir.join("io").join(id)
     }
 
     /// The log driver's attach socket (CRI Attach joins the live output there). Short, for
     /// the unix socket path limit: 64 bits of the id are unique enough on one node.
     pub(crate) fn attach_socket(&self, id: &str) -> PathBuf {
-        self.cfg
+        self.shared
+            .cfg
             .run_dir
             .join("attach")
             .join(format!("{}.sock", &id[..id.len().min(16)]))
@@ -52,7 +53,7 @@ impl Daemon {
             crate::sys::mkfifo(p)
                 .map_err(|e| Error::Internal(format!("mkfifo {}: {e}", p.display())))?;
         }
-        let logger = self.cfg.logger_path();
+        let logger = self.shared.cfg.logger_path();
         let errlog = std::fs::File::create(self.store.dir_of(&rec.id).join("logger.err"))
             .ctx(|| format!("create logger.err for {}", rec.id))?;
         let mut cmd = tokio::process::Command::new(&logger);
@@ -73,11 +74,11 @@ impl Daemon {
                 PathBuf::new()
             })
             .arg("max-line")
-            .arg(self.cfg.max_log_line_bytes.to_string())
+            .arg(self.shared.cfg.max_log_line_bytes.to_string())
             .arg("attach")
             .arg(self.attach_socket(&rec.id))
             .env("CONTAINER_ID", &rec.id)
-            .env("CONTAINER_NAMESPACE", &self.cfg.containerd_namespace)
+            .env("CONTAINER_NAMESPACE", &self.shared.cfg.containerd_namespace)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(errlog)

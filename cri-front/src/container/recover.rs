@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use containerd_client::services::v1::ListContainersRequest;
 use crius_sandboxer::{LABEL_KIND, LABEL_SANDBOX_ID};
 
-use crate::daemon::Daemon;
+use super::Containers;
 use crate::error::{CtrdContext, Result};
 
 /// What recovery found.
@@ -22,12 +22,13 @@ pub struct ContainerRecovery {
     pub user_file_views_removed: usize,
 }
 
-impl Daemon {
+impl Containers {
     pub async fn recover_containers(&self) -> Result<ContainerRecovery> {
         let listed = self
+            .shared
             .ctrd
             .containers()
-            .list(self.ctrd.req(ListContainersRequest {
+            .list(self.shared.ctrd.req(ListContainersRequest {
                 filters: vec![format!("labels.\"{LABEL_KIND}\"==container")],
             }))
             .await
@@ -57,7 +58,7 @@ impl Daemon {
         }
         // Record dirs without a record: a crash mid-Create after the image-config volumes
         // were filled, before the record was written.
-        if let Ok(rd) = std::fs::read_dir(self.cfg.containers_dir()) {
+        if let Ok(rd) = std::fs::read_dir(self.shared.cfg.containers_dir()) {
             for e in rd.flatten() {
                 let id = e.file_name().to_string_lossy().into_owned();
                 if self.store.get(&id).await.is_none() && !e.path().join("container.json").exists()

@@ -12,7 +12,7 @@ use containerd_client::services::v1::{GetRequest, StartRequest};
 use containerd_client::tonic::Code;
 use containerd_client::types::v1::Status as TaskStatus;
 
-use crate::daemon::Daemon;
+use super::Containers;
 use crate::error::{CtrdContext, Error, Result};
 
 /// How long StartContainer waits for containerd to come back and tell what happened.
@@ -41,16 +41,17 @@ pub fn outcome_unknown(e: &Error) -> bool {
     }
 }
 
-impl Daemon {
+impl Containers {
     /// The init process of container `id`'s task, as containerd reports it; None without a task.
     pub(crate) async fn task_process(
         &self,
         id: &str,
     ) -> Result<Option<containerd_client::types::v1::Process>> {
         match self
+            .shared
             .ctrd
             .tasks()
-            .get(self.ctrd.req(GetRequest {
+            .get(self.shared.ctrd.req(GetRequest {
                 container_id: id.to_string(),
                 exec_id: String::new(),
             }))
@@ -78,9 +79,10 @@ impl Daemon {
 
     /// Start a created task (the Tasks.Start a crash cut off).
     pub(crate) async fn start_created_task(&self, id: &str) -> Result<()> {
-        self.ctrd
+        self.shared
+            .ctrd
             .tasks()
-            .start(self.ctrd.req(StartRequest {
+            .start(self.shared.ctrd.req(StartRequest {
                 container_id: id.to_string(),
                 exec_id: String::new(),
             }))
@@ -125,7 +127,7 @@ impl Daemon {
     }
 }
 
-impl Daemon {
+impl Containers {
     /// A CREATED record whose task was started after all (a start cut off by a crash of
     /// containerd or criusd): RUNNING from now, so its status is what is true. Unchanged when
     /// the task is not started or containerd cannot say.
@@ -139,7 +141,7 @@ impl Daemon {
             _ => return rec,
         }
         tracing::warn!(pod = %rec.pod_id, container = %rec.id, "container recorded CREATED has a started task (start cut off by a crash): now RUNNING");
-        let now = super::create::now_ns();
+        let now = crate::util::time::now_ns();
         match self
             .store
             .update(&rec.id, |r| {

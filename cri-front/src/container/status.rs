@@ -1,5 +1,5 @@
-//! ContainerStatus / ListContainers: records refreshed from containerd's tasks, and
-//! their CRI forms.
+//! ContainerStatus: records refreshed from containerd's tasks, and their CRI forms (which
+//! ListContainers, PodSandboxStatus and the events use too).
 
 use std::collections::HashMap;
 
@@ -7,13 +7,38 @@ use containerd_client::services::v1::ListTasksRequest;
 use containerd_client::types::v1::Status as TaskStatus;
 use crius_proto::runtime as cri;
 
-use super::lifecycle::{ts_ns, TaskState};
 use super::record::{ContainerRecord, Phase};
-use crate::daemon::Daemon;
+use super::task::TaskState;
+use super::Containers;
 use crate::error::{CtrdContext, Result};
 use crate::image::is_digest_name;
+use crate::util::time::ts_ns;
 
-impl Daemon {
+impl Containers {
+    /// ContainerStatus: the refreshed record in CRI form; `verbose` adds the record and
+    /// the live pid (what `crictl inspect` / `criusctl debug` show).
+    pub async fn status(
+        &self,
+        id: &str,
+        verbose: bool,
+    ) -> Result<(Option<cri::ContainerStatus>, HashMap<String, String>)> {
+        let rec = self.store.find(id).await?;
+        let rec = self.refreshed(rec).await?;
+        let mut info = HashMap::new();
+        if verbose {
+            if let Ok(mut v) = serde_json::to_value(&rec) {
+                if rec.phase == Phase::Running {
+                    if let Some(pid) = self.task_pid(&rec.id).await {
+                        v["pid"] = serde_json::json!(pid);
+                    }
+                }
+                info.insert("info".to_string(), v.to_string());
+            }
+        }
+        let status = self.cri_statuses(std::slice::from_ref(&rec)).await?.pop();
+        Ok((status, info))
+    }
+
     /// A record with its exit filled in if the task has ended since we last looked.
     pub async fn refreshed(&self, rec: ContainerRecord) -> Result<ContainerRecord> {
         let rec = match rec.phase {
@@ -31,7 +56,7 @@ impl Daemon {
             }
             TaskState::Missing => {
                 // The shim and its state are gone (host reboot, shim killed): say so.
-                self.record_exit(&rec.id, 255, super::create::now_ns())
+                self.record_exit(&rec.id, 255, crate::util::time::now_ns())
                     .await;
                 let _ = self
                     .store
@@ -52,9 +77,10 @@ impl Daemon {
             return Ok(all);
         }
         let tasks = self
+            .shared
             .ctrd
             .tasks()
-            .list(self.ctrd.req(ListTasksRequest {
+            .list(self.shared.ctrd.req(ListTasksRequest {
                 filter: String::new(),
             }))
             .await
@@ -107,9 +133,10 @@ fn image_spec(r: &ContainerRecord) -> cri::ImageSpec {
 /// Every image's names by image id (one Images.List), for what ContainerStatus shows.
 pub type ImageNames = HashMap<String, Vec<String>>;
 
-impl Daemon {
+impl Containers {
     pub async fn image_names(&self) -> Result<ImageNames> {
         Ok(self
+            .shared
             .images
             .list()
             .await?

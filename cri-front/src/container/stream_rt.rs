@@ -17,13 +17,13 @@ use tokio::net::unix::pipe;
 
 use super::exec::PROCESS_TYPE_URL;
 use super::record::Phase;
+use super::Containers;
 use crate::ctrd::Ctrd;
-use crate::daemon::Daemon;
 use crate::error::Error;
 use crate::streaming::{StreamError, StreamIo, StreamRuntime};
 
 /// The streaming server's view of criusd.
-pub struct DaemonStreams(pub Arc<Daemon>);
+pub struct ContainerStreams(pub Arc<Containers>);
 
 fn failed(e: impl std::fmt::Display) -> StreamError {
     StreamError::Failed(e.to_string())
@@ -106,7 +106,7 @@ fn mkfifo(p: &Path) -> Result<(), StreamError> {
 }
 
 #[async_trait::async_trait]
-impl StreamRuntime for DaemonStreams {
+impl StreamRuntime for ContainerStreams {
     async fn exec(
         &self,
         container_id: &str,
@@ -121,9 +121,10 @@ impl StreamRuntime for DaemonStreams {
         }
         let id = rec.id.clone();
         let container = d
+            .shared
             .ctrd
             .containers()
-            .get(d.ctrd.req(GetContainerRequest { id: id.clone() }))
+            .get(d.shared.ctrd.req(GetContainerRequest { id: id.clone() }))
             .await
             .map_err(|s| failed(s.message()))?
             .into_inner()
@@ -138,10 +139,10 @@ impl StreamRuntime for DaemonStreams {
         process["terminal"] = serde_json::json!(io.tty);
 
         let exec_id = format!("exec-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
-        let dir = d.cfg.run_dir.join("exec").join(&exec_id);
+        let dir = d.shared.cfg.run_dir.join("exec").join(&exec_id);
         tokio::fs::create_dir_all(&dir).await.map_err(failed)?;
         let mut guard = ExecGuard {
-            ctrd: d.ctrd.clone(),
+            ctrd: d.shared.ctrd.clone(),
             container: id.clone(),
             exec: exec_id.clone(),
             dir: dir.clone(),
@@ -209,18 +210,20 @@ impl StreamRuntime for DaemonStreams {
             }),
             exec_id: exec_id.clone(),
         };
-        d.ctrd
+        d.shared
+            .ctrd
             .tasks()
-            .exec(d.ctrd.req(req))
+            .exec(d.shared.ctrd.req(req))
             .await
             .map_err(|s| failed(format!("exec in {id}: {}", s.message())))?;
         let copies: Vec<_> = outs
             .into_iter()
             .map(|(_, r, w)| tokio::spawn(copy_out(r, w)))
             .collect();
-        d.ctrd
+        d.shared
+            .ctrd
             .tasks()
-            .start(d.ctrd.req(StartRequest {
+            .start(d.shared.ctrd.req(StartRequest {
                 container_id: id.clone(),
                 exec_id: exec_id.clone(),
             }))
@@ -231,7 +234,7 @@ impl StreamRuntime for DaemonStreams {
 
         let mut stdin_copy = None;
         if let (Some(mut r), Some(mut w)) = (stdin, stdin_w) {
-            let ctrd = d.ctrd.clone();
+            let ctrd = d.shared.ctrd.clone();
             let (c, e) = (id.clone(), exec_id.clone());
             stdin_copy = Some(tokio::spawn(async move {
                 let _ = tokio::io::copy(&mut r, &mut w).await;
@@ -247,7 +250,7 @@ impl StreamRuntime for DaemonStreams {
             }));
         }
         if let Some(mut rx) = resize {
-            let ctrd = d.ctrd.clone();
+            let ctrd = d.shared.ctrd.clone();
             let (c, e) = (id.clone(), exec_id.clone());
             tokio::spawn(async move {
                 while let Some(sz) = rx.recv().await {
@@ -264,9 +267,10 @@ impl StreamRuntime for DaemonStreams {
             });
         }
         let code = d
+            .shared
             .ctrd
             .tasks()
-            .wait(d.ctrd.req(WaitRequest {
+            .wait(d.shared.ctrd.req(WaitRequest {
                 container_id: id.clone(),
                 exec_id: exec_id.clone(),
             }))
@@ -299,7 +303,7 @@ impl StreamRuntime for DaemonStreams {
             )));
         }
         if let Some(mut rx) = io.resize {
-            let ctrd = d.ctrd.clone();
+            let ctrd = d.shared.ctrd.clone();
             let c = rec.id.clone();
             tokio::spawn(async move {
                 while let Some(sz) = rx.recv().await {
@@ -341,7 +345,7 @@ impl StreamRuntime for DaemonStreams {
         }
         if let Some(mut r) = io.stdin {
             let (_, h) = d.open_stdin(&rec.id).await.map_err(from_err)?;
-            let (ctrd, c, once) = (d.ctrd.clone(), rec.id.clone(), rec.stdin_once);
+            let (ctrd, c, once) = (d.shared.ctrd.clone(), rec.id.clone(), rec.stdin_once);
             let logger = d.logger_pid(&rec.id);
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 16 * 1024];
@@ -407,7 +411,7 @@ impl StreamRuntime for DaemonStreams {
         port: u16,
         mut conn: DuplexStream,
     ) -> Result<(), StreamError> {
-        let pod = self.0.find_pod(pod_id).await.map_err(from_err)?;
+        let pod = self.0.shared.find_pod(pod_id).await.map_err(from_err)?;
         let netns = match (&pod.netns_path, pod.pause_pid) {
             (Some(p), _) => p.clone(),
             (None, Some(pid)) => PathBuf::from(format!("/proc/{pid}/ns/net")),

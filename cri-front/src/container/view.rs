@@ -10,16 +10,16 @@ use containerd_client::services::v1::snapshots::{
 };
 use containerd_client::types::Mount;
 
-use crate::daemon::Daemon;
+use super::Containers;
 use crate::error::{CtrdContext, Error, Result};
 
 /// Key prefix of the short-lived views CreateContainer reads an image's /etc/passwd through.
 pub const USER_FILES_VIEW: &str = "crius-view-";
 
-impl Daemon {
+impl Containers {
     /// Where those short-lived views are mounted, one dir per container being created.
     pub(crate) fn user_files_dir(&self) -> PathBuf {
-        self.cfg.run_dir.join("tmpmounts")
+        self.shared.cfg.run_dir.join("tmpmounts")
     }
 
     /// Start-up: no create is in flight, so every user-files view and its mount left is a
@@ -32,10 +32,11 @@ impl Daemon {
             }
         }
         let mut stream = self
+            .shared
             .ctrd
             .snapshots()
-            .list(self.ctrd.req(ListSnapshotsRequest {
-                snapshotter: self.cfg.snapshotter.clone(),
+            .list(self.shared.ctrd.req(ListSnapshotsRequest {
+                snapshotter: self.shared.cfg.snapshotter.clone(),
                 filters: vec![format!("name~=\"^{USER_FILES_VIEW}\"")],
             }))
             .await
@@ -65,10 +66,11 @@ impl Daemon {
         labels: HashMap<String, String>,
     ) -> Result<Vec<Mount>> {
         Ok(self
+            .shared
             .ctrd
             .snapshots()
-            .view(self.ctrd.req(ViewSnapshotRequest {
-                snapshotter: self.cfg.snapshotter.clone(),
+            .view(self.shared.ctrd.req(ViewSnapshotRequest {
+                snapshotter: self.shared.cfg.snapshotter.clone(),
                 key: key.to_string(),
                 parent: parent.to_string(),
                 labels,
@@ -82,10 +84,11 @@ impl Daemon {
     /// The mounts of an existing snapshot (to mount a view again after a reboot).
     pub(crate) async fn snapshot_mounts(&self, key: &str) -> Result<Vec<Mount>> {
         Ok(self
+            .shared
             .ctrd
             .snapshots()
-            .mounts(self.ctrd.req(MountsRequest {
-                snapshotter: self.cfg.snapshotter.clone(),
+            .mounts(self.shared.ctrd.req(MountsRequest {
+                snapshotter: self.shared.cfg.snapshotter.clone(),
                 key: key.to_string(),
             }))
             .await

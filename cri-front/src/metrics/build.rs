@@ -4,7 +4,7 @@
 use crius_proto::runtime as cri;
 
 use super::descriptors::{self as d, Desc};
-use crate::container::stats::{CgroupSample, IfCounters};
+use crate::stats::container::{CgroupSample, IfCounters};
 
 /// cAdvisor's labels of one series: `id` is the cgroup path, `name` the container id.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -6,9 +6,9 @@ use crius_sandboxer::{PodState, PodStatus};
 
 use super::build::{self, ContainerExtra, Labels};
 use crate::container::record::{ContainerRecord, Phase};
-use crate::container::stats;
-use crate::daemon::Daemon;
 use crate::error::{Error, Result};
+use crate::stats::container as stats;
+use crate::stats::Stats;
 
 fn now_s() -> u64 {
     std::time::SystemTime::now()
@@ -37,12 +37,12 @@ fn container_labels(p: &PodStatus, r: &ContainerRecord) -> Labels {
     }
 }
 
-impl Daemon {
+impl Stats {
     /// Metrics of every ready pod and its running containers.
     pub async fn pod_sandbox_metrics(&self) -> Result<Vec<cri::PodSandboxMetrics>> {
-        let pods = self.sandboxer.list().await.map_err(Error::from)?;
-        let containers = self.all_refreshed().await?;
-        let fs_root = self.images.fs_root().await;
+        let pods = self.shared.sandboxer.list().await.map_err(Error::from)?;
+        let containers = self.containers.all_refreshed().await?;
+        let fs_root = self.shared.images.fs_root().await;
         let now = now_s();
         let mut out = Vec::new();
         for p in pods.iter().filter(|p| p.state == PodState::Ready) {

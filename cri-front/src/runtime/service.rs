@@ -1,5 +1,7 @@
-//! CRI RuntimeService: thin request validation and mapping over [`Daemon`]. Every
-//! RPC criusd does not implement yet answers UNIMPLEMENTED with what is missing.
+//! CRI RuntimeService: the dispatch table. Each RPC checks the request's shape and hands
+//! it to the service and module named after it (`pods.run` in `pod/run.rs`,
+//! `containers.start_container` in `container/start.rs`, `stats.pod` in `stats/pod.rs` …).
+//! Every RPC criusd does not implement answers UNIMPLEMENTED with what is missing.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -7,13 +9,9 @@ use std::sync::Arc;
 use crius_proto::runtime as cri;
 use crius_proto::tonic::{Request, Response, Status};
 use crius_proto::RuntimeService;
-use crius_sandboxer::cgroup::CgroupDriver;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 
-use crate::container::status::{matches, to_cri};
 use crate::daemon::Daemon;
-use crate::error::Error;
-use crate::pod;
 
 pub struct RuntimeSvc {
     pub d: Arc<Daemon>,
@@ -42,104 +40,6 @@ impl RuntimeSvc {
             .cloned()
             .ok_or_else(|| unimplemented(rpc, "no streaming server is running"))
     }
-
-    async fn list_containers_inner(
-        &self,
-        filter: Option<cri::ContainerFilter>,
-    ) -> Result<Vec<cri::Container>, Status> {
-        let all = self.d.all_refreshed().await?;
-        let f = filter.unwrap_or_default();
-        Ok(all.iter().filter(|r| matches(r, &f)).map(to_cri).collect())
-    }
-
-    async fn list_pods_inner(
-        &self,
-        filter: Option<cri::PodSandboxFilter>,
-    ) -> Result<Vec<cri::PodSandbox>, Status> {
-        let f = filter.unwrap_or_default();
-        let pods = self.d.sandboxer.list().await.map_err(Error::from)?;
-        Ok(pods
-            .iter()
-            .filter(|p| pod::matches(p, &f))
-            .map(pod::to_cri)
-            .collect())
-    }
-
-    async fn container_stats_inner(
-        &self,
-        f: Option<cri::ContainerStatsFilter>,
-    ) -> Result<Vec<cri::ContainerStats>, Status> {
-        let f = f.unwrap_or_default();
-        let cf = cri::ContainerFilter {
-            id: f.id,
-            pod_sandbox_id: f.pod_sandbox_id,
-            label_selector: f.label_selector,
-            state: Some(cri::ContainerStateValue {
-                state: cri::ContainerState::ContainerRunning as i32,
-            }),
-        };
-        let mut out = Vec::new();
-        for r in self.d.all_refreshed().await? {
-            if matches(&r, &cf) {
-                out.push(self.d.container_stats(&r).await);
-            }
-        }
-        Ok(out)
-    }
-
-    async fn pod_stats_inner(
-        &self,
-        f: Option<cri::PodSandboxStatsFilter>,
-    ) -> Result<Vec<cri::PodSandboxStats>, Status> {
-        let f = f.unwrap_or_default();
-        let pf = cri::PodSandboxFilter {
-            id: f.id,
-            label_selector: f.label_selector,
-            state: Some(cri::PodSandboxStateValue {
-                state: cri::PodSandboxState::SandboxReady as i32,
-            }),
-        };
-        let pods = self.d.sandboxer.list().await.map_err(Error::from)?;
-        let containers = self.d.all_refreshed().await?;
-        let mut out = Vec::new();
-        for p in pods.iter().filter(|p| pod::matches(p, &pf)) {
-            let (cpu, memory, sample) = self
-                .d
-                .cgroup_usage(&format!("pod:{}", p.id), &p.cgroup_parent);
-            let mut cs = Vec::new();
-            for r in containers
-                .iter()
-                .filter(|r| r.pod_id == p.id && r.phase == crate::container::record::Phase::Running)
-            {
-                cs.push(self.d.container_stats(r).await);
-            }
-            out.push(cri::PodSandboxStats {
-                attributes: Some(cri::PodSandboxAttributes {
-                    id: p.id.clone(),
-                    metadata: pod::to_cri(p).metadata,
-                    labels: p.config.labels.clone().into_iter().collect(),
-                    annotations: p.config.annotations.clone().into_iter().collect(),
-                }),
-                linux: Some(cri::LinuxPodSandboxStats {
-                    cpu: Some(cpu),
-                    memory: Some(memory),
-                    // hostNetwork pods would report the host's interfaces: none then.
-                    network: p
-                        .pause_pid
-                        .filter(|_| p.netns_path.is_some())
-                        .and_then(crate::container::stats::network_usage),
-                    process: sample.pids.map(|n| cri::ProcessUsage {
-                        timestamp: cpu.timestamp,
-                        process_count: Some(cri::UInt64Value { value: n }),
-                    }),
-                    containers: cs,
-                    io: None,
-                }),
-                windows: None,
-            });
-        }
-        Ok(out)
-    }
 }
 
 #[crius_proto::tonic::async_trait]
@@ -167,7 +67,8 @@ impl RuntimeService for RuntimeSvc {
         crate::validate::pod_sandbox(&config)?;
         let id = self
             .d
-            .run_pod(config, &req.runtime_handler)
+            .pods
+            .run(config, &req.runtime_handler)
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "RunPodSandbox failed"))?;
         Ok(Response::new(cri::RunPodSandboxResponse {
@@ -179,7 +80,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::StopPodSandboxRequest>,
     ) -> Result<Response<cri::StopPodSandboxResponse>, Status> {
-        self.d.stop_pod(&req.into_inner().pod_sandbox_id).await?;
+        self.d.pods.stop(&req.into_inner().pod_sandbox_id).await?;
         Ok(Response::new(cri::StopPodSandboxResponse {}))
     }
 
@@ -187,7 +88,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::RemovePodSandboxRequest>,
     ) -> Result<Response<cri::RemovePodSandboxResponse>, Status> {
-        self.d.remove_pod(&req.into_inner().pod_sandbox_id).await?;
+        self.d.pods.remove(&req.into_inner().pod_sandbox_id).await?;
         Ok(Response::new(cri::RemovePodSandboxResponse {}))
     }
 
@@ -196,34 +97,15 @@ impl RuntimeService for RuntimeSvc {
         req: Request<cri::PodSandboxStatusRequest>,
     ) -> Result<Response<cri::PodSandboxStatusResponse>, Status> {
         let req = req.into_inner();
-        let p = self.d.find_pod(&req.pod_sandbox_id).await?;
-        let mut info = std::collections::HashMap::new();
-        if req.verbose {
-            if let Ok(j) = serde_json::to_string(&p) {
-                info.insert("info".to_string(), j);
-            }
-        }
-        let recs: Vec<_> = self
-            .d
-            .all_refreshed()
-            .await?
-            .into_iter()
-            .filter(|r| r.pod_id == p.id)
-            .collect();
-        let containers = self.d.cri_statuses(&recs).await?;
-        Ok(Response::new(cri::PodSandboxStatusResponse {
-            status: Some(pod::to_cri_status(&p)),
-            info,
-            containers_statuses: containers,
-            timestamp: crate::container::create::now_ns(),
-        }))
+        let resp = self.d.pods.status(&req.pod_sandbox_id, req.verbose).await?;
+        Ok(Response::new(resp))
     }
 
     async fn list_pod_sandbox(
         &self,
         req: Request<cri::ListPodSandboxRequest>,
     ) -> Result<Response<cri::ListPodSandboxResponse>, Status> {
-        let items = self.list_pods_inner(req.into_inner().filter).await?;
+        let items = self.d.pods.list(req.into_inner().filter).await?;
         Ok(Response::new(cri::ListPodSandboxResponse { items }))
     }
 
@@ -233,7 +115,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::StreamPodSandboxesRequest>,
     ) -> Result<Response<Self::StreamPodSandboxesStream>, Status> {
-        let items = self.list_pods_inner(req.into_inner().filter).await?;
+        let items = self.d.pods.list(req.into_inner().filter).await?;
         Ok(Response::new(batches(items, |pod_sandboxes| {
             cri::StreamPodSandboxesResponse { pod_sandboxes }
         })))
@@ -251,6 +133,7 @@ impl RuntimeService for RuntimeSvc {
         let pod = req.pod_sandbox_id.clone();
         let id = self
             .d
+            .containers
             .create_container(&req.pod_sandbox_id, config)
             .await
             .inspect_err(|e| tracing::warn!(pod = %pod, error = %e, "CreateContainer failed"))?;
@@ -264,7 +147,7 @@ impl RuntimeService for RuntimeSvc {
         req: Request<cri::StartContainerRequest>,
     ) -> Result<Response<cri::StartContainerResponse>, Status> {
         let id = req.into_inner().container_id;
-        self.d.start_container(&id).await.inspect_err(
+        self.d.containers.start_container(&id).await.inspect_err(
             |e| tracing::warn!(container = %id, error = %e, "StartContainer failed"),
         )?;
         Ok(Response::new(cri::StartContainerResponse {}))
@@ -276,6 +159,7 @@ impl RuntimeService for RuntimeSvc {
     ) -> Result<Response<cri::StopContainerResponse>, Status> {
         let req = req.into_inner();
         self.d
+            .containers
             .stop_container(&req.container_id, req.timeout)
             .await?;
         Ok(Response::new(cri::StopContainerResponse {}))
@@ -286,6 +170,7 @@ impl RuntimeService for RuntimeSvc {
         req: Request<cri::RemoveContainerRequest>,
     ) -> Result<Response<cri::RemoveContainerResponse>, Status> {
         self.d
+            .containers
             .remove_container(&req.into_inner().container_id)
             .await?;
         Ok(Response::new(cri::RemoveContainerResponse {}))
@@ -295,7 +180,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::ListContainersRequest>,
     ) -> Result<Response<cri::ListContainersResponse>, Status> {
-        let containers = self.list_containers_inner(req.into_inner().filter).await?;
+        let containers = self.d.containers.list(req.into_inner().filter).await?;
         Ok(Response::new(cri::ListContainersResponse { containers }))
     }
 
@@ -305,7 +190,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::StreamContainersRequest>,
     ) -> Result<Response<Self::StreamContainersStream>, Status> {
-        let items = self.list_containers_inner(req.into_inner().filter).await?;
+        let items = self.d.containers.list(req.into_inner().filter).await?;
         Ok(Response::new(batches(items, |containers| {
             cri::StreamContainersResponse { containers }
         })))
@@ -316,24 +201,12 @@ impl RuntimeService for RuntimeSvc {
         req: Request<cri::ContainerStatusRequest>,
     ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
         let req = req.into_inner();
-        let rec = self.d.store.find(&req.container_id).await?;
-        let rec = self.d.refreshed(rec).await?;
-        let mut info = std::collections::HashMap::new();
-        if req.verbose {
-            // The record, plus the live pid (what `crictl inspect` / `criusctl debug` show).
-            if let Ok(mut v) = serde_json::to_value(&rec) {
-                if rec.phase == crate::container::record::Phase::Running {
-                    if let Some(pid) = self.d.task_pid(&rec.id).await {
-                        v["pid"] = serde_json::json!(pid);
-                    }
-                }
-                info.insert("info".to_string(), v.to_string());
-            }
-        }
-        Ok(Response::new(cri::ContainerStatusResponse {
-            status: self.d.cri_statuses(std::slice::from_ref(&rec)).await?.pop(),
-            info,
-        }))
+        let (status, info) = self
+            .d
+            .containers
+            .status(&req.container_id, req.verbose)
+            .await?;
+        Ok(Response::new(cri::ContainerStatusResponse { status, info }))
     }
 
     async fn update_container_resources(
@@ -345,7 +218,10 @@ impl RuntimeService for RuntimeSvc {
             .linux
             .ok_or_else(|| Status::invalid_argument("linux resources are missing"))?;
         crate::validate::resources(&linux)?;
-        self.d.update_resources(&req.container_id, &linux).await?;
+        self.d
+            .containers
+            .update_resources(&req.container_id, &linux)
+            .await?;
         Ok(Response::new(cri::UpdateContainerResourcesResponse {}))
     }
 
@@ -353,7 +229,10 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::ReopenContainerLogRequest>,
     ) -> Result<Response<cri::ReopenContainerLogResponse>, Status> {
-        self.d.reopen_log(&req.into_inner().container_id).await?;
+        self.d
+            .containers
+            .reopen_log(&req.into_inner().container_id)
+            .await?;
         Ok(Response::new(cri::ReopenContainerLogResponse {}))
     }
 
@@ -365,6 +244,7 @@ impl RuntimeService for RuntimeSvc {
         crate::validate::command("ExecSync", &req.cmd)?;
         let out = self
             .d
+            .containers
             .exec_sync(&req.container_id, req.cmd, req.timeout)
             .await?;
         Ok(Response::new(cri::ExecSyncResponse {
@@ -383,6 +263,7 @@ impl RuntimeService for RuntimeSvc {
         crate::validate::command("Exec", &req.cmd)?;
         req.container_id = self
             .d
+            .containers
             .streamable_container("Exec", &req.container_id)
             .await?;
         s.exec(req).await.map(Response::new)
@@ -396,6 +277,7 @@ impl RuntimeService for RuntimeSvc {
         let mut req = req.into_inner();
         req.container_id = self
             .d
+            .containers
             .streamable_container("Attach", &req.container_id)
             .await?;
         s.attach(req).await.map(Response::new)
@@ -409,6 +291,7 @@ impl RuntimeService for RuntimeSvc {
         let mut req = req.into_inner();
         req.pod_sandbox_id = self
             .d
+            .pods
             .streamable_pod("PortForward", &req.pod_sandbox_id)
             .await?;
         s.port_forward(req).await.map(Response::new)
@@ -418,9 +301,13 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::ContainerStatsRequest>,
     ) -> Result<Response<cri::ContainerStatsResponse>, Status> {
-        let rec = self.d.store.find(&req.into_inner().container_id).await?;
+        let stats = self
+            .d
+            .stats
+            .container(&req.into_inner().container_id)
+            .await?;
         Ok(Response::new(cri::ContainerStatsResponse {
-            stats: Some(self.d.container_stats(&rec).await),
+            stats: Some(stats),
         }))
     }
 
@@ -428,7 +315,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::ListContainerStatsRequest>,
     ) -> Result<Response<cri::ListContainerStatsResponse>, Status> {
-        let stats = self.container_stats_inner(req.into_inner().filter).await?;
+        let stats = self.d.stats.containers(req.into_inner().filter).await?;
         Ok(Response::new(cri::ListContainerStatsResponse { stats }))
     }
 
@@ -438,7 +325,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::StreamContainerStatsRequest>,
     ) -> Result<Response<Self::StreamContainerStatsStream>, Status> {
-        let items = self.container_stats_inner(req.into_inner().filter).await?;
+        let items = self.d.stats.containers(req.into_inner().filter).await?;
         Ok(Response::new(batches(items, |container_stats| {
             cri::StreamContainerStatsResponse { container_stats }
         })))
@@ -448,29 +335,17 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::PodSandboxStatsRequest>,
     ) -> Result<Response<cri::PodSandboxStatsResponse>, Status> {
-        let p = self.d.find_pod(&req.into_inner().pod_sandbox_id).await?;
-        let stats = self
-            .pod_stats_inner(Some(cri::PodSandboxStatsFilter {
-                id: p.id.clone(),
-                ..Default::default()
-            }))
-            .await?
-            .into_iter()
-            .next();
-        if stats.is_none() {
-            return Err(Status::failed_precondition(format!(
-                "pod sandbox {} is not ready",
-                p.id
-            )));
-        }
-        Ok(Response::new(cri::PodSandboxStatsResponse { stats }))
+        let stats = self.d.stats.pod(&req.into_inner().pod_sandbox_id).await?;
+        Ok(Response::new(cri::PodSandboxStatsResponse {
+            stats: Some(stats),
+        }))
     }
 
     async fn list_pod_sandbox_stats(
         &self,
         req: Request<cri::ListPodSandboxStatsRequest>,
     ) -> Result<Response<cri::ListPodSandboxStatsResponse>, Status> {
-        let stats = self.pod_stats_inner(req.into_inner().filter).await?;
+        let stats = self.d.stats.pods(req.into_inner().filter).await?;
         Ok(Response::new(cri::ListPodSandboxStatsResponse { stats }))
     }
 
@@ -480,7 +355,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::StreamPodSandboxStatsRequest>,
     ) -> Result<Response<Self::StreamPodSandboxStatsStream>, Status> {
-        let items = self.pod_stats_inner(req.into_inner().filter).await?;
+        let items = self.d.stats.pods(req.into_inner().filter).await?;
         Ok(Response::new(batches(items, |pod_sandbox_stats| {
             cri::StreamPodSandboxStatsResponse { pod_sandbox_stats }
         })))
@@ -490,19 +365,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::UpdateRuntimeConfigRequest>,
     ) -> Result<Response<cri::UpdateRuntimeConfigResponse>, Status> {
-        let cidr = req
-            .into_inner()
-            .runtime_config
-            .and_then(|c| c.network_config)
-            .map(|n| n.pod_cidr)
-            .unwrap_or_default();
-        if !cidr.is_empty() {
-            self.d
-                .sandboxer
-                .update_pod_cidr(&cidr)
-                .map_err(Error::from)?;
-            tracing::info!(pod_cidr = %cidr, "UpdateRuntimeConfig");
-        }
+        crate::runtime::config::update_runtime_config(&self.d.shared, req.into_inner())?;
         Ok(Response::new(cri::UpdateRuntimeConfigResponse {}))
     }
 
@@ -510,66 +373,10 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::StatusRequest>,
     ) -> Result<Response<cri::StatusResponse>, Status> {
-        // RuntimeReady means containerd answers.
-        let (rt_ok, rt_msg) = match self
-            .d
-            .ctrd
-            .version()
-            .version(crius_proto::tonic::Request::new(()))
-            .await
-        {
-            Ok(v) => (true, format!("containerd {}", v.into_inner().version)),
-            Err(s) => (false, format!("containerd: {}", s.message())),
-        };
-        let net = self.d.sandboxer.network_status();
-        let mut info = std::collections::HashMap::new();
-        if req.into_inner().verbose {
-            info.insert(
-                "config".to_string(),
-                serde_json::to_string(&self.d.cfg).unwrap_or_default(),
-            );
-        }
-        Ok(Response::new(cri::StatusResponse {
-            status: Some(cri::RuntimeStatus {
-                conditions: vec![
-                    cri::RuntimeCondition {
-                        r#type: "RuntimeReady".into(),
-                        status: rt_ok,
-                        reason: if rt_ok {
-                            String::new()
-                        } else {
-                            "ContainerdUnavailable".into()
-                        },
-                        message: rt_msg,
-                    },
-                    cri::RuntimeCondition {
-                        r#type: "NetworkReady".into(),
-                        status: net.ready,
-                        reason: net.reason,
-                        message: net.message,
-                    },
-                ],
-            }),
-            info,
-            runtime_handlers: self
-                .d
-                .cfg
-                .runtime_handlers
-                .keys()
-                .map(|name| cri::RuntimeHandler {
-                    name: name.clone(),
-                    features: Some(cri::RuntimeHandlerFeatures {
-                        recursive_read_only_mounts: self.d.runc.recursive_read_only,
-                        user_namespaces: false,
-                    }),
-                })
-                .collect(),
-            features: Some(cri::RuntimeFeatures {
-                // Strict is honoured, and ContainerStatus carries the effective user.
-                supplemental_groups_policy: true,
-                user_namespaces_host_network: false,
-            }),
-        }))
+        let verbose = req.into_inner().verbose;
+        Ok(Response::new(
+            crate::runtime::status::status(&self.d, verbose).await,
+        ))
     }
 
     async fn checkpoint_container(
@@ -588,24 +395,8 @@ impl RuntimeService for RuntimeSvc {
         &self,
         _req: Request<cri::GetEventsRequest>,
     ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
-        let rx = self.d.events.subscribe();
-        let stop = self.d.shutdown.clone();
-        let s = futures::stream::unfold((rx, stop), |(mut rx, stop)| async move {
-            loop {
-                let got = tokio::select! {
-                    _ = stop.cancelled() => return None,
-                    got = rx.recv() => got,
-                };
-                match got {
-                    Ok(ev) => return Some((Ok(ev), (rx, stop))),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(lost = n, "container events receiver lagged");
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(s)))
+        let events = self.d.containers.subscribe().map(Ok);
+        Ok(Response::new(Box::pin(events)))
     }
 
     async fn list_metric_descriptors(
@@ -621,7 +412,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         _req: Request<cri::ListPodSandboxMetricsRequest>,
     ) -> Result<Response<cri::ListPodSandboxMetricsResponse>, Status> {
-        let pod_metrics = self.d.pod_sandbox_metrics().await?;
+        let pod_metrics = self.d.stats.pod_sandbox_metrics().await?;
         Ok(Response::new(cri::ListPodSandboxMetricsResponse {
             pod_metrics,
         }))
@@ -633,7 +424,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         _req: Request<cri::StreamPodSandboxMetricsRequest>,
     ) -> Result<Response<Self::StreamPodSandboxMetricsStream>, Status> {
-        let items = self.d.pod_sandbox_metrics().await?;
+        let items = self.d.stats.pod_sandbox_metrics().await?;
         Ok(Response::new(batches(items, |pod_sandbox_metrics| {
             cri::StreamPodSandboxMetricsResponse {
                 pod_sandbox_metrics,
@@ -645,14 +436,9 @@ impl RuntimeService for RuntimeSvc {
         &self,
         _req: Request<cri::RuntimeConfigRequest>,
     ) -> Result<Response<cri::RuntimeConfigResponse>, Status> {
-        Ok(Response::new(cri::RuntimeConfigResponse {
-            linux: Some(cri::LinuxRuntimeConfiguration {
-                cgroup_driver: match self.d.cfg.cgroup_driver() {
-                    CgroupDriver::Systemd => cri::CgroupDriver::Systemd,
-                    CgroupDriver::Cgroupfs => cri::CgroupDriver::Cgroupfs,
-                } as i32,
-            }),
-        }))
+        Ok(Response::new(crate::runtime::config::runtime_config(
+            &self.d.shared,
+        )))
     }
 
     async fn update_pod_sandbox_resources(
@@ -661,7 +447,8 @@ impl RuntimeService for RuntimeSvc {
     ) -> Result<Response<cri::UpdatePodSandboxResourcesResponse>, Status> {
         let req = req.into_inner();
         self.d
-            .update_pod_resources(
+            .pods
+            .update_resources(
                 &req.pod_sandbox_id,
                 req.overhead.as_ref(),
                 req.resources.as_ref(),

@@ -6,10 +6,10 @@
 use crius_sandboxer::PodState;
 
 use crate::container::record::Phase;
-use crate::daemon::Daemon;
+use crate::daemon::{Containers, Pods};
 use crate::error::{Error, Result};
 
-impl Daemon {
+impl Containers {
     /// The full id of a running container `id` names (an id or a unique prefix).
     pub async fn streamable_container(&self, rpc: &str, id: &str) -> Result<String> {
         let rec = self.store.find(id).await?;
@@ -27,10 +27,12 @@ impl Daemon {
         }
         Ok(rec.id)
     }
+}
 
+impl Pods {
     /// The full id of a ready pod `id` names.
     pub async fn streamable_pod(&self, rpc: &str, id: &str) -> Result<String> {
-        let pod = self.find_pod(id).await?;
+        let pod = self.shared.find_pod(id).await?;
         if pod.state != PodState::Ready {
             tracing::info!(pod = %pod.id, rpc, "refused: pod sandbox is not ready");
             return Err(Error::FailedPrecondition(format!(

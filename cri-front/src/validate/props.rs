@@ -164,7 +164,7 @@ proptest! {
         };
         if super::resources(&r).is_ok() {
             prop_assert!(memory == 0 || memory >= super::resources::MIN_MEMORY);
-            prop_assert!(crate::runtime::update::resources_json(&r).is_ok());
+            prop_assert!(crate::container::update::resources_json(&r).is_ok());
         }
     }
 }

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use containerd_client::services::v1::snapshots::UsageRequest;
 use crius_proto::runtime as cri;
 
-use super::create::now_ns;
-use super::record::ContainerRecord;
-use crate::daemon::Daemon;
+use super::Stats;
+use crate::container::record::ContainerRecord;
+use crate::container::status::matches;
+use crate::error::Result;
+use crate::util::time::now_ns;
 
 const ROOT: &str = "/sys/fs/cgroup";
 
@@ -247,7 +249,7 @@ fn u(v: Option<u64>) -> Option<cri::UInt64Value> {
     v.map(|value| cri::UInt64Value { value })
 }
 
-impl Daemon {
+impl Stats {
     /// CPU and memory of a cgroup in CRI form; nano-cores from the previous sample.
     pub fn cgroup_usage(
         &self,
@@ -290,10 +292,11 @@ impl Daemon {
     /// Size and inodes of a container's writable layer (its snapshot).
     pub async fn writable_layer_usage(&self, id: &str) -> Option<(u64, u64)> {
         let x = self
+            .shared
             .ctrd
             .snapshots()
-            .usage(self.ctrd.req(UsageRequest {
-                snapshotter: self.cfg.snapshotter.clone(),
+            .usage(self.shared.ctrd.req(UsageRequest {
+                snapshotter: self.shared.cfg.snapshotter.clone(),
                 key: id.to_string(),
             }))
             .await
@@ -305,7 +308,7 @@ impl Daemon {
     pub async fn container_stats(&self, r: &ContainerRecord) -> cri::ContainerStats {
         let (cpu, memory, s) = self.cgroup_usage(&r.id, &r.cgroups_path);
         let usage = self.writable_layer_usage(&r.id).await;
-        let root = self.images.fs_root().await;
+        let root = self.shared.images.fs_root().await;
         let writable_layer = usage.map(|x| cri::FilesystemUsage {
             timestamp: now_ns(),
             fs_id: Some(cri::FilesystemIdentifier {
@@ -337,6 +340,37 @@ impl Daemon {
                 psi: Some(psi),
             }),
         }
+    }
+}
+
+impl Stats {
+    /// ContainerStats: one container's stats, whatever its state.
+    pub async fn container(&self, id: &str) -> Result<cri::ContainerStats> {
+        let rec = self.containers.store.find(id).await?;
+        Ok(self.container_stats(&rec).await)
+    }
+
+    /// ListContainerStats: the running containers that pass the filter.
+    pub async fn containers(
+        &self,
+        f: Option<cri::ContainerStatsFilter>,
+    ) -> Result<Vec<cri::ContainerStats>> {
+        let f = f.unwrap_or_default();
+        let cf = cri::ContainerFilter {
+            id: f.id,
+            pod_sandbox_id: f.pod_sandbox_id,
+            label_selector: f.label_selector,
+            state: Some(cri::ContainerStateValue {
+                state: cri::ContainerState::ContainerRunning as i32,
+            }),
+        };
+        let mut out = Vec::new();
+        for r in self.containers.all_refreshed().await? {
+            if matches(&r, &cf) {
+                out.push(self.container_stats(&r).await);
+            }
+        }
+        Ok(out)
     }
 }
 

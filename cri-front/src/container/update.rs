@@ -7,8 +7,8 @@ use containerd_client::services::v1::{
 use crius_proto::runtime as cri;
 use serde_json::{json, Value};
 
+use super::Containers;
 use crate::container::record::Phase;
-use crate::daemon::Daemon;
 use crate::error::{CtrdContext, Error, Result};
 
 pub const RESOURCES_TYPE_URL: &str =
@@ -63,7 +63,7 @@ pub fn resources_json(r: &cri::LinuxContainerResources) -> Result<Value> {
     Ok(v)
 }
 
-impl Daemon {
+impl Containers {
     #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
     pub async fn update_resources(&self, id: &str, r: &cri::LinuxContainerResources) -> Result<()> {
         let rec = self.store.find(id).await?;
@@ -73,9 +73,10 @@ impl Daemon {
             Phase::Running => {
                 let value = serde_json::to_vec(&res)
                     .map_err(|e| Error::Internal(format!("encode resources: {e}")))?;
-                self.ctrd
+                self.shared
+                    .ctrd
                     .tasks()
-                    .update(self.ctrd.req(UpdateTaskRequest {
+                    .update(self.shared.ctrd.req(UpdateTaskRequest {
                         container_id: rec.id.clone(),
                         resources: Some(prost_types::Any {
                             type_url: RESOURCES_TYPE_URL.into(),
@@ -88,9 +89,14 @@ impl Daemon {
             }
             Phase::Created => {
                 let mut c = self
+                    .shared
                     .ctrd
                     .containers()
-                    .get(self.ctrd.req(GetContainerRequest { id: rec.id.clone() }))
+                    .get(
+                        self.shared
+                            .ctrd
+                            .req(GetContainerRequest { id: rec.id.clone() }),
+                    )
                     .await
                     .step(&format!("container get {}", rec.id))?
                     .into_inner()
@@ -116,9 +122,10 @@ impl Daemon {
                     value: serde_json::to_vec(&spec)
                         .map_err(|e| Error::Internal(format!("encode spec: {e}")))?,
                 });
-                self.ctrd
+                self.shared
+                    .ctrd
                     .containers()
-                    .update(self.ctrd.req(UpdateContainerRequest {
+                    .update(self.shared.ctrd.req(UpdateContainerRequest {
                         container: Some(c),
                         update_mask: Some(prost_types::FieldMask {
                             paths: vec!["spec".into()],

@@ -1,5 +1,5 @@
-//! Pods: CRI ↔ sandboxer types, and the pod RPCs' logic (containers of a pod are
-//! stopped and removed by criusd before the sandboxer tears the pod down).
+//! CRI ↔ sandboxer types for pods: PodSandboxConfig in, PodSandbox/PodSandboxStatus out,
+//! and kubelet's pod filter.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,8 +10,6 @@ use crius_sandboxer::{
     PodResources, PodState, PodStatus, PortMapping, Protocol, SecurityProfile,
 };
 
-use crate::container::record::Phase;
-use crate::daemon::Daemon;
 use crate::error::{Error, Result};
 
 fn ns_mode(v: i32) -> NamespaceMode {
@@ -49,7 +47,7 @@ fn profile(p: Option<&cri::SecurityProfile>, legacy: &str) -> Option<SecurityPro
     }
 }
 
-fn resources_of(r: Option<&cri::LinuxContainerResources>) -> Option<PodResources> {
+pub(crate) fn resources_of(r: Option<&cri::LinuxContainerResources>) -> Option<PodResources> {
     r.map(|r| PodResources {
         cpu_period: r.cpu_period,
         cpu_quota: r.cpu_quota,
@@ -65,7 +63,7 @@ fn resources_of(r: Option<&cri::LinuxContainerResources>) -> Option<PodResources
 /// mapping per kind, a mapping that leaves id 0 unmapped); a well-formed POD request is
 /// UNIMPLEMENTED — crius does not run user-namespaced pods yet (RuntimeStatus says so per
 /// handler), and running one in the host's user namespace instead would be a lie.
-pub(crate) fn check_userns(u: Option<&cri::UserNamespace>, what: &str) -> Result<()> {
+pub fn check_userns(u: Option<&cri::UserNamespace>, what: &str) -> Result<()> {
     use cri::NamespaceMode as M;
     let Some(u) = u else { return Ok(()) };
     match M::try_from(u.mode) {
@@ -253,141 +251,6 @@ pub fn matches(p: &PodStatus, f: &cri::PodSandboxFilter) -> bool {
     f.label_selector
         .iter()
         .all(|(k, v)| p.config.labels.get(k) == Some(v))
-}
-
-impl Daemon {
-    /// Resolve an id or unique prefix to a pod.
-    pub async fn find_pod(&self, id: &str) -> Result<PodStatus> {
-        if id.is_empty() {
-            return Err(Error::InvalidArgument("pod sandbox id is empty".into()));
-        }
-        match self.sandboxer.status(id).await {
-            Ok(p) => return Ok(p),
-            Err(e) if *e.kind() == crius_sandboxer::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
-        let all = self.sandboxer.list().await?;
-        let mut hits = all.into_iter().filter(|p| p.id.starts_with(id));
-        match (hits.next(), hits.next()) {
-            (Some(p), None) => Ok(p),
-            (Some(_), Some(_)) => Err(Error::InvalidArgument(format!(
-                "pod sandbox id prefix {id:?} is ambiguous"
-            ))),
-            _ => Err(Error::NotFound(format!("pod sandbox {id:?} not found"))),
-        }
-    }
-
-    pub async fn run_pod(&self, config: cri::PodSandboxConfig, handler: &str) -> Result<String> {
-        if self.cfg.runtime_for(handler).is_none() {
-            return Err(Error::InvalidArgument(format!(
-                "unknown runtime handler {handler:?}"
-            )));
-        }
-        let mut cfg = from_cri(config, handler)?;
-        if !cfg.host_network() {
-            for (k, v) in self.cfg.default_pod_sysctls() {
-                cfg.linux
-                    .sysctls
-                    .entry(k.to_string())
-                    .or_insert_with(|| v.to_string());
-            }
-        }
-        self.ensure_pause_image().await?;
-        let (name, ns) = (cfg.metadata.name.clone(), cfg.metadata.namespace.clone());
-        tracing::info!(pod_name = %name, pod_namespace = %ns, "RunPodSandbox");
-        let st = self.sandboxer.run(cfg).await?;
-        tracing::info!(pod = %st.id, pod_name = %name, ips = ?st.ips, "pod sandbox ready");
-        self.emit_pod(&st.id, cri::ContainerEventType::ContainerCreatedEvent)
-            .await;
-        self.emit_pod(&st.id, cri::ContainerEventType::ContainerStartedEvent)
-            .await;
-        Ok(st.id)
-    }
-
-    /// With a pause image configured, pull it before the first pod needs it.
-    async fn ensure_pause_image(&self) -> Result<()> {
-        let crius_sandboxer::PauseSource::Image(image) = &self.cfg.pause else {
-            return Ok(());
-        };
-        if self.images.find(image).await?.is_none() {
-            tracing::info!(image = %image, "pulling the pause image");
-            self.images.pull(image, None).await?;
-        }
-        Ok(())
-    }
-
-    /// Kill the pod's containers (no grace: kubelet stopped them already if it wanted
-    /// grace), then let the sandboxer stop the pause and the network. Idempotent.
-    #[tracing::instrument(level = "debug", skip_all, fields(pod = %id))]
-    pub async fn stop_pod(&self, id: &str) -> Result<()> {
-        let pod = match self.find_pod(id).await {
-            Ok(p) => p,
-            // kubelet stops again after its restarts and garbage collection; as containerd
-            // and CRI-O, an unknown pod is already stopped.
-            Err(e) if e.is_not_found() => {
-                tracing::info!(pod = %id, "StopPodSandbox: no such pod sandbox, nothing to stop");
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        };
-        tracing::info!(pod = %pod.id, "StopPodSandbox");
-        for r in self.store.all().await {
-            if r.pod_id == pod.id && r.phase == Phase::Running {
-                self.stop_container(&r.id, 0).await?;
-            }
-        }
-        self.sandboxer.stop(&pod.id).await?;
-        Ok(())
-    }
-
-    /// Keep the pod's recorded resources in step with what kubelet applied to its cgroup.
-    #[tracing::instrument(level = "debug", skip_all, fields(pod = %id))]
-    pub async fn update_pod_resources(
-        &self,
-        id: &str,
-        overhead: Option<&cri::LinuxContainerResources>,
-        resources: Option<&cri::LinuxContainerResources>,
-    ) -> Result<()> {
-        for r in [overhead, resources].into_iter().flatten() {
-            if r.cpu_period < 0
-                || r.cpu_shares < 0
-                || r.memory_limit_in_bytes < 0
-                || r.cpu_quota < -1
-            {
-                return Err(Error::InvalidArgument(format!(
-                    "pod {id}: negative resource figures: {r:?}"
-                )));
-            }
-        }
-        let pod = self.find_pod(id).await?;
-        tracing::info!(pod = %pod.id, "UpdatePodSandboxResources");
-        self.sandboxer
-            .update_resources(&pod.id, resources_of(overhead), resources_of(resources))
-            .await?;
-        Ok(())
-    }
-
-    /// Remove the pod's containers, then the pod. Unknown ids are fine (idempotent).
-    #[tracing::instrument(level = "debug", skip_all, fields(pod = %id))]
-    pub async fn remove_pod(&self, id: &str) -> Result<()> {
-        let (pod_id, known) = match self.find_pod(id).await {
-            Ok(p) => (p.id, true),
-            Err(e) if e.is_not_found() => (id.to_string(), false),
-            Err(e) => return Err(e),
-        };
-        tracing::info!(pod = %pod_id, "RemovePodSandbox");
-        for r in self.store.all().await {
-            if r.pod_id == pod_id {
-                self.remove_container(&r.id).await?;
-            }
-        }
-        self.sandboxer.remove(&pod_id).await?;
-        if known {
-            self.emit_pod(&pod_id, cri::ContainerEventType::ContainerDeletedEvent)
-                .await;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

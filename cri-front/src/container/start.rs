@@ -1,0 +1,144 @@
+//! StartContainer: the task's rootfs, stdio (log driver) and stdin, then containerd's task
+//! create and start; a start a crash cut off is finished from what containerd holds.
+
+use containerd_client::services::v1::snapshots::MountsRequest;
+use containerd_client::services::v1::{CreateTaskRequest, StartRequest};
+use crius_proto::runtime as cri;
+
+use super::record::{ContainerRecord, Phase};
+use super::task::log_uri;
+use super::Containers;
+use crate::config::LogMode;
+use crate::error::{CtrdContext, Error, Result};
+use crate::util::time::now_ns;
+
+impl Containers {
+    #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
+    pub async fn start_container(&self, id: &str) -> Result<()> {
+        let rec = self.store.find(id).await?;
+        let id = rec.id.clone();
+        match rec.phase {
+            Phase::Created => {}
+            Phase::Running => {
+                return Err(Error::FailedPrecondition(format!(
+                    "container {id} is already running"
+                )))
+            }
+            Phase::Exited => {
+                return Err(Error::FailedPrecondition(format!(
+                    "container {id} has exited; containers cannot be restarted"
+                )))
+            }
+        }
+        tracing::info!(pod = %rec.pod_id, container = %id, "StartContainer");
+        // Taken before the task starts, so it is never later than the exit time containerd reports.
+        let started_at = now_ns();
+        let started = match self.task_truth(&id).await? {
+            // A start a crash cut off created the task: finish that start instead.
+            super::start_truth::Truth::Created => self.start_created_task(&id).await,
+            super::start_truth::Truth::Started => Ok(()),
+            super::start_truth::Truth::None => self.start_task(&rec).await,
+        };
+        let started = match started {
+            Err(e) if super::start_truth::outcome_unknown(&e) => {
+                match self.settle_start(&id, &e).await? {
+                    true => Ok(()),
+                    false => Err(e),
+                }
+            }
+            r => r,
+        };
+        if let Err(e) = started {
+            self.delete_task(&id).await;
+            self.kill_logger(&id);
+            let msg = e.to_string();
+            self.store
+                .update(&id, |r| {
+                    r.set_exited(128, now_ns());
+                    r.reason = "StartError".into();
+                    r.message = msg.clone();
+                    true
+                })
+                .await?;
+            self.kill_leftovers(&id).await;
+            return Err(e);
+        }
+        let rec = self
+            .store
+            .update(&id, |r| {
+                if r.phase == Phase::Created {
+                    r.phase = Phase::Running;
+                    r.started_at_ns = started_at;
+                }
+                true
+            })
+            .await?;
+        self.emit(&rec, cri::ContainerEventType::ContainerStartedEvent)
+            .await;
+        // An exit that raced the start was skipped by record_exit (phase was Created): catch it now.
+        self.refreshed(rec).await?;
+        Ok(())
+    }
+
+    async fn start_task(&self, rec: &ContainerRecord) -> Result<()> {
+        let id = &rec.id;
+        self.ensure_image_volumes(rec).await?;
+        let rootfs = self
+            .shared
+            .ctrd
+            .snapshots()
+            .mounts(self.shared.ctrd.req(MountsRequest {
+                snapshotter: self.shared.cfg.snapshotter.clone(),
+                key: id.clone(),
+            }))
+            .await
+            .step(&format!("snapshot mounts {id}"))?
+            .into_inner()
+            .mounts;
+        // The log driver runs for every container, with a log path or not: attachers join the
+        // live output through it.
+        let (stdout, stderr) = match self.shared.cfg.log_mode {
+            LogMode::Binary => {
+                let uri = log_uri(
+                    &self.shared.cfg.logger_path().display().to_string(),
+                    &rec.log_path,
+                    &self.logger_pidfile(id).display().to_string(),
+                    self.shared.cfg.max_log_line_bytes,
+                    &self.attach_socket(id).display().to_string(),
+                );
+                (uri.clone(), if rec.tty { String::new() } else { uri })
+            }
+            LogMode::Fifo => self.spawn_logger(rec).await?,
+        };
+        let stdin = if rec.stdin {
+            self.open_stdin(id).await?.0
+        } else {
+            String::new()
+        };
+        self.shared
+            .ctrd
+            .tasks()
+            .create(self.shared.ctrd.req(CreateTaskRequest {
+                container_id: id.clone(),
+                rootfs,
+                stdin,
+                stdout,
+                stderr,
+                // With a terminal the shim keeps the pty master and all output is on stdout.
+                terminal: rec.tty,
+                ..Default::default()
+            }))
+            .await
+            .step(&format!("task create {id}"))?;
+        self.shared
+            .ctrd
+            .tasks()
+            .start(self.shared.ctrd.req(StartRequest {
+                container_id: id.clone(),
+                exec_id: String::new(),
+            }))
+            .await
+            .step(&format!("task start {id}"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,205 @@
+//! A container's task in containerd: its state and pid, kill, wait, delete, and the
+//! recorded exit. The verbs the Start/Stop/Remove RPCs are made of.
+
+use std::time::Duration;
+
+use containerd_client::services::v1::{DeleteTaskRequest, GetRequest, KillRequest, WaitRequest};
+use containerd_client::tonic::Code;
+use containerd_client::types::v1::Status as TaskStatus;
+use crius_proto::runtime as cri;
+use nix::sys::signal::Signal;
+
+use super::record::Phase;
+use super::Containers;
+use crate::error::{Error, Result};
+use crate::util::time::{now_ns, ts_ns};
+
+/// What containerd says about a container's task.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TaskState {
+    Running,
+    Exited { code: i32, at_ns: i64 },
+    Missing,
+}
+
+/// `binary://` log URI for the shim: it starts crius-logger with the container's pipes.
+pub fn log_uri(
+    logger: &str,
+    log_path: &str,
+    pidfile: &str,
+    max_line: usize,
+    attach: &str,
+) -> String {
+    format!(
+        "binary://{}?path={}&pidfile={}&max-line={max_line}&attach={}",
+        logger,
+        query_escape(log_path),
+        query_escape(pidfile),
+        query_escape(attach)
+    )
+}
+
+fn query_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub(crate) fn signal_number(name: &str) -> u32 {
+    // Image configs may give the number itself ("15").
+    if let Ok(n) = name.trim().parse::<u32>() {
+        if (1..=64).contains(&n) {
+            return n;
+        }
+    }
+    let n = name.trim().to_ascii_uppercase();
+    let n = if n.starts_with("SIG") {
+        n
+    } else {
+        format!("SIG{n}")
+    };
+    n.parse::<Signal>()
+        .map(|s| s as i32 as u32)
+        .unwrap_or(Signal::SIGTERM as i32 as u32)
+}
+
+impl Containers {
+    /// The pid of a container's init process, while its task exists.
+    pub async fn task_pid(&self, id: &str) -> Option<u32> {
+        self.shared
+            .ctrd
+            .tasks()
+            .get(self.shared.ctrd.req(GetRequest {
+                container_id: id.to_string(),
+                exec_id: String::new(),
+            }))
+            .await
+            .ok()
+            .and_then(|r| r.into_inner().process)
+            .map(|p| p.pid)
+            .filter(|p| *p > 0)
+    }
+
+    pub(crate) async fn task_state(&self, id: &str) -> Result<TaskState> {
+        Ok(match self.task_process(id).await? {
+            None => TaskState::Missing,
+            Some(p) if p.status == TaskStatus::Stopped as i32 => TaskState::Exited {
+                code: p.exit_status as i32,
+                at_ns: ts_ns(p.exited_at.as_ref()),
+            },
+            Some(_) => TaskState::Running,
+        })
+    }
+
+    pub(crate) async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
+        match self
+            .shared
+            .ctrd
+            .tasks()
+            .kill(self.shared.ctrd.req(KillRequest {
+                container_id: id.to_string(),
+                exec_id: String::new(),
+                signal,
+                all,
+            }))
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Already gone: the wait below reports it.
+            Err(s) if s.code() == Code::NotFound || s.code() == Code::FailedPrecondition => Ok(()),
+            Err(s) => Err(Error::containerd(format!("task kill {id}"), s)),
+        }
+    }
+
+    /// Wait for the task's exit, at most `limit`.
+    pub(crate) async fn wait(&self, id: &str, limit: Duration) -> Result<Option<(i32, i64)>> {
+        let mut tasks = self.shared.ctrd.tasks();
+        let call = tasks.wait(self.shared.ctrd.req(WaitRequest {
+            container_id: id.to_string(),
+            exec_id: String::new(),
+        }));
+        match tokio::time::timeout(limit, call).await {
+            Err(_) => Ok(None),
+            Ok(Ok(r)) => {
+                let r = r.into_inner();
+                Ok(Some((r.exit_status as i32, ts_ns(r.exited_at.as_ref()))))
+            }
+            Ok(Err(s)) if s.code() == Code::NotFound => Ok(Some((255, now_ns()))),
+            Ok(Err(s)) => Err(Error::containerd(format!("task wait {id}"), s)),
+        }
+    }
+
+    /// Persist an exit (once) and emit the stopped event.
+    pub(crate) async fn record_exit(&self, id: &str, code: i32, at_ns: i64) {
+        let mut changed = false;
+        let res = self
+            .store
+            .update(id, |r| {
+                // Created: StartContainer is in flight and records the exit itself, after "started".
+                changed = r.phase == Phase::Running && r.set_exited(code, at_ns);
+                changed
+            })
+            .await;
+        match res {
+            Ok(rec) if changed => {
+                tracing::info!(pod = %rec.pod_id, container = %id, exit_code = code, reason = %rec.reason, "container exited");
+                self.kill_leftovers(id).await;
+                self.emit(&rec, cri::ContainerEventType::ContainerStoppedEvent)
+                    .await;
+            }
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => tracing::warn!(container = %id, error = %e, "recording exit failed"),
+        }
+    }
+
+    pub(crate) async fn delete_task(&self, id: &str) {
+        if let Err(s) = self
+            .shared
+            .ctrd
+            .tasks()
+            .delete(self.shared.ctrd.req(DeleteTaskRequest {
+                container_id: id.to_string(),
+            }))
+            .await
+        {
+            if s.code() != Code::NotFound {
+                tracing::warn!(container = id, error = %s.message(), "task delete failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_escapes_query_values() {
+        let u = log_uri(
+            "/usr/bin/crius-logger",
+            "/var/log/pods/a b/c&d.log",
+            "/run/x.pid",
+            16384,
+            "/run/a.sock",
+        );
+        assert_eq!(
+            u,
+            "binary:///usr/bin/crius-logger?path=/var/log/pods/a%20b/c%26d.log&pidfile=/run/x.pid&max-line=16384&attach=/run/a.sock"
+        );
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(signal_number("SIGKILL"), 9);
+        assert_eq!(signal_number("quit"), 3);
+        assert_eq!(signal_number("bogus"), 15);
+        assert_eq!(signal_number("2"), 2);
+    }
+}

@@ -1,0 +1,3 @@
+//! Small helpers more than one part of criusd needs, each in one place.
+
+pub mod time;
