@@ -17,8 +17,10 @@ use crius_sandboxer::{
 use super::config_volumes;
 use super::image_volume::ImageVolume;
 use super::merge;
+use super::names::NameKey;
 use super::record::{ContainerRecord, MountRecord, Phase};
 use super::spec::{self, BindMount, DeviceSpec, Ns, Seccomp, SpecInput};
+use super::state::State;
 use super::user::{self, UserRequest};
 use super::Containers;
 use crate::error::{CtrdContext, Error, Result};
@@ -80,102 +82,112 @@ impl Containers {
             .to_string();
         let img = self.shared.images.resolve(&image).await?;
 
-        let _guard = self.create_lock.lock().await;
-        if let Some(holder) = self
-            .store
-            .all()
-            .await
-            .into_iter()
-            .find(|r| r.pod_id == pod_id && r.name == meta.name && r.attempt == meta.attempt)
-        {
-            return Err(Error::AlreadyExists(format!(
-                "container name {:?} (attempt {}) in pod {pod_id} is already in use by container {}",
-                meta.name, meta.attempt, holder.id
-            )));
-        }
+        // The name is this container's from here until it is removed; a failed create frees it.
         let id = new_id();
+        self.store.reserve_name(
+            NameKey {
+                pod_id: pod_id.clone(),
+                name: meta.name.clone(),
+                attempt: meta.attempt,
+            },
+            &id,
+        )?;
+        let mut guard = self.transitions.lock_new(&id).await;
         tracing::info!(pod = %pod_id, container = %id, name = %meta.name, image = %image, "CreateContainer");
+        let made: Result<()> = async {
+            let vols = self
+                .make_image_volumes(&pod_id, &id, &config.mounts)
+                .await?;
+            let built = match self.build_spec(&id, &pod, &config, &img, &vols).await {
+                Ok(b) => b,
+                Err(e) => {
+                    self.drop_image_volumes(&id).await;
+                    self.drop_config_volumes(&id).await;
+                    return Err(e);
+                }
+            };
+            let log_path = log_path(&pod, &config.log_path);
+            let mut rec = ContainerRecord {
+                id: id.clone(),
+                pod_id: pod_id.clone(),
+                name: meta.name.clone(),
+                attempt: meta.attempt,
+                image: image.clone(),
+                image_id: img.view.id.clone(),
+                image_name: img.view.names.first().cloned().unwrap_or_default(),
+                labels: config.labels.clone().into_iter().collect(),
+                annotations: config.annotations.clone().into_iter().collect(),
+                log_path: log_path
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                mounts: config
+                    .mounts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| mount_record(m, vols.iter().find(|v| v.index == i)))
+                    .collect(),
+                runtime: runtime.clone(),
+                phase: Phase::Created,
+                created_at_ns: now_ns(),
+                started_at_ns: 0,
+                finished_at_ns: 0,
+                exit_code: 0,
+                reason: String::new(),
+                message: String::new(),
+                oom_killed: false,
+                uid: built.uid,
+                gid: built.gid,
+                additional_gids: built.additional_gids.clone(),
+                stop_signal: stop_signal(&config, &img),
+                cgroups_path: built.cgroups_path.clone(),
+                resources: config
+                    .linux
+                    .as_ref()
+                    .and_then(|l| l.resources.as_ref())
+                    .map(super::record::ResourcesRecord::from_cri),
+                tty: config.tty,
+                stdin: config.stdin,
+                stdin_once: config.stdin_once,
+                image_volumes: vols,
+            };
 
-        let vols = self
-            .make_image_volumes(&pod_id, &id, &config.mounts)
-            .await?;
-        let built = match self.build_spec(&id, &pod, &config, &img, &vols).await {
-            Ok(b) => b,
-            Err(e) => {
-                self.drop_image_volumes(&id).await;
-                self.drop_config_volumes(&id).await;
+            let spec_json = serde_json::to_vec(&built.spec)
+                .map_err(|e| Error::Internal(format!("encode spec: {e}")))?;
+            let made = self
+                .create_in_containerd(
+                    &rec,
+                    &runtime,
+                    &meta.name,
+                    spec_json,
+                    img.top_chain.as_deref(),
+                )
+                .await;
+            if let Err(e) = made {
+                self.undo_create(&id).await;
                 return Err(e);
             }
-        };
-        let log_path = log_path(&pod, &config.log_path);
-        let mut rec = ContainerRecord {
-            id: id.clone(),
-            pod_id: pod_id.clone(),
-            name: meta.name.clone(),
-            attempt: meta.attempt,
-            image: image.clone(),
-            image_id: img.view.id.clone(),
-            image_name: img.view.names.first().cloned().unwrap_or_default(),
-            labels: config.labels.clone().into_iter().collect(),
-            annotations: config.annotations.clone().into_iter().collect(),
-            log_path: log_path
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            mounts: config
-                .mounts
-                .iter()
-                .enumerate()
-                .map(|(i, m)| mount_record(m, vols.iter().find(|v| v.index == i)))
-                .collect(),
-            runtime: runtime.clone(),
-            phase: Phase::Created,
-            created_at_ns: now_ns(),
-            started_at_ns: 0,
-            finished_at_ns: 0,
-            exit_code: 0,
-            reason: String::new(),
-            message: String::new(),
-            oom_killed: false,
-            uid: built.uid,
-            gid: built.gid,
-            additional_gids: built.additional_gids.clone(),
-            stop_signal: stop_signal(&config, &img),
-            cgroups_path: built.cgroups_path.clone(),
-            resources: config
-                .linux
-                .as_ref()
-                .and_then(|l| l.resources.as_ref())
-                .map(super::record::ResourcesRecord::from_cri),
-            tty: config.tty,
-            stdin: config.stdin,
-            stdin_once: config.stdin_once,
-            image_volumes: vols,
-        };
-
-        let spec_json = serde_json::to_vec(&built.spec)
-            .map_err(|e| Error::Internal(format!("encode spec: {e}")))?;
-        let made = self
-            .create_in_containerd(
-                &rec,
-                &runtime,
-                &meta.name,
-                spec_json,
-                img.top_chain.as_deref(),
-            )
-            .await;
-        if let Err(e) = made {
-            self.undo_create(&id).await;
-            return Err(e);
+            if let Err(e) = self.store.put(&rec).await {
+                self.undo_create(&id).await;
+                let _ = self.store.remove(&id).await;
+                return Err(e);
+            }
+            rec.phase = Phase::Created;
+            self.emit(&rec, cri::ContainerEventType::ContainerCreatedEvent)
+                .await;
+            Ok(())
         }
-        if let Err(e) = self.store.put(&rec).await {
-            self.undo_create(&id).await;
-            let _ = self.store.remove(&id).await;
-            return Err(e);
+        .await;
+        match made {
+            Ok(()) => {
+                *guard = State::Created;
+                Ok(id)
+            }
+            Err(e) => {
+                self.store.release_name(&id);
+                self.transitions.forget(&id);
+                Err(e)
+            }
         }
-        rec.phase = Phase::Created;
-        self.emit(&rec, cri::ContainerEventType::ContainerCreatedEvent)
-            .await;
-        Ok(id)
     }
 
     async fn create_in_containerd(

@@ -1,6 +1,7 @@
 //! The container service: records, spec building, lifecycle, exec, events. One module per
 //! RPC (`create`, `start`, `stop`, `remove`, `status`, `list`, `update`, `reopen_log`,
-//! `exec`), the task verbs they share in `task`, the rest in modules named after what they hold.
+//! `exec`), the task verbs they share in `task`, the state machine and per-container guard
+//! in `state`, name reservations in `names`, the rest in modules named after what they hold.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,11 +18,13 @@ pub mod config_volumes;
 pub mod create;
 pub mod events;
 pub mod exec;
+pub mod guard;
 pub mod image_volume;
 pub mod leftovers;
 pub mod list;
 pub mod logger;
 pub mod merge;
+pub mod names;
 pub mod node_cgroups;
 pub mod propagation;
 pub mod record;
@@ -32,6 +35,7 @@ pub mod seccomp;
 pub mod spec;
 pub mod start;
 pub mod start_truth;
+pub mod state;
 pub mod status;
 pub mod stop;
 pub mod stream_rt;
@@ -50,8 +54,8 @@ pub struct Containers {
     pub store: Store,
     /// CRI container events (GetContainerEvents); lagging receivers lose old events.
     pub events: broadcast::Sender<cri::ContainerEventResponse>,
-    /// Serialises CreateContainer's name check with the record write.
-    pub create_lock: Mutex<()>,
+    /// Each container's transition guard and in-flight state ([`state`]).
+    pub transitions: state::Transitions,
     /// Clamp containers' oom_score_adj to `own_oom_score` (no CAP_SYS_RESOURCE).
     pub oom_clamp: bool,
     pub own_oom_score: i32,
@@ -80,7 +84,7 @@ impl Containers {
             shared,
             store,
             events,
-            create_lock: Mutex::new(()),
+            transitions: Default::default(),
             oom_clamp,
             own_oom_score,
             stdin_pipes: Mutex::new(Default::default()),

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
 use super::image_volume::ImageVolume;
+use super::names::{NameKey, Names};
 use crate::error::{Error, IoContext, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +133,15 @@ pub struct ContainerRecord {
 }
 
 impl ContainerRecord {
+    /// The name this container holds in its pod.
+    pub fn name_key(&self) -> NameKey {
+        NameKey {
+            pod_id: self.pod_id.clone(),
+            name: self.name.clone(),
+            attempt: self.attempt,
+        }
+    }
+
     /// Record an exit once (later reports of the same exit are ignored).
     pub fn set_exited(&mut self, code: i32, at_ns: i64) -> bool {
         if self.phase == Phase::Exited {
@@ -151,11 +161,12 @@ impl ContainerRecord {
     }
 }
 
-/// All container records, in memory and on disk.
+/// All container records, in memory and on disk, and the names they hold.
 #[derive(Clone)]
 pub struct Store {
     dir: PathBuf,
     map: Arc<RwLock<HashMap<String, ContainerRecord>>>,
+    names: Arc<Names>,
 }
 
 impl Store {
@@ -188,10 +199,33 @@ impl Store {
                 }
             }
         }
+        let names = Names::default();
+        for r in map.values() {
+            if let Err(holder) = names.reserve(r.name_key(), &r.id) {
+                tracing::warn!(container = %r.id, holder = %holder, name = %r.name, "two records hold one container name");
+            }
+        }
         Ok(Store {
             dir: dir.to_path_buf(),
             map: Arc::new(RwLock::new(map)),
+            names: Arc::new(names),
         })
+    }
+
+    /// Reserve a pod's container name and attempt for container `id` (CreateContainer's
+    /// first step); ALREADY_EXISTS names the holder.
+    pub fn reserve_name(&self, key: NameKey, id: &str) -> Result<()> {
+        self.names.reserve(key.clone(), id).map_err(|holder| {
+            Error::AlreadyExists(format!(
+                "container name {:?} (attempt {}) in pod {} is already in use by container {holder}",
+                key.name, key.attempt, key.pod_id
+            ))
+        })
+    }
+
+    /// Free the name container `id` holds (a failed create; [`Store::remove`] does it too).
+    pub fn release_name(&self, id: &str) {
+        self.names.release(id);
     }
 
     pub fn dir_of(&self, id: &str) -> PathBuf {
@@ -272,6 +306,7 @@ impl Store {
 
     pub async fn remove(&self, id: &str) -> Result<()> {
         self.map.write().await.remove(id);
+        self.names.release(id);
         let dir = self.dir_of(id);
         match tokio::fs::remove_dir_all(&dir).await {
             Ok(()) => Ok(()),

@@ -9,6 +9,7 @@ use crius_proto::runtime as cri;
 use nix::sys::signal::Signal;
 
 use super::record::Phase;
+use super::state::Op;
 use super::task::TaskState;
 use super::Containers;
 use crate::error::{Error, Result};
@@ -18,8 +19,10 @@ impl Containers {
     /// snapshot, image volumes and record. Unknown ids are fine (idempotent).
     #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
     pub async fn remove_container(&self, id: &str) -> Result<()> {
-        let rec = match self.store.find(id).await {
-            Ok(r) => r,
+        // → Removing under the container's guard: Start/Stop/Update wait, then find no record.
+        let (_guard, rec) = match self.begin(id, Op::Remove).await {
+            Ok(Some(held)) => held,
+            Ok(None) => return Ok(()),
             Err(e) if e.is_not_found() => return Ok(()),
             Err(e) => return Err(e),
         };
@@ -63,6 +66,7 @@ impl Containers {
         let _ = tokio::fs::remove_dir_all(self.io_dir(&id)).await;
         let rec = self.store.get(&id).await.unwrap_or(rec);
         self.store.remove(&id).await?;
+        self.transitions.forget(&id);
         self.emit(&rec, cri::ContainerEventType::ContainerDeletedEvent)
             .await;
         Ok(())

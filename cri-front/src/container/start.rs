@@ -6,30 +6,22 @@ use containerd_client::services::v1::{CreateTaskRequest, StartRequest};
 use crius_proto::runtime as cri;
 
 use super::record::{ContainerRecord, Phase};
+use super::state::{Op, State};
 use super::task::log_uri;
 use super::Containers;
 use crate::config::LogMode;
-use crate::error::{CtrdContext, Error, Result};
+use crate::error::{CtrdContext, Result};
 use crate::util::time::now_ns;
 
 impl Containers {
     #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
     pub async fn start_container(&self, id: &str) -> Result<()> {
-        let rec = self.store.find(id).await?;
+        // Created → Starting, under the container's guard: a second Start waits, then finds
+        // it running.
+        let Some((mut guard, rec)) = self.begin(id, Op::Start).await? else {
+            return Ok(());
+        };
         let id = rec.id.clone();
-        match rec.phase {
-            Phase::Created => {}
-            Phase::Running => {
-                return Err(Error::FailedPrecondition(format!(
-                    "container {id} is already running"
-                )))
-            }
-            Phase::Exited => {
-                return Err(Error::FailedPrecondition(format!(
-                    "container {id} has exited; containers cannot be restarted"
-                )))
-            }
-        }
         tracing::info!(pod = %rec.pod_id, container = %id, "StartContainer");
         // Taken before the task starts, so it is never later than the exit time containerd reports.
         let started_at = now_ns();
@@ -61,6 +53,7 @@ impl Containers {
                 })
                 .await?;
             self.kill_leftovers(&id).await;
+            *guard = State::Exited;
             return Err(e);
         }
         let rec = self
@@ -73,6 +66,7 @@ impl Containers {
                 true
             })
             .await?;
+        *guard = State::of(rec.phase);
         self.emit(&rec, cri::ContainerEventType::ContainerStartedEvent)
             .await;
         // An exit that raced the start was skipped by record_exit (phase was Created): catch it now.

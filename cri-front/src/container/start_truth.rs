@@ -4,7 +4,7 @@
 //! would report EXITED for a process that runs (and kubelet would start a second copy). So the
 //! answer comes from containerd's task once containerd is back: started → the start is complete;
 //! created only → it is started now; gone → the start failed. A container that was never seen to
-//! start stays CREATED and its status follows the task later ([`Daemon::task_truth`]).
+//! start stays CREATED and its status follows the task later ([`Containers::task_truth`]).
 
 use std::time::Duration;
 
@@ -132,6 +132,18 @@ impl Containers {
     /// containerd or criusd): RUNNING from now, so its status is what is true. Unchanged when
     /// the task is not started or containerd cannot say.
     pub(crate) async fn promote_if_started(
+        &self,
+        rec: super::record::ContainerRecord,
+    ) -> super::record::ContainerRecord {
+        // A Start in flight holds the guard and records its own outcome.
+        let Some(_guard) = self.transitions.try_lock(&rec.id) else {
+            return rec;
+        };
+        self.promote_started(rec).await
+    }
+
+    /// [`Containers::promote_if_started`] for a caller that holds the container's guard.
+    pub(crate) async fn promote_started(
         &self,
         rec: super::record::ContainerRecord,
     ) -> super::record::ContainerRecord {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::record::Phase;
+use super::state::{Op, State};
 use super::task::{signal_number, TaskState};
 use super::Containers;
 use crate::error::{Error, Result};
@@ -13,8 +13,10 @@ use crate::util::time::now_ns;
 impl Containers {
     #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
     pub async fn stop_container(&self, id: &str, timeout_secs: i64) -> Result<()> {
-        let rec = match self.store.find(id).await {
-            Ok(r) => r,
+        // Running → Stopping under the container's guard; anything else is stopped already.
+        let (mut guard, rec) = match self.begin(id, Op::Stop).await {
+            Ok(Some(held)) => held,
+            Ok(None) => return Ok(()),
             // kubelet stops again after its restarts and garbage collection; as containerd
             // and CRI-O, an unknown container is already stopped.
             Err(e) if e.is_not_found() => {
@@ -24,9 +26,6 @@ impl Containers {
             Err(e) => return Err(e),
         };
         let id = rec.id.clone();
-        if rec.phase != Phase::Running {
-            return Ok(());
-        }
         tracing::info!(pod = %rec.pod_id, container = %id, timeout_secs, "StopContainer");
         let exit = match self.task_state(&id).await? {
             TaskState::Exited { code, at_ns } => Some((code, at_ns)),
@@ -53,6 +52,7 @@ impl Containers {
             )));
         };
         self.record_exit(&id, code, at).await;
+        *guard = State::Exited;
         Ok(())
     }
 }

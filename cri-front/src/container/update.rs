@@ -66,7 +66,13 @@ pub fn resources_json(r: &cri::LinuxContainerResources) -> Result<Value> {
 impl Containers {
     #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
     pub async fn update_resources(&self, id: &str, r: &cri::LinuxContainerResources) -> Result<()> {
-        let rec = self.store.find(id).await?;
+        // Under the container's guard: a Start creating the task from the spec cannot
+        // miss an update of it.
+        let (_guard, rec) = self.guarded(id).await?;
+        let rec = match rec.phase {
+            Phase::Created => self.promote_started(rec).await,
+            _ => rec,
+        };
         let rec = self.refreshed(rec).await?;
         let res = resources_json(r)?;
         match rec.phase {
