@@ -8,13 +8,17 @@
 //!   StopPodSandbox → RemovePodSandbox.
 //! - `containers` (containers.rs): in one running pod per target, per container CreateContainer,
 //!   StartContainer, ContainerStatus (3 calls), StopContainer, RemoveContainer, each timed apart.
+//! - `mem` (memory.rs, driven by `hack/bench/mem`): the runtimes' processes' memory before and
+//!   after a burst of pods; flags `--pid LABEL=PID`, `--stack LABEL=L1+L2`, `--batch B`,
+//!   `--resident K`, `--settle SECS`.
 //!
 //! Usage: bench-cri --target NAME=SOCK[,HANDLER] [--target ...] --image REF --log-dir DIR
-//!                  --cgroup-parent PATH [--n N] [--concurrency C] [--what pods,containers]
+//!                  --cgroup-parent PATH [--n N] [--concurrency C] [--what pods,containers|mem]
 //!                  [--base NAME]
 //! `--base` names the target the others' p50s are divided by (default: the last target).
 
 mod containers;
+mod memory;
 mod pods;
 
 use std::future::Future;
@@ -41,6 +45,7 @@ pub struct Args {
     pub concurrency: usize,
     what: Vec<String>,
     base: String,
+    mem: memory::Opts,
 }
 
 fn args() -> Result<Args> {
@@ -53,6 +58,7 @@ fn args() -> Result<Args> {
         concurrency: 5,
         what: vec!["pods".into(), "containers".into()],
         base: String::new(),
+        mem: memory::Opts::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -78,6 +84,7 @@ fn args() -> Result<Args> {
             }
             "--what" => a.what = v.split(',').map(str::to_string).collect(),
             "--base" => a.base = v,
+            _ if a.mem.flag(&k, &v)? => {}
             _ => bail!("unknown flag {k}"),
         }
     }
@@ -90,9 +97,9 @@ fn args() -> Result<Args> {
     if let Some(w) = a
         .what
         .iter()
-        .find(|w| !["pods", "containers"].contains(&w.as_str()))
+        .find(|w| !["pods", "containers", "mem"].contains(&w.as_str()))
     {
-        bail!("--what {w}: want pods and/or containers");
+        bail!("--what {w}: want pods and/or containers, or mem");
     }
     if a.base.is_empty() {
         a.base = a.targets.last().map(|t| t.name.clone()).unwrap_or_default();
@@ -281,6 +288,9 @@ async fn main() -> Result<()> {
     }
     if a.what.iter().any(|w| w == "containers") {
         containers::run(&sides, base, &a).await?;
+    }
+    if a.what.iter().any(|w| w == "mem") {
+        memory::run(&sides, &a).await?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use crate::{cell, concurrent, pct, us, Args, Side};
 
 /// One pod's step times (µs).
 #[derive(Clone, Copy, Default)]
-struct PodTimes {
+pub struct PodTimes {
     run: u64,
     pull: u64,
     create_start: u64,
@@ -19,7 +19,7 @@ struct PodTimes {
 }
 
 /// Kubelet's calls to start one pod with its container; the pod id and step times.
-async fn start_pod(s: &Side, tag: &str, i: usize) -> Result<(String, PodTimes)> {
+pub async fn start_pod(s: &Side, tag: &str, i: usize) -> Result<(String, PodTimes)> {
     let mut c = s.client.clone();
     let pcfg = s.pod_config(tag, i);
     let mut t = PodTimes::default();
