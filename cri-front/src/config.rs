@@ -84,6 +84,9 @@ pub struct Config {
     /// The streaming server (Exec/Attach/PortForward URLs): `ip:port`, port 0 = any free one
     /// (kubelet's default); empty = no streaming server (those RPCs then answer UNIMPLEMENTED).
     pub streaming_address: String,
+    /// criusd's Prometheus endpoint (`GET /metrics`: each CRI RPC's latency): `ip:port`;
+    /// empty (the default) = none, as containerd's `metrics.address`.
+    pub metrics_address: String,
     /// containerd 2.x's `enable_unprivileged_ports`: pods with their own network namespace get
     /// `net.ipv4.ip_unprivileged_port_start=0` unless they set it.
     pub enable_unprivileged_ports: bool,
@@ -121,6 +124,7 @@ impl Default for Config {
             cgroup_driver: None,
             pod_stop_grace_secs: 10,
             streaming_address: "127.0.0.1:0".into(),
+            metrics_address: String::new(),
             enable_unprivileged_ports: true,
             enable_unprivileged_icmp: true,
             ignore_image_defined_volumes: false,
@@ -158,6 +162,17 @@ impl Config {
                  use \"cgroupfs\" or leave cgroup_driver unset"
                     .into(),
             ));
+        }
+        if !self.metrics_address.is_empty()
+            && self
+                .metrics_address
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return Err(Error::Config(format!(
+                "metrics_address {:?} is not ip:port",
+                self.metrics_address
+            )));
         }
         Ok(())
     }

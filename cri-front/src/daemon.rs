@@ -33,6 +33,8 @@ pub struct Daemon {
     pub pods: Arc<Pods>,
     pub containers: Arc<Containers>,
     pub stats: Arc<Stats>,
+    /// Every RPC's latency, for the metrics endpoint ([`crate::rpc`]).
+    pub rpc_metrics: Arc<crate::rpc::RpcMetrics>,
     /// The streaming server (Exec/Attach/PortForward URLs), once installed.
     pub streaming: std::sync::OnceLock<Arc<dyn crate::streaming_hook::Streaming>>,
 }
@@ -69,6 +71,7 @@ impl Daemon {
             stats: Arc::new(Stats::new(shared.clone(), containers.clone())),
             containers,
             shared,
+            rpc_metrics: Default::default(),
             streaming: std::sync::OnceLock::new(),
         }))
     }

@@ -36,6 +36,7 @@ pub mod image;
 pub mod logfmt;
 pub mod metrics;
 pub mod pod;
+pub mod rpc;
 pub mod runc_features;
 pub mod runtime;
 pub mod server;

@@ -15,6 +15,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use crate::daemon::Daemon;
 use crate::error::{Error, IoContext, Result};
 use crate::image::service::ImageSvc;
+use crate::rpc::RpcLayer;
 use crate::runtime::service::RuntimeSvc;
 use crate::uds_authority::AuthorityFix;
 
@@ -56,6 +57,7 @@ pub async fn serve(d: Arc<Daemon>, listener: UnixListener) -> Result<()> {
     .max_decoding_message_size(MAX_MSG)
     .max_encoding_message_size(MAX_MSG);
     Server::builder()
+        .layer(RpcLayer::new(d.rpc_metrics.clone()))
         .add_service(runtime)
         .add_service(images)
         .serve_with_incoming_shutdown(

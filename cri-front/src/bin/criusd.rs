@@ -205,6 +205,15 @@ async fn run(cfg: Config) -> crius_cri_front::error::Result<()> {
     tokio::spawn(container::events::watch(d.containers.clone()));
     // Held until criusd stops: dropping the server stops it.
     let _streaming = start_streaming(&d).await?;
+    if !d.shared.cfg.metrics_address.is_empty() {
+        let at = crius_cri_front::rpc::metrics::serve(
+            &d.shared.cfg.metrics_address,
+            d.rpc_metrics.clone(),
+            d.shared.shutdown.clone(),
+        )
+        .await?;
+        tracing::info!(endpoint = %format!("http://{at}/metrics"), "serving metrics");
+    }
     let listener = server::bind(&listen)?;
     tracing::info!(endpoint = %format!("unix://{}", listen.display()), "serving CRI");
     server::serve(d, listener).await?;

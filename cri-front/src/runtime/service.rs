@@ -1,7 +1,9 @@
 //! CRI RuntimeService: the dispatch table. Each RPC checks the request's shape and hands
 //! it to the service and module named after it (`pods.run` in `pod/run.rs`,
 //! `containers.start_container` in `container/start.rs`, `stats.pod` in `stats/pod.rs` …).
-//! Every RPC criusd does not implement answers UNIMPLEMENTED with what is missing.
+//! Every RPC criusd does not implement answers UNIMPLEMENTED with what is missing. Each RPC
+//! runs in the span [`crate::rpc`]'s layer opened (the dispatch records its pod/container id
+//! there); the layer logs failures and times every RPC.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -65,12 +67,8 @@ impl RuntimeService for RuntimeSvc {
             .config
             .ok_or_else(|| Status::invalid_argument("pod sandbox config is missing"))?;
         crate::validate::pod_sandbox(&config)?;
-        let id = self
-            .d
-            .pods
-            .run(config, &req.runtime_handler)
-            .await
-            .inspect_err(|e| tracing::warn!(error = %e, "RunPodSandbox failed"))?;
+        let id = self.d.pods.run(config, &req.runtime_handler).await?;
+        crate::rpc::pod(&id);
         Ok(Response::new(cri::RunPodSandboxResponse {
             pod_sandbox_id: id,
         }))
@@ -80,6 +78,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::StopPodSandboxRequest>,
     ) -> Result<Response<cri::StopPodSandboxResponse>, Status> {
+        crate::rpc::pod(&req.get_ref().pod_sandbox_id);
         self.d.pods.stop(&req.into_inner().pod_sandbox_id).await?;
         Ok(Response::new(cri::StopPodSandboxResponse {}))
     }
@@ -88,6 +87,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::RemovePodSandboxRequest>,
     ) -> Result<Response<cri::RemovePodSandboxResponse>, Status> {
+        crate::rpc::pod(&req.get_ref().pod_sandbox_id);
         self.d.pods.remove(&req.into_inner().pod_sandbox_id).await?;
         Ok(Response::new(cri::RemovePodSandboxResponse {}))
     }
@@ -96,6 +96,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::PodSandboxStatusRequest>,
     ) -> Result<Response<cri::PodSandboxStatusResponse>, Status> {
+        crate::rpc::pod(&req.get_ref().pod_sandbox_id);
         let req = req.into_inner();
         let resp = self.d.pods.status(&req.pod_sandbox_id, req.verbose).await?;
         Ok(Response::new(resp))
@@ -125,18 +126,18 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::CreateContainerRequest>,
     ) -> Result<Response<cri::CreateContainerResponse>, Status> {
+        crate::rpc::pod(&req.get_ref().pod_sandbox_id);
         let req = req.into_inner();
         let config = req
             .config
             .ok_or_else(|| Status::invalid_argument("container config is missing"))?;
         crate::validate::container(&config)?;
-        let pod = req.pod_sandbox_id.clone();
         let id = self
             .d
             .containers
             .create_container(&req.pod_sandbox_id, config)
-            .await
-            .inspect_err(|e| tracing::warn!(pod = %pod, error = %e, "CreateContainer failed"))?;
+            .await?;
+        crate::rpc::container(&id);
         Ok(Response::new(cri::CreateContainerResponse {
             container_id: id,
         }))
@@ -146,10 +147,9 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::StartContainerRequest>,
     ) -> Result<Response<cri::StartContainerResponse>, Status> {
+        crate::rpc::container(&req.get_ref().container_id);
         let id = req.into_inner().container_id;
-        self.d.containers.start_container(&id).await.inspect_err(
-            |e| tracing::warn!(container = %id, error = %e, "StartContainer failed"),
-        )?;
+        self.d.containers.start_container(&id).await?;
         Ok(Response::new(cri::StartContainerResponse {}))
     }
 
@@ -157,6 +157,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::StopContainerRequest>,
     ) -> Result<Response<cri::StopContainerResponse>, Status> {
+        crate::rpc::container(&req.get_ref().container_id);
         let req = req.into_inner();
         self.d
             .containers
@@ -169,6 +170,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::RemoveContainerRequest>,
     ) -> Result<Response<cri::RemoveContainerResponse>, Status> {
+        crate::rpc::container(&req.get_ref().container_id);
         self.d
             .containers
             .remove_container(&req.into_inner().container_id)
@@ -200,6 +202,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::ContainerStatusRequest>,
     ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
+        crate::rpc::container(&req.get_ref().container_id);
         let req = req.into_inner();
         let (status, info) = self
             .d
@@ -213,6 +216,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::UpdateContainerResourcesRequest>,
     ) -> Result<Response<cri::UpdateContainerResourcesResponse>, Status> {
+        crate::rpc::container(&req.get_ref().container_id);
         let req = req.into_inner();
         let linux = req
             .linux
@@ -229,6 +233,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::ReopenContainerLogRequest>,
     ) -> Result<Response<cri::ReopenContainerLogResponse>, Status> {
+        crate::rpc::container(&req.get_ref().container_id);
         self.d
             .containers
             .reopen_log(&req.into_inner().container_id)
@@ -240,6 +245,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::ExecSyncRequest>,
     ) -> Result<Response<cri::ExecSyncResponse>, Status> {
+        crate::rpc::container(&req.get_ref().container_id);
         let req = req.into_inner();
         crate::validate::command("ExecSync", &req.cmd)?;
         let out = self
@@ -258,6 +264,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::ExecRequest>,
     ) -> Result<Response<cri::ExecResponse>, Status> {
+        crate::rpc::container(&req.get_ref().container_id);
         let s = self.streaming("Exec")?;
         let mut req = req.into_inner();
         crate::validate::command("Exec", &req.cmd)?;
@@ -273,6 +280,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::AttachRequest>,
     ) -> Result<Response<cri::AttachResponse>, Status> {
+        crate::rpc::container(&req.get_ref().container_id);
         let s = self.streaming("Attach")?;
         let mut req = req.into_inner();
         req.container_id = self
@@ -287,6 +295,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::PortForwardRequest>,
     ) -> Result<Response<cri::PortForwardResponse>, Status> {
+        crate::rpc::pod(&req.get_ref().pod_sandbox_id);
         let s = self.streaming("PortForward")?;
         let mut req = req.into_inner();
         req.pod_sandbox_id = self
@@ -301,6 +310,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::ContainerStatsRequest>,
     ) -> Result<Response<cri::ContainerStatsResponse>, Status> {
+        crate::rpc::container(&req.get_ref().container_id);
         let stats = self
             .d
             .stats
@@ -335,6 +345,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::PodSandboxStatsRequest>,
     ) -> Result<Response<cri::PodSandboxStatsResponse>, Status> {
+        crate::rpc::pod(&req.get_ref().pod_sandbox_id);
         let stats = self.d.stats.pod(&req.into_inner().pod_sandbox_id).await?;
         Ok(Response::new(cri::PodSandboxStatsResponse {
             stats: Some(stats),
@@ -445,6 +456,7 @@ impl RuntimeService for RuntimeSvc {
         &self,
         req: Request<cri::UpdatePodSandboxResourcesRequest>,
     ) -> Result<Response<cri::UpdatePodSandboxResourcesResponse>, Status> {
+        crate::rpc::pod(&req.get_ref().pod_sandbox_id);
         let req = req.into_inner();
         self.d
             .pods

@@ -60,19 +60,25 @@ pub fn start(env: &mut TestEnv) -> Option<Criusd> {
 
 /// As [`start`], with the pods' pause run from `pause_image` instead of the static binary.
 pub fn start_with(env: &mut TestEnv, pause_image: Option<&str>) -> Option<Criusd> {
-    start_full(env, pause_image, Some("cgroupfs"))
+    start_full(env, pause_image, Some("cgroupfs"), "")
 }
 
 /// As [`start`], with `cgroup_driver` set to `driver` (None: unset, criusd detects it). The
 /// other starts pin `cgroupfs`, which every host has, so their `/crius-<id>/…` parents are valid.
 pub fn start_with_driver(env: &mut TestEnv, driver: Option<&str>) -> Option<Criusd> {
-    start_full(env, None, driver)
+    start_full(env, None, driver, "")
+}
+
+/// As [`start`], with `extra` top-level config lines (e.g. `metrics_address = "…"`).
+pub fn start_with_config(env: &mut TestEnv, extra: &str) -> Option<Criusd> {
+    start_full(env, None, Some("cgroupfs"), extra)
 }
 
 fn start_full(
     env: &mut TestEnv,
     pause_image: Option<&str>,
     driver: Option<&str>,
+    extra: &str,
 ) -> Option<Criusd> {
     for bin in [
         paths::criusd_bin(),
@@ -112,6 +118,7 @@ log_level = "info,crius_cri_front=debug"
 pod_stop_grace_secs = 3
 log_mode = "{log_mode}"
 {driver}
+{extra}
 
 [pause]
 {pause}
