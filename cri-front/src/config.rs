@@ -95,6 +95,10 @@ pub struct Config {
     /// containerd's `ignore_image_defined_volumes`: false (the default) gives each image
     /// `VOLUME` a per-container directory filled from the image; true leaves them out.
     pub ignore_image_defined_volumes: bool,
+    /// CDI spec directories (containerd's `cdi_spec_dirs`), read at each create that asks for
+    /// a CDI device; a device in a later one overrides one of the same name in an earlier one.
+    /// Empty: no CDI device can be had.
+    pub cdi_spec_dirs: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -128,6 +132,7 @@ impl Default for Config {
             enable_unprivileged_ports: true,
             enable_unprivileged_icmp: true,
             ignore_image_defined_volumes: false,
+            cdi_spec_dirs: crate::cdi::default_spec_dirs(),
         }
     }
 }

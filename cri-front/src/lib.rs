@@ -27,11 +27,13 @@
 //!   CRI plugin names them, labelled `io.crius.image.{id,size,user}`.
 //! - Container records: `<state_dir>/containers/<id>/container.json`.
 
+pub mod cdi;
 pub mod config;
 pub mod container;
 pub mod ctrd;
 pub mod daemon;
 pub mod error;
+pub mod host_devices;
 pub mod image;
 pub mod logfmt;
 pub mod metrics;

@@ -255,24 +255,6 @@ fn criusd_fields_are_applied_or_refused() {
             .expect("unconfined AppArmor");
         }
 
-        // CDI devices, not supported yet: refused (UNIMPLEMENTED), never run without them.
-        let mut cdi = container_config("cdi-bad", registry::BUSYBOX, &["sleep", "1000"]);
-        cdi.cdi_devices = vec![cri::CdiDevice {
-            name: "vendor.com/gpu=0".into(),
-        }];
-        let e = try_create(&mut c, &pod, cdi, &pcfg)
-            .await
-            .expect_err("CDI device");
-        assert_eq!(e.code(), Code::Unimplemented, "{e}");
-        assert!(e.message().contains("vendor.com/gpu=0"), "{e}");
-        let mut cdi = container_config("cdi-ann-bad", registry::BUSYBOX, &["sleep", "1000"]);
-        cdi.annotations
-            .insert("cdi.k8s.io/gpu".into(), "vendor.com/gpu=0".into());
-        let e = try_create(&mut c, &pod, cdi, &pcfg)
-            .await
-            .expect_err("CDI annotation");
-        assert_eq!(e.code(), Code::Unimplemented, "{e}");
-
         // Nothing half-made from the refusals.
         let names: Vec<String> = all_containers(&mut c)
             .await

@@ -2,7 +2,6 @@
 //! containerd container and its rootfs snapshot. A failure removes what was made.
 
 use std::collections::{BTreeMap, HashMap};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use containerd_client::services::v1::container::Runtime;
@@ -450,10 +449,7 @@ impl Containers {
                 None => bind_mount(m, self.runc.recursive_read_only, &mount_table)?,
             });
         }
-        let mut devices = Vec::new();
-        for d in &config.devices {
-            devices.push(device(d)?);
-        }
+        let devices = devices(&config.devices, sc.privileged)?;
         let seccomp = if sc.privileged {
             Seccomp::Unconfined
         } else {
@@ -558,12 +554,25 @@ impl Containers {
             apparmor_profile: apparmor,
             annotations,
         };
+        let mut spec = spec::build(&input)?;
+        crate::cdi::inject(
+            &self.shared.cfg.cdi_spec_dirs,
+            &mut spec,
+            &crate::cdi::requested(config)?,
+            id,
+        )?;
+        // CDI may add groups: the status reports the ones the process has.
+        let additional_gids = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.user().additional_gids().clone())
+            .unwrap_or(who.additional_gids);
         Ok(Built {
-            spec: spec::build(&input)?,
+            spec,
             cgroups_path: input.cgroups_path.clone(),
             uid: who.uid,
             gid: who.gid,
-            additional_gids: who.additional_gids,
+            additional_gids,
         })
     }
 
@@ -722,33 +731,41 @@ fn mount_record(m: &cri::Mount, vol: Option<&ImageVolume>) -> MountRecord {
     }
 }
 
-fn device(d: &cri::Device) -> Result<DeviceSpec> {
-    let md = std::fs::metadata(&d.host_path)
-        .map_err(|e| Error::InvalidArgument(format!("device {}: {e}", d.host_path)))?;
-    let ft = md.file_type();
-    let kind = if ft.is_char_device() {
-        'c'
-    } else if ft.is_block_device() {
-        'b'
-    } else {
-        return Err(Error::InvalidArgument(format!(
-            "device {} is not a device node",
-            d.host_path
-        )));
-    };
-    let rdev = md.rdev();
-    Ok(DeviceSpec {
-        container_path: if d.container_path.is_empty() {
-            d.host_path.clone()
-        } else {
-            d.container_path.clone()
-        },
-        kind,
-        major: nix::sys::stat::major(rdev) as i64,
-        minor: nix::sys::stat::minor(rdev) as i64,
-        file_mode: md.mode() & 0o777,
-        permissions: d.permissions.clone(),
-    })
+/// The CRI devices (a directory: every node under it), then for a privileged container the
+/// host's /dev nodes at the paths the CRI devices leave free (as containerd).
+fn devices(asked: &[cri::Device], privileged: bool) -> Result<Vec<DeviceSpec>> {
+    let mut out = Vec::new();
+    for d in asked {
+        let to = (!d.container_path.is_empty()).then(|| Path::new(&d.container_path));
+        for n in crate::host_devices::entry(Path::new(&d.host_path), to)
+            .map_err(Error::InvalidArgument)?
+        {
+            out.push(device_spec(n, &d.permissions));
+        }
+    }
+    if privileged {
+        let host = crate::host_devices::all().map_err(Error::FailedPrecondition)?;
+        for n in host {
+            let path = n.container_path.display().to_string();
+            if !out.iter().any(|d| d.container_path == path) {
+                out.push(device_spec(n, "rwm"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn device_spec(n: crate::host_devices::HostDevice, permissions: &str) -> DeviceSpec {
+    DeviceSpec {
+        container_path: n.container_path.display().to_string(),
+        kind: n.kind,
+        major: n.major,
+        minor: n.minor,
+        file_mode: n.file_mode,
+        uid: n.uid,
+        gid: n.gid,
+        permissions: permissions.to_string(),
+    }
 }
 
 // Older kubelets still send the deprecated profile path.

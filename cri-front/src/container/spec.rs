@@ -42,6 +42,9 @@ pub struct DeviceSpec {
     pub major: i64,
     pub minor: i64,
     pub file_mode: u32,
+    /// The host node's owner, as containerd gives it.
+    pub uid: u32,
+    pub gid: u32,
     pub permissions: String,
 }
 
@@ -303,8 +306,12 @@ pub fn build(i: &SpecInput) -> Result<Spec> {
     for d in &i.devices {
         devices.push(json!({
             "path": d.container_path, "type": d.kind.to_string(), "major": d.major, "minor": d.minor,
-            "fileMode": d.file_mode, "uid": 0, "gid": 0,
+            "fileMode": d.file_mode, "uid": d.uid, "gid": d.gid,
         }));
+        if i.privileged {
+            // Every device is allowed already (the first rule).
+            continue;
+        }
         devices_cgroup.push(json!({
             "allow": true, "type": d.kind.to_string(), "major": d.major, "minor": d.minor,
             "access": if d.permissions.is_empty() { "rwm" } else { d.permissions.as_str() },

@@ -163,31 +163,13 @@ pub fn pod_sandbox(c: &cri::PodSandboxConfig) -> Result<()> {
     invalid("RunPodSandbox", pod_checks(c))
 }
 
-/// CreateContainer's config.
+/// CreateContainer's config (CDI device names included: `vendor/class=name`).
 pub fn container(c: &cri::ContainerConfig) -> Result<()> {
     invalid("CreateContainer", container_checks(c))?;
-    unsupported(c)
+    crate::cdi::requested(c).map(drop).inspect_err(|e| {
+        tracing::warn!(rpc = "CreateContainer", reason = %e, "invalid request refused");
+    })
 }
-
-/// What crius cannot do yet is refused, never dropped: a container that asked for a CDI device
-/// and started without it would look right and be wrong.
-fn unsupported(c: &cri::ContainerConfig) -> Result<()> {
-    let annotated = c.annotations.keys().find(|k| k.starts_with(CDI_ANNOTATION));
-    if let Some(d) = c.cdi_devices.first() {
-        let m = format!("CDI devices are not supported yet (asked for {:?})", d.name);
-        tracing::warn!(rpc = "CreateContainer", reason = %m, "unsupported request refused");
-        return Err(Error::Unimplemented(m));
-    }
-    if let Some(k) = annotated {
-        let m = format!("CDI devices are not supported yet (annotation {k:?})");
-        tracing::warn!(rpc = "CreateContainer", reason = %m, "unsupported request refused");
-        return Err(Error::Unimplemented(m));
-    }
-    Ok(())
-}
-
-/// kubelet's device-plugin form of a CDI request (`cdi.k8s.io/<plugin>: <vendor>/<class>=<name>`).
-const CDI_ANNOTATION: &str = "cdi.k8s.io/";
 
 /// UpdateContainerResources' figures.
 pub fn resources(r: &cri::LinuxContainerResources) -> Result<()> {

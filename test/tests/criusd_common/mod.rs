@@ -116,6 +116,7 @@ cni_bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
 registry_config_dir = "{certs}"
 log_level = "info,crius_cri_front=debug"
 pod_stop_grace_secs = 3
+cdi_spec_dirs = ["{dir}/cdi-static", "{dir}/cdi"]
 log_mode = "{log_mode}"
 {driver}
 {extra}
