@@ -90,6 +90,7 @@ mod status;
 mod store;
 mod sys;
 mod teardown;
+pub mod util;
 
 pub use config::{OomScorePolicy, PauseSource, SandboxerConfig, DEFAULT_PAUSE_BINARY};
 pub use error::{Error, ErrorKind, Result};

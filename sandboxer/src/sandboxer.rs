@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
+
+use crate::util::now_ns;
 
 use crius_ctrd::Mount;
 use tracing::Instrument;
@@ -36,13 +38,6 @@ pub struct Sandboxer {
     pub(crate) pods: Mutex<HashMap<String, PodRecord>>,
     /// One async lock per pod id, so run/stop/remove of one pod never interleave.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-pub(crate) fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }
 
 pub(crate) fn io_step(step: &str, e: impl std::fmt::Display) -> Error {

@@ -2,7 +2,6 @@
 //! agnostically (OCI and Docker schema 2 share the field names).
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
@@ -116,26 +115,13 @@ impl ImageConfigFile {
     }
 }
 
-/// Snapshot chain ids of a layer stack: chain(0) = diff(0),
-/// chain(n) = sha256(chain(n-1) + " " + diff(n)) (OCI image spec).
-pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
-    for d in diff_ids {
-        let next = match out.last() {
-            None => d.clone(),
-            Some(prev) => {
-                let h = Sha256::digest(format!("{prev} {d}").as_bytes());
-                format!("sha256:{}", hex::encode(h))
-            }
-        };
-        out.push(next);
-    }
-    out
-}
+/// Snapshot chain ids of a layer stack (one home, shared with the sandboxer's pause image).
+pub use crius_sandboxer::util::chain_ids;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn chain_id_of_two_layers() {

@@ -3,9 +3,10 @@
 //! of its unpacked layers, which a view snapshot of the pause sits on.
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crius_ctrd::Containerd;
+
+use crate::util::chain_ids;
 
 /// What the pause spec needs from the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,20 +38,6 @@ fn json(bytes: &[u8], what: &str) -> Result<Value, String> {
     serde_json::from_slice(bytes).map_err(|e| format!("{what}: invalid JSON: {e}"))
 }
 
-/// Chain id of layers with these diff ids (OCI image spec).
-pub fn chain_id(diff_ids: &[String]) -> Option<String> {
-    let mut it = diff_ids.iter();
-    let mut chain = it.next()?.clone();
-    for d in it {
-        let sum = Sha256::digest(format!("{chain} {d}").as_bytes());
-        chain = format!(
-            "sha256:{}",
-            sum.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
-    }
-    Some(chain)
-}
-
 /// Pick this platform's manifest from an index.
 fn pick_manifest(index: &Value) -> Option<String> {
     index["manifests"].as_array()?.iter().find_map(|m| {
@@ -71,7 +58,9 @@ pub fn from_config(name: &str, config: &Value) -> Result<PauseImage, String> {
                 .collect()
         })
         .unwrap_or_default();
-    let chain_id = chain_id(&diff_ids).ok_or_else(|| format!("image {name}: no layers"))?;
+    let chain_id = chain_ids(&diff_ids)
+        .pop()
+        .ok_or_else(|| format!("image {name}: no layers"))?;
     let c = &config["config"];
     let strs = |v: &Value| -> Vec<String> {
         v.as_array()
@@ -136,15 +125,6 @@ pub async fn resolve(ctrd: &dyn Containerd, name: &str) -> Result<PauseImage, St
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chain_ids() {
-        let a = "sha256:aaaa".to_string();
-        assert_eq!(chain_id(std::slice::from_ref(&a)), Some(a.clone()));
-        let two = chain_id(&[a.clone(), "sha256:bbbb".into()]).expect("chain");
-        assert!(two.starts_with("sha256:") && two.len() == 71);
-        assert_eq!(chain_id(&[]), None);
-    }
 
     #[test]
     fn config_to_process() {

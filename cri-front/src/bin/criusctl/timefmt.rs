@@ -1,7 +1,7 @@
 //! Durations and times as crictl shows and takes them.
 
 use anyhow::{bail, Context};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -44,13 +44,7 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(total))
 }
 
-/// Now, in nanoseconds since the epoch.
-pub fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
+pub use crius_cri_front::util::time::now_ns;
 
 /// "3 minutes ago", like crictl's CREATED column.
 pub fn ago(ns: i64) -> String {
