@@ -56,6 +56,15 @@ pub fn write_pod_files(
     atomic::write_fast(&dir.join("hosts"), &hosts)
 }
 
+/// Hands the three files to a user-namespaced pod's root (host ids `uid`/`gid`), who may then
+/// write them as root may in any pod.
+pub fn chown_pod_files(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    for f in ["resolv.conf", "hostname", "hosts"] {
+        std::os::unix::fs::chown(dir.join(f), Some(uid), Some(gid))?;
+    }
+    Ok(())
+}
+
 fn read_or_empty(p: &str) -> io::Result<Vec<u8>> {
     match std::fs::read(p) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),

@@ -50,6 +50,10 @@
 //!   (snapshotter `config.snapshotter`) in the containerd namespace; it is
 //!   resolved at the first pod, and each pause runs on a view snapshot
 //!   `crius-pause-<id>` removed with the pod.
+//! - A user-namespaced pod ([`LinuxPodConfig::userns`]): the pause starts in a new user
+//!   namespace with the mapping and makes the pod's netns inside it (pinned at the usual path
+//!   once the pause runs, then CNI ADD: one after the other); the pod's files and /dev/shm
+//!   belong to the mapped root. Containers join `/proc/<pause>/ns/user`.
 //! - Not applied to the pause: seccomp/AppArmor (it only waits for signals);
 //!   pod-level resources/overhead are recorded, not applied (the cgroup parent
 //!   from kubelet carries them).
@@ -95,8 +99,8 @@ pub mod util;
 pub use config::{OomScorePolicy, PauseSource, SandboxerConfig, DEFAULT_PAUSE_BINARY};
 pub use error::{Error, ErrorKind, Result};
 pub use pod::{
-    DnsConfig, LinuxPodConfig, NamespaceMode, NamespaceOptions, PodConfig, PodMetadata,
-    PodResources, PortMapping, Protocol, SecurityProfile,
+    DnsConfig, IdMapping, LinuxPodConfig, NamespaceMode, NamespaceOptions, PodConfig, PodMetadata,
+    PodResources, PortMapping, Protocol, SecurityProfile, UserNamespace,
 };
 pub use sandboxer::Sandboxer;
 pub use status::{

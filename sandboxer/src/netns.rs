@@ -47,6 +47,29 @@ pub async fn create(path: &Path) -> io::Result<()> {
     res
 }
 
+/// Pin the netns process `pid` made (a user-namespaced pod's pause) at `path` and bring `lo`
+/// up in it, as [`create`] does for the netns it makes.
+pub async fn adopt(pid: u32, path: &Path) -> io::Result<()> {
+    let p = path.to_path_buf();
+    tokio::task::spawn_blocking(move || sys::pin_netns_of(pid, &p))
+        .await
+        .map_err(io::Error::other)??;
+    let rt = tokio::runtime::Handle::current();
+    let p = path.to_path_buf();
+    let res = async {
+        let handle =
+            tokio::task::spawn_blocking(move || sys::in_netns(&p, move || connect_here(&rt)))
+                .await
+                .map_err(io::Error::other)??;
+        lo_up(&handle).await
+    }
+    .await;
+    if res.is_err() {
+        let _ = sys::remove_netns(path);
+    }
+    res
+}
+
 async fn lo_up(handle: &Handle) -> io::Result<()> {
     // In a fresh netns `lo` is always index 1, but look it up to be sure.
     let mut links = handle.link().get().match_name("lo".to_string()).execute();

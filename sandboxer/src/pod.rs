@@ -115,6 +115,32 @@ pub struct PodResources {
     pub cpuset_mems: String,
 }
 
+/// One id range of a user namespace: `length` ids from `container_id` inside are `host_id`… on
+/// the host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IdMapping {
+    pub container_id: u32,
+    pub host_id: u32,
+    pub length: u32,
+}
+
+/// A pod's own user namespace (`hostUsers: false`): exactly one uid and one gid range, each
+/// mapping container id 0 (criusd refuses other shapes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UserNamespace {
+    pub uids: IdMapping,
+    pub gids: IdMapping,
+}
+
+impl UserNamespace {
+    /// The host ids of the pod's root: owner of the files the pod's containers must write.
+    pub fn host_root(&self) -> (u32, u32) {
+        (self.uids.host_id, self.gids.host_id)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LinuxPodConfig {
@@ -122,6 +148,8 @@ pub struct LinuxPodConfig {
     pub cgroup_parent: String,
     pub sysctls: BTreeMap<String, String>,
     pub namespaces: NamespaceOptions,
+    /// None: the host's user namespace.
+    pub userns: Option<UserNamespace>,
     pub run_as_user: Option<i64>,
     pub run_as_group: Option<i64>,
     pub supplemental_groups: Vec<i64>,

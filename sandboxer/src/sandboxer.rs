@@ -331,6 +331,7 @@ impl Sandboxer {
     async fn make(&self, rec: &mut PodRecord, t0: Instant) -> Result<()> {
         rec.timings.prepare_us = elapsed_us(t0);
         let pod_dir = store::pod_dir(&self.cfg.state_dir, &rec.id);
+        let userns = rec.config.linux.userns;
         let files = {
             let (dns, hostname, host_net, shm) = (
                 rec.config.dns.clone(),
@@ -338,12 +339,17 @@ impl Sandboxer {
                 rec.config.host_network(),
                 rec.shm_path.clone(),
             );
+            let owner = userns.map(|u| u.host_root());
             async move {
                 tokio::task::spawn_blocking(move || {
                     files::write_pod_files(&pod_dir, dns.as_ref(), &hostname, host_net)
                         .map_err(|e| io_step("write pod files", e))?;
+                    if let Some((uid, gid)) = owner {
+                        files::chown_pod_files(&pod_dir, uid, gid)
+                            .map_err(|e| io_step("chown pod files", e))?;
+                    }
                     if let Some(shm) = &shm {
-                        sys::mount_shm(shm).map_err(|e| io_step("mount shm", e))?;
+                        sys::mount_shm(shm, owner).map_err(|e| io_step("mount shm", e))?;
                     }
                     Ok::<_, Error>(())
                 })
@@ -355,6 +361,10 @@ impl Sandboxer {
             let Some(ns) = &rec.netns_path else {
                 return Ok(0);
             };
+            if userns.is_some() {
+                // The pause makes it, inside the pod's user namespace (`start_userns_pod`).
+                return Ok(0);
+            }
             let t = Instant::now();
             netns::create(ns)
                 .await
@@ -367,29 +377,12 @@ impl Sandboxer {
         files?;
         rec.timings.netns_us = ns?;
         let rootfs_mounts = container?;
+        if userns.is_some() {
+            return self.start_userns_pod(rec, rootfs_mounts, t_pause).await;
+        }
 
         let rec_ro = rec.clone();
-        let network = async {
-            let Some(ns) = &rec_ro.netns_path else {
-                return Ok((Vec::new(), 0));
-            };
-            let t = Instant::now();
-            let md = &rec_ro.config.metadata;
-            let (ips, _) = self
-                .cni
-                .add(&Attachment {
-                    id: &rec_ro.id,
-                    netns: ns,
-                    pod_name: &md.name,
-                    pod_namespace: &md.namespace,
-                    pod_uid: &md.uid,
-                    port_mappings: &rec_ro.config.port_mappings,
-                    annotations: &rec_ro.config.annotations,
-                })
-                .await
-                .map_err(|e| cni_err("CNI ADD", e))?;
-            Ok::<_, Error>((ips, elapsed_us(t)))
-        };
+        let network = self.cni_add(&rec_ro);
         let pause = async {
             let pid = ctrd::start_task(&*self.ctrd, &rec_ro.id, rootfs_mounts)
                 .await
@@ -405,6 +398,57 @@ impl Sandboxer {
         }
         let (ips, cni_us) = net?;
         pause?;
+        rec.ips = ips;
+        rec.timings.cni_add_us = cni_us;
+        Ok(())
+    }
+
+    /// CNI ADD of the pod's netns (none for host-network pods): the IPs and the time it took.
+    async fn cni_add(&self, rec: &PodRecord) -> Result<(Vec<std::net::IpAddr>, u64)> {
+        let Some(ns) = &rec.netns_path else {
+            return Ok((Vec::new(), 0));
+        };
+        let t = Instant::now();
+        let md = &rec.config.metadata;
+        let (ips, _) = self
+            .cni
+            .add(&Attachment {
+                id: &rec.id,
+                netns: ns,
+                pod_name: &md.name,
+                pod_namespace: &md.namespace,
+                pod_uid: &md.uid,
+                port_mappings: &rec.config.port_mappings,
+                annotations: &rec.config.annotations,
+            })
+            .await
+            .map_err(|e| cni_err("CNI ADD", e))?;
+        Ok((ips, elapsed_us(t)))
+    }
+
+    /// The rest of `make` for a user-namespaced pod, one step after the other: the pause starts
+    /// in a new user namespace and makes the pod's netns inside it, which is then pinned at the
+    /// pod's netns path (and torn down as any pod's), then CNI ADD.
+    async fn start_userns_pod(
+        &self,
+        rec: &mut PodRecord,
+        rootfs_mounts: Vec<Mount>,
+        t_pause: Instant,
+    ) -> Result<()> {
+        let pid = ctrd::start_task(&*self.ctrd, &rec.id, rootfs_mounts)
+            .await
+            .map_err(|s| ctrd_err("start pause task", s))?;
+        rec.pause_pid = Some(pid);
+        rec.pause_start_time = sys::proc_start_time(pid);
+        rec.timings.pause_start_us = elapsed_us(t_pause);
+        if let Some(ns) = &rec.netns_path {
+            let t = Instant::now();
+            netns::adopt(pid, ns)
+                .await
+                .map_err(|e| io_step("pin the pause's netns", e))?;
+            rec.timings.netns_us = elapsed_us(t);
+        }
+        let (ips, cni_us) = self.cni_add(rec).await?;
         rec.ips = ips;
         rec.timings.cni_add_us = cni_us;
         Ok(())
@@ -733,6 +777,20 @@ fn validate(c: &PodConfig) -> Result<()> {
         return bad("metadata.uid is empty");
     }
     spec::check_sysctls(c).map_err(|m| Error::new(ErrorKind::InvalidArgument, "run", m))?;
+    if let Some(u) = &c.linux.userns {
+        let ns = &c.linux.namespaces;
+        if [ns.network, ns.pid, ns.ipc].contains(&NamespaceMode::Node) {
+            return bad("a user namespace cannot go with host network, PID or IPC namespaces");
+        }
+        for (kind, m) in [("uid", u.uids), ("gid", u.gids)] {
+            if m.container_id != 0 || m.length == 0 || m.host_id.checked_add(m.length - 1).is_none()
+            {
+                return bad(&format!(
+                    "the {kind} mapping must map container id 0 to a host range that fits in 32 bits"
+                ));
+            }
+        }
+    }
     crate::cni::validate_annotations(&c.annotations)
         .map_err(|m| Error::new(ErrorKind::InvalidArgument, "run", m))?;
     Ok(())

@@ -58,6 +58,30 @@ pub fn create_netns<T: Send + 'static>(
     res
 }
 
+/// Pin the network namespace of process `pid` by a bind mount at `path` (an empty file is
+/// created there): a user-namespaced pod's, which its pause made inside the pod's user
+/// namespace so that the namespace owns it (sysfs in the pod's containers needs that).
+pub fn pin_netns_of(pid: u32, path: &Path) -> io::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o444)
+        .open(path)?;
+    let src = format!("/proc/{pid}/ns/net");
+    let res = mount(
+        Some(src.as_str()),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(nix_io);
+    if res.is_err() {
+        let _ = remove_netns(path);
+    }
+    res
+}
+
 /// Run `f` on a thread that has joined the network namespace at `path`.
 pub fn in_netns<T: Send + 'static>(
     path: &Path,
@@ -91,17 +115,22 @@ pub fn is_netns_mount(path: &Path) -> bool {
 }
 
 /// Mount a tmpfs for a pod's /dev/shm at `path` (created if missing).
-pub fn mount_shm(path: &Path) -> io::Result<()> {
+/// `owner`: the host ids of a user-namespaced pod's root, who then owns it.
+pub fn mount_shm(path: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
     std::fs::create_dir_all(path)?;
     if is_tmpfs(path) {
         return Ok(());
+    }
+    let mut opts = "mode=1777,size=65536k".to_string();
+    if let Some((uid, gid)) = owner {
+        opts.push_str(&format!(",uid={uid},gid={gid}"));
     }
     mount(
         Some("shm"),
         path,
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=1777,size=65536k"),
+        Some(opts.as_str()),
     )
     .map_err(nix_io)
 }

@@ -44,6 +44,7 @@ mod error;
 mod events;
 mod fastpath;
 mod idle;
+mod idmap;
 mod info;
 mod kill;
 mod logbinary;

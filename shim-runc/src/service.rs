@@ -32,7 +32,7 @@ use crate::{
     container::{unmount_rootfs, Container, Kind},
     error::{Error, Result},
     events::{timestamp, Events},
-    fastpath,
+    fastpath, idmap,
     process::{Process, State},
     reaper::{self, Exit},
     runc::{self, Runc},
@@ -218,16 +218,37 @@ impl Inner {
         }
         let stdio = Stdio::new(&req.stdin, &req.stdout, &req.stderr, req.terminal);
 
+        // A container in its pod's user namespace: the shim id-maps its rootfs and volumes.
+        let mut mapper = idmap::Mapper::for_spec(&spec_json, &bundle)?;
+        if let Some(m) = mapper.as_mut() {
+            let mapped = m.map_volumes(&mut spec_json);
+            match mapped.and_then(|changed| match changed {
+                true => spec::write(&bundle, &spec_json),
+                false => Ok(()),
+            }) {
+                Ok(()) => {}
+                Err(e) => {
+                    idmap::release(&bundle);
+                    return Err(e);
+                }
+            }
+        }
         let rootfs = if req.rootfs.is_empty() {
             None
         } else {
             let target = bundle.join("rootfs");
             std::fs::create_dir_all(&target).map_err(Error::io("mkdir rootfs"))?;
             for m in &req.rootfs {
-                if let Err(e) = containerd_shim::asynchronous::util::mount_rootfs(m, &target).await
-                {
+                let mounted = match mapper.as_mut() {
+                    Some(mapper) => mapper.mount_rootfs(m, &target),
+                    None => containerd_shim::asynchronous::util::mount_rootfs(m, &target)
+                        .await
+                        .map_err(|e| Error::Other(format!("mount rootfs: {e}"))),
+                };
+                if let Err(e) = mounted {
                     unmount_rootfs(&target);
-                    return Err(Error::Other(format!("mount rootfs: {e}")));
+                    idmap::release(&bundle);
+                    return Err(e);
                 }
             }
             Some(target)
@@ -279,6 +300,10 @@ impl Inner {
                 }
             }
         };
+        if mapper.is_some() {
+            // The overlay holds its layers, and runc has bound the volumes into the container.
+            idmap::release(&bundle);
+        }
         let (kind, pid, mut init) = match created {
             Ok(c) => c,
             Err(e) => {
@@ -552,6 +577,7 @@ impl Inner {
         if let Some(r) = &c.rootfs {
             unmount_rootfs(r);
         }
+        idmap::release(&c.bundle);
         let (pid, exit) = (c.init.pid, c.init.exit);
         tracing::info!(container_id = id, pid, "deleted");
         let ev = TaskDelete {

@@ -30,7 +30,7 @@ use crate::{
     container::unmount_rootfs,
     error::{Error, Result},
     events::{timestamp, Events},
-    fastpath, idle, logging, reaper,
+    fastpath, idle, idmap, logging, reaper,
     runc::{self, Runc},
     sandbox::{self, service::SandboxService, Pod},
     service::Service,
@@ -260,6 +260,7 @@ async fn delete(flags: &Flags) -> Result<DeleteResponse> {
         }
     }
     unmount_rootfs(&bundle.join("rootfs"));
+    idmap::release(&bundle);
     // A killed shim leaves its socket behind; remove it once nothing answers.
     if let Ok(address) = std::fs::read_to_string(bundle.join("address")) {
         let address = address.trim();

@@ -18,7 +18,7 @@ use super::image_volume::ImageVolume;
 use super::merge;
 use super::names::NameKey;
 use super::record::{ContainerRecord, MountRecord, Phase};
-use super::spec::{self, BindMount, DeviceSpec, Ns, Seccomp, SpecInput};
+use super::spec::{self, BindMount, DeviceSpec, Ns, Seccomp, SpecInput, UsernsJoin};
 use super::state::State;
 use super::user::{self, UserRequest};
 use super::Containers;
@@ -392,7 +392,10 @@ impl Containers {
             Ok(Ns::Join(PathBuf::from(format!("/proc/{pid}/ns/{kind}"))))
         };
         let nso = sc.namespace_options.clone().unwrap_or_default();
-        crate::pod::check_userns(nso.userns_options.as_ref(), "container")?;
+        let userns = crate::pod::userns::for_container(
+            nso.userns_options.as_ref(),
+            pod.config.linux.userns,
+        )?;
         let host_net = pod.netns_path.is_none();
         let net = match &pod.netns_path {
             Some(p) => Ns::Join(p.clone()),
@@ -432,6 +435,8 @@ impl Containers {
                 propagation: "rprivate",
                 recursive_readonly: false,
                 nosuid_nodev: false,
+                // The image's files, seen as the image has them.
+                idmap: userns.is_some(),
             })
             .collect();
         let mount_table = if config
@@ -444,11 +449,32 @@ impl Containers {
             Vec::new()
         };
         for (i, m) in config.mounts.iter().enumerate() {
+            let asked_idmap = crate::pod::userns::mount_idmapped(m, userns)?;
             mounts.push(match vols.iter().find(|v| v.index == i) {
-                Some(v) => image_bind(v),
-                None => bind_mount(m, self.runc.recursive_read_only, &mount_table)?,
+                Some(v) => BindMount {
+                    idmap: userns.is_some(),
+                    ..image_bind(v)
+                },
+                None => BindMount {
+                    idmap: asked_idmap,
+                    ..bind_mount(m, self.runc.recursive_read_only, &mount_table)?
+                },
             });
         }
+        let userns = match userns {
+            Some(map) => {
+                if ipc == Ns::Host || pid == Ns::Host {
+                    return Err(Error::InvalidArgument(
+                        "a container in its pod's user namespace cannot use the host's PID or IPC namespace".into(),
+                    ));
+                }
+                match proc_ns("user")? {
+                    Ns::Join(path) => Some(UsernsJoin { path, map }),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
         let devices = devices(&config.devices, sc.privileged)?;
         let seccomp = if sc.privileged {
             Seccomp::Unconfined
@@ -538,6 +564,7 @@ impl Containers {
             ipc: Some(ipc),
             uts: Some(uts),
             pid: Some(pid),
+            userns,
             cgroups_path,
             cgroup_ns: !sc.privileged
                 && std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
@@ -685,11 +712,6 @@ fn bind_mount(
             )));
         }
     }
-    if !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
-        return Err(Error::Unimplemented(
-            "id-mapped mounts are not implemented".into(),
-        ));
-    }
     let src = Path::new(&m.host_path);
     if !src.exists() {
         // kubelet usually creates host paths; containerd creates a missing one as a dir.
@@ -704,6 +726,7 @@ fn bind_mount(
         propagation,
         recursive_readonly: m.recursive_read_only,
         nosuid_nodev: false,
+        idmap: false,
     })
 }
 
@@ -716,6 +739,7 @@ fn image_bind(v: &ImageVolume) -> BindMount {
         propagation: "rprivate",
         recursive_readonly: false,
         nosuid_nodev: true,
+        idmap: false,
     }
 }
 

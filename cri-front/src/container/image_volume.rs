@@ -131,11 +131,6 @@ fn check_mount(m: &cri::Mount, image: &str) -> Result<()> {
             m.container_path
         )));
     }
-    if !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
-        return Err(Error::Unimplemented(
-            "id-mapped mounts are not implemented".into(),
-        ));
-    }
     check_sub_path(&m.image_sub_path)
 }
 

@@ -32,6 +32,27 @@ pub struct BindMount {
     pub recursive_readonly: bool,
     /// No setuid binaries, no device nodes (image volumes: files kubelet never vetted).
     pub nosuid_nodev: bool,
+    /// Seen through the pod's user namespace mapping (made by the crius shim).
+    pub idmap: bool,
+}
+
+/// Spec annotation naming (JSON array) the mount destinations the crius shim id-maps.
+pub const ANN_IDMAP_MOUNTS: &str = "io.crius.idmap-mounts";
+
+/// The pod's user namespace, which the container joins.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsernsJoin {
+    /// `/proc/<pause>/ns/user`.
+    pub path: PathBuf,
+    pub map: crius_sandboxer::UserNamespace,
+}
+
+impl UsernsJoin {
+    /// OCI `uidMappings` and `gidMappings`.
+    fn oci_maps(&self) -> (Value, Value) {
+        let one = |m: &crius_sandboxer::IdMapping| json!([{"containerID": m.container_id, "hostID": m.host_id, "size": m.length}]);
+        (one(&self.map.uids), one(&self.map.gids))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +93,8 @@ pub struct SpecInput {
     pub ipc: Option<Ns>,
     pub uts: Option<Ns>,
     pub pid: Option<Ns>,
+    /// None: the host's user namespace.
+    pub userns: Option<UsernsJoin>,
     pub cgroups_path: String,
     /// A private cgroup namespace (cgroup v2 hosts, unprivileged containers, as containerd does):
     /// the container sees its own cgroup as `/`.
@@ -296,6 +319,9 @@ pub fn build(i: &SpecInput) -> Result<Spec> {
         ns_entry("uts", &i.uts),
         Some(json!({"type": "mount"})),
         i.cgroup_ns.then(|| json!({"type": "cgroup"})),
+        i.userns
+            .as_ref()
+            .map(|u| json!({"type": "user", "path": u.path})),
     ]
     .into_iter()
     .flatten()
@@ -356,6 +382,11 @@ pub fn build(i: &SpecInput) -> Result<Spec> {
     if !i.cgroups_path.is_empty() {
         linux["cgroupsPath"] = json!(i.cgroups_path);
     }
+    if let Some(u) = &i.userns {
+        let (uids, gids) = u.oci_maps();
+        linux["uidMappings"] = uids;
+        linux["gidMappings"] = gids;
+    }
     // As containerd: the rootfs shared when a mount carries mounts both ways, a slave when
     // one receives them, so they reach the mount points inside.
     let props: Vec<&str> = i.mounts.iter().map(|m| m.propagation).collect();
@@ -369,13 +400,25 @@ pub fn build(i: &SpecInput) -> Result<Spec> {
         Seccomp::RuntimeDefault => linux["seccomp"] = super::seccomp::runtime_default(&caps),
         Seccomp::Profile(p) => linux["seccomp"] = p.clone(),
     }
+    let mut annotations = i.annotations.clone();
+    if i.userns.is_some() {
+        // The crius shim id-maps these (runc 1.1 cannot); see shim-runc/src/idmap.rs.
+        let idmapped: Vec<&str> = user
+            .iter()
+            .filter(|m| m.idmap)
+            .map(|m| m.container_path.as_str())
+            .collect();
+        if !idmapped.is_empty() {
+            annotations.insert(ANN_IDMAP_MOUNTS.to_string(), json!(idmapped).to_string());
+        }
+    }
     let v = json!({
         "ociVersion": "1.1.0",
         "process": process,
         "root": { "path": "rootfs", "readonly": i.readonly_rootfs },
         "mounts": mounts,
         "linux": linux,
-        "annotations": i.annotations,
+        "annotations": annotations,
     });
     serde_json::from_value(v).map_err(|e| Error::InvalidArgument(format!("container spec: {e}")))
 }
@@ -433,6 +476,7 @@ mod tests {
             propagation: "rprivate",
             recursive_readonly: false,
             nosuid_nodev: false,
+            idmap: false,
         });
         i.mounts.push(BindMount {
             container_path: "/data".into(),
@@ -441,6 +485,7 @@ mod tests {
             propagation: "rprivate",
             recursive_readonly: true,
             nosuid_nodev: true,
+            idmap: false,
         });
         i.oom_score_adj = Some(500);
         i.resources = json!({ "memory": { "limit": 64 << 20 } });

@@ -58,43 +58,6 @@ pub(crate) fn resources_of(r: Option<&cri::LinuxContainerResources>) -> Option<P
     })
 }
 
-/// A user namespace request (`userns_options`). NODE (or none) is the host's, which crius
-/// runs; the shapes containerd refuses are INVALID_ARGUMENT (CONTAINER/TARGET, not exactly one
-/// mapping per kind, a mapping that leaves id 0 unmapped); a well-formed POD request is
-/// UNIMPLEMENTED — crius does not run user-namespaced pods yet (RuntimeStatus says so per
-/// handler), and running one in the host's user namespace instead would be a lie.
-pub fn check_userns(u: Option<&cri::UserNamespace>, what: &str) -> Result<()> {
-    use cri::NamespaceMode as M;
-    let Some(u) = u else { return Ok(()) };
-    match M::try_from(u.mode) {
-        Ok(M::Node) => return Ok(()),
-        Ok(M::Pod) => {}
-        _ => {
-            return Err(Error::InvalidArgument(format!(
-                "{what}: user namespace mode {} is not supported (only POD and NODE)",
-                u.mode
-            )))
-        }
-    }
-    for (kind, maps) in [("uid", &u.uids), ("gid", &u.gids)] {
-        let [m] = maps.as_slice() else {
-            return Err(Error::InvalidArgument(format!(
-                "{what}: a user namespace needs exactly one {kind} mapping, got {}",
-                maps.len()
-            )));
-        };
-        if m.container_id != 0 || m.length == 0 {
-            return Err(Error::InvalidArgument(format!(
-                "{what}: the {kind} mapping must map container id 0 (got container_id {}, length {})",
-                m.container_id, m.length
-            )));
-        }
-    }
-    Err(Error::Unimplemented(format!(
-        "{what}: user namespaces (hostUsers: false) are not implemented by criusd"
-    )))
-}
-
 /// CRI PodSandboxConfig → the sandboxer's plain config.
 // Older kubelets still send the deprecated seccomp profile path.
 #[allow(deprecated)]
@@ -115,7 +78,7 @@ pub fn from_cri(c: cri::PodSandboxConfig, handler: &str) -> Result<PodConfig> {
         "",
     )?;
     let nso = sc.namespace_options.unwrap_or_default();
-    check_userns(nso.userns_options.as_ref(), "pod")?;
+    let userns = super::userns::requested(nso.userns_options.as_ref(), "pod")?;
     let mut port_mappings = Vec::new();
     for p in c.port_mappings {
         if !(0..=65535).contains(&p.container_port) || !(0..=65535).contains(&p.host_port) {
@@ -161,6 +124,7 @@ pub fn from_cri(c: cri::PodSandboxConfig, handler: &str) -> Result<PodConfig> {
                 pid: ns_mode(nso.pid),
                 ipc: ns_mode(nso.ipc),
             },
+            userns,
             run_as_user: sc.run_as_user.map(|v| v.value),
             run_as_group: sc.run_as_group.map(|v| v.value),
             supplemental_groups: sc.supplemental_groups,

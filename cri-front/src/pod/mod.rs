@@ -17,8 +17,9 @@ pub mod run;
 pub mod status;
 pub mod stop;
 pub mod update;
+pub mod userns;
 
-pub use convert::{check_userns, from_cri, matches, to_cri, to_cri_status};
+pub use convert::{from_cri, matches, to_cri, to_cri_status};
 
 /// The pod RPCs: the sandboxer (in [`Shared`]) and the containers pods hold.
 pub struct Pods {

@@ -14,12 +14,15 @@ impl Pods {
             )));
         }
         let mut cfg = from_cri(config, handler)?;
+        if cfg.linux.userns.is_some() {
+            super::userns::supported(&self.shared.cfg, handler).map_err(|why| {
+                Error::Unimplemented(format!("user-namespaced pod on handler {handler:?}: {why}"))
+            })?;
+        }
         if !cfg.host_network() {
             for (k, v) in self.shared.cfg.default_pod_sysctls() {
-                cfg.linux
-                    .sysctls
-                    .entry(k.to_string())
-                    .or_insert_with(|| v.to_string());
+                let v = super::userns::default_sysctl(cfg.linux.userns, k, v);
+                cfg.linux.sysctls.entry(k.to_string()).or_insert(v);
             }
         }
         self.ensure_pause_image().await?;

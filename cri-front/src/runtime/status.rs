@@ -57,7 +57,7 @@ pub async fn status(d: &Daemon, verbose: bool) -> cri::StatusResponse {
                 name: name.clone(),
                 features: Some(cri::RuntimeHandlerFeatures {
                     recursive_read_only_mounts: d.containers.runc.recursive_read_only,
-                    user_namespaces: false,
+                    user_namespaces: crate::pod::userns::supported(&shared.cfg, name).is_ok(),
                 }),
             })
             .collect(),

@@ -94,6 +94,7 @@ fn spec_of(c: &cri::ContainerConfig) -> serde_json::Value {
                 propagation: "rprivate",
                 recursive_readonly: false,
                 nosuid_nodev: false,
+                idmap: false,
             })
             .collect(),
         annotations: c.annotations.clone().into_iter().collect(),

@@ -132,9 +132,19 @@ pub fn build(i: &SpecInput<'_>) -> Result<Vec<u8>, String> {
     if ns.ipc != NamespaceMode::Node {
         namespaces.push(json!({"type": "ipc"}));
     }
+    let userns = c.linux.userns.as_ref();
     if let Some(netns) = i.netns {
-        namespaces.push(json!({"type": "network", "path": netns}));
+        // A user-namespaced pod's pause makes the netns inside the pod's user namespace (the
+        // sandboxer pins it afterwards): its containers can mount sysfs only in a netns their
+        // user namespace owns.
+        match userns {
+            Some(_) => namespaces.push(json!({"type": "network"})),
+            None => namespaces.push(json!({"type": "network", "path": netns})),
+        }
         namespaces.push(json!({"type": "uts"}));
+    }
+    if userns.is_some() {
+        namespaces.push(json!({"type": "user"}));
     }
 
     let mut mounts = vec![
@@ -204,6 +214,11 @@ pub fn build(i: &SpecInput<'_>) -> Result<Vec<u8>, String> {
         "sysctl": c.linux.sysctls,
         "resources": {"devices": devices()},
     });
+    if let Some(u) = userns {
+        let map = |m: &crate::pod::IdMapping| json!([{"containerID": m.container_id, "hostID": m.host_id, "size": m.length}]);
+        linux["uidMappings"] = map(&u.uids);
+        linux["gidMappings"] = map(&u.gids);
+    }
     if !c.linux.privileged {
         linux["maskedPaths"] = json!(MASKED);
         linux["readonlyPaths"] = json!(READONLY);
@@ -255,6 +270,37 @@ mod tests {
             .sysctls
             .insert("net.ipv4.ip_forward".into(), "1".into());
         c
+    }
+
+    #[test]
+    fn user_namespaced_pod_spec() {
+        let mut c = pod();
+        let m = crate::pod::IdMapping {
+            container_id: 0,
+            host_id: 300000,
+            length: 65536,
+        };
+        c.linux.userns = Some(crate::pod::UserNamespace { uids: m, gids: m });
+        let bytes = build(&SpecInput {
+            id: "abc",
+            config: &c,
+            rootfs: Path::new("/run/crius/pause/rootfs"),
+            netns: Some(Path::new("/run/crius/netns/abc")),
+            shm: None,
+            hostname: "web",
+            cgroups_path: "/crius/abc",
+            oom_score_adj: 0,
+            image: None,
+        })
+        .expect("spec");
+        let v = as_value(&bytes);
+        let ns = v["linux"]["namespaces"].as_array().expect("ns");
+        assert!(ns.contains(&json!({"type": "user"})));
+        // The pause makes the netns inside the pod's user namespace: no path.
+        assert!(ns.contains(&json!({"type": "network"})));
+        let want = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+        assert_eq!(v["linux"]["uidMappings"], want);
+        assert_eq!(v["linux"]["gidMappings"], want);
     }
 
     #[test]

@@ -20,14 +20,17 @@ use nix::{
     fcntl::{fcntl, FcntlArg, FdFlag},
     mount::{mount, umount2, MntFlags, MsFlags},
     sched::{setns, unshare, CloneFlags},
-    sys::resource::{setrlimit, Resource},
+    sys::{
+        resource::{setrlimit, Resource},
+        wait::{waitpid, WaitStatus},
+    },
     unistd::{
         chdir, chroot, dup2_stderr, dup2_stdin, dup2_stdout, execve, pivot_root, setgid, setgroups,
-        sethostname, setuid, Gid, Uid,
+        sethostname, setuid, Gid, Pid, Uid,
     },
 };
 
-use super::plan::{cap_last, Plan};
+use super::plan::{cap_last, Plan, UserNs};
 use crate::sys;
 
 pub const HELPER_ARG: &str = "__crius-pause-helper";
@@ -86,6 +89,19 @@ fn prepare(plan: &Plan) -> Result<File, String> {
     for (flag, f, path) in &joins {
         setns(f.as_fd(), *flag).map_err(|e| format!("setns {path}: {e}"))?;
     }
+    // Both need CAP_SYS_RESOURCE in the host's user namespace: before leaving it.
+    if let Some(score) = plan.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", score.to_string())
+            .map_err(|e| format!("oom_score_adj {score}: {e}"))?;
+    }
+    for (res, soft, hard) in &plan.rlimits {
+        let r = rlimit_resource(*res).ok_or_else(|| format!("rlimit {res}"))?;
+        setrlimit(r, *soft, *hard).map_err(|e| format!("setrlimit {res}: {e}"))?;
+    }
+    // First of the new namespaces, so that it owns the others.
+    if let Some(u) = &plan.userns {
+        enter_new_userns(u)?;
+    }
     let mut new = CloneFlags::empty();
     for kind in &plan.new {
         new |= ns_flag(kind).ok_or_else(|| format!("unknown namespace {kind}"))?;
@@ -112,15 +128,39 @@ fn prepare(plan: &Plan) -> Result<File, String> {
         let path = format!("/proc/sys/{}", k.replace('.', "/"));
         std::fs::write(&path, v).map_err(|e| format!("sysctl {k}={v}: {e}"))?;
     }
-    if let Some(score) = plan.oom_score_adj {
-        std::fs::write("/proc/self/oom_score_adj", score.to_string())
-            .map_err(|e| format!("oom_score_adj {score}: {e}"))?;
-    }
-    for (res, soft, hard) in &plan.rlimits {
-        let r = rlimit_resource(*res).ok_or_else(|| format!("rlimit {res}"))?;
-        setrlimit(r, *soft, *hard).map_err(|e| format!("setrlimit {res}: {e}"))?;
-    }
     Ok(devnull)
+}
+
+/// Moves the helper into a new user namespace with the plan's mappings. A process cannot map
+/// ids of the namespace it left, so a child that stays behind (as root of the host's) writes
+/// them, once the helper has unshared.
+fn enter_new_userns(u: &UserNs) -> Result<(), String> {
+    let helper = std::process::id();
+    let (unshared_r, unshared_w) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    let child = sys::fork_single_threaded().map_err(|e| format!("fork: {e}"))?;
+    if child == 0 {
+        drop(unshared_w);
+        let mut b = [0u8; 1];
+        let ok = matches!(File::from(unshared_r).read(&mut b), Ok(1))
+            && std::fs::write(format!("/proc/{helper}/uid_map"), &u.uid_map).is_ok()
+            && std::fs::write(format!("/proc/{helper}/gid_map"), &u.gid_map).is_ok();
+        sys::exit_now(if ok { 0 } else { 1 });
+    }
+    drop(unshared_r);
+    let unshared = unshare(CloneFlags::CLONE_NEWUSER);
+    if unshared.is_ok() {
+        let _ = File::from(unshared_w).write_all(b"1");
+    }
+    let status = waitpid(Pid::from_raw(child), None).map_err(|e| format!("waitpid: {e}"))?;
+    unshared.map_err(|e| format!("unshare user namespace: {e}"))?;
+    match status {
+        WaitStatus::Exited(_, 0) => Ok(()),
+        s => Err(format!(
+            "writing the user namespace's uid_map {:?} / gid_map {:?} failed ({s:?})",
+            u.uid_map.trim(),
+            u.gid_map.trim()
+        )),
+    }
 }
 
 fn rlimit_resource(res: i32) -> Option<Resource> {

@@ -1,13 +1,14 @@
 //! Which sandbox specs the fast path covers, and the plan the helper follows.
 //!
 //! Covered: a sandbox (pause) process without terminal or stdio; namespaces
-//! pid/network/ipc/uts/mount/cgroup, joined by path or new; an absolute
+//! pid/network/ipc/uts/mount/cgroup, joined by path or new, and a new user
+//! namespace with its uid/gid mappings; an absolute
 //! cgroupfs `cgroupsPath` (cgroup v1 controllers, or the v2 unified tree) with
 //! devices, cpu shares/quota/period, memory limit and pids limit; hostname;
 //! sysctls; uid/gid/additional gids; capabilities; no_new_privileges;
 //! rlimits; oom_score_adj; the usual CRI mounts (/proc, /dev, /sys, ...),
 //! which a pause never looks at and are therefore not made. Not covered (so
-//! runc runs it): user or time namespaces, seccomp, AppArmor/SELinux labels,
+//! runc runs it): a joined user namespace, time namespaces, seccomp, AppArmor/SELinux labels,
 //! hooks, extra devices, other mounts, other resources, systemd cgroup paths,
 //! a terminal or stdio.
 
@@ -55,8 +56,10 @@ pub struct Plan {
     pub groups: Vec<u32>,
     /// Namespaces to join: (type, path).
     pub join: Vec<(String, String)>,
-    /// Namespaces to create.
+    /// Namespaces to create (the user namespace apart, in `userns`).
     pub new: Vec<String>,
+    /// A new user namespace, made before the other new namespaces so that it owns them.
+    pub userns: Option<UserNs>,
     pub hostname: Option<String>,
     pub sysctls: Vec<(String, String)>,
     pub oom_score_adj: Option<i64>,
@@ -66,6 +69,36 @@ pub struct Plan {
     pub no_new_privileges: bool,
     /// (resource, soft, hard)
     pub rlimits: Vec<(i32, u64, u64)>,
+}
+
+/// A new user namespace's mappings, as `/proc/<pid>/uid_map` and `gid_map` take them.
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
+pub struct UserNs {
+    pub uid_map: String,
+    pub gid_map: String,
+}
+
+/// OCI `uidMappings`/`gidMappings` as uid_map text (`container host size` lines).
+fn id_map(v: Option<&Value>) -> Result<Option<String>, String> {
+    let Some(list) = v.and_then(Value::as_array).filter(|l| !l.is_empty()) else {
+        return Ok(None);
+    };
+    let mut text = String::new();
+    for m in list {
+        let n = |k: &str| {
+            m.get(k)
+                .and_then(Value::as_u64)
+                .filter(|n| *n <= u64::from(u32::MAX))
+                .ok_or_else(|| format!("id mapping without a valid {k}"))
+        };
+        text.push_str(&format!(
+            "{} {} {}\n",
+            n("containerID")?,
+            n("hostID")?,
+            n("size")?
+        ));
+    }
+    Ok(Some(text))
 }
 
 /// Resource settings the shim writes into the cgroup before the helper joins.
@@ -115,8 +148,6 @@ pub fn plan(spec: &Value, bundle: &Path) -> Result<(Plan, Option<String>, Resour
         "devices",
         "mountLabel",
         "intelRdt",
-        "uidMappings",
-        "gidMappings",
         "personality",
     ] {
         if !is_empty(linux.get(key)) {
@@ -188,7 +219,10 @@ pub fn plan(spec: &Value, bundle: &Path) -> Result<(Plan, Option<String>, Resour
         .flatten()
     {
         let kind = ns.get("type").and_then(Value::as_str).unwrap_or("");
-        if !matches!(kind, "pid" | "network" | "ipc" | "uts" | "mount" | "cgroup") {
+        if !matches!(
+            kind,
+            "pid" | "network" | "ipc" | "uts" | "mount" | "cgroup" | "user"
+        ) {
             return not_covered(format!("{kind} namespace"));
         }
         match ns
@@ -196,11 +230,30 @@ pub fn plan(spec: &Value, bundle: &Path) -> Result<(Plan, Option<String>, Resour
             .and_then(Value::as_str)
             .filter(|p| !p.is_empty())
         {
-            Some(path) if kind == "mount" => return not_covered(format!("join mount ns {path}")),
+            Some(path) if kind == "mount" || kind == "user" => {
+                return not_covered(format!("join {kind} ns {path}"))
+            }
+            None if kind == "user" => {}
             Some(path) => join.push((kind.to_string(), path.to_string())),
             None => new.push(kind.to_string()),
         }
     }
+
+    let new_userns = linux
+        .get("namespaces")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|ns| ns.get("type").and_then(Value::as_str) == Some("user"));
+    let userns = match (
+        new_userns,
+        id_map(linux.get("uidMappings"))?,
+        id_map(linux.get("gidMappings"))?,
+    ) {
+        (false, None, None) => None,
+        (true, Some(uid_map), Some(gid_map)) => Some(UserNs { uid_map, gid_map }),
+        _ => return not_covered("id mappings without a new user namespace, or one without both"),
+    };
 
     let sysctls = linux
         .get("sysctl")
@@ -244,6 +297,7 @@ pub fn plan(spec: &Value, bundle: &Path) -> Result<(Plan, Option<String>, Resour
             groups,
             join,
             new,
+            userns,
             hostname: spec
                 .get("hostname")
                 .and_then(Value::as_str)
@@ -490,7 +544,33 @@ mod tests {
             .as_array_mut()
             .unwrap()
             .push(json!({"type": "user"}));
-        assert!(plan(&s, Path::new("/b")).is_err());
+        assert!(
+            plan(&s, Path::new("/b")).is_err(),
+            "user ns without mappings"
+        );
+        s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 10}]);
+        assert!(plan(&s, Path::new("/b")).is_err(), "no gid mappings");
+        s["linux"]["namespaces"][5] = json!({"type": "user", "path": "/proc/1/ns/user"});
+        s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 10}]);
+        assert!(plan(&s, Path::new("/b")).is_err(), "joined user ns");
+    }
+
+    #[test]
+    fn covers_a_new_user_namespace() {
+        let r = rootfs();
+        let mut s = sandbox_spec(r.path());
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        let map = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+        s["linux"]["uidMappings"] = map.clone();
+        s["linux"]["gidMappings"] = map;
+        let (p, _, _) = plan(&s, Path::new("/b")).unwrap();
+        let u = p.userns.unwrap();
+        assert_eq!(u.uid_map, "0 300000 65536\n");
+        assert_eq!(u.gid_map, u.uid_map);
+        assert!(!p.new.contains(&"user".to_string()));
     }
 
     #[test]
