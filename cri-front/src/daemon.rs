@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crius_ctrd::Containerd;
 use crius_sandboxer::Sandboxer;
 
 pub use crate::container::Containers;
@@ -12,14 +13,13 @@ pub use crate::pod::Pods;
 pub use crate::stats::Stats;
 
 use crate::config::Config;
-use crate::ctrd::Ctrd;
 use crate::error::Result;
 use crate::image::Images;
 
 /// What every service reads: nothing in here is owned by one of them.
 pub struct Shared {
     pub cfg: Config,
-    pub ctrd: Ctrd,
+    pub ctrd: Arc<dyn Containerd>,
     pub images: Images,
     pub sandboxer: Arc<Sandboxer>,
     /// Cancelled when criusd shuts down: ends never-ending streams (GetContainerEvents) so the
@@ -40,8 +40,30 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// criusd over the containerd at the config's address (connected lazily).
     pub async fn new(cfg: Config) -> Result<Arc<Daemon>> {
-        let ctrd = Ctrd::connect(&cfg.containerd_address, &cfg.containerd_namespace)?;
+        let ctrd = crius_ctrd::Client::connect(
+            &cfg.containerd_address,
+            &cfg.containerd_namespace,
+            &cfg.snapshotter,
+        )?;
+        let shared = Arc::new(Shared::new(cfg, Arc::new(ctrd)).await?);
+        let containers = Arc::new(Containers::new(shared.clone()).await?);
+        Ok(Arc::new(Daemon {
+            pods: Arc::new(Pods::new(shared.clone(), containers.clone())),
+            stats: Arc::new(Stats::new(shared.clone(), containers.clone())),
+            containers,
+            shared,
+            rpc_metrics: Default::default(),
+            streaming: std::sync::OnceLock::new(),
+        }))
+    }
+}
+
+impl Shared {
+    /// The shared parts over `ctrd` (criusd's client, or a fake in unit tests); the sandboxer
+    /// shares it.
+    pub async fn new(cfg: Config, ctrd: Arc<dyn Containerd>) -> Result<Shared> {
         let images = Images {
             ctrd: ctrd.clone(),
             snapshotter: cfg.snapshotter.clone(),
@@ -57,22 +79,14 @@ impl Daemon {
                 _ => Vec::new(),
             },
         };
-        let sandboxer = Arc::new(Sandboxer::new(cfg.sandboxer_config()).await?);
-        let shared = Arc::new(Shared {
+        let sandboxer =
+            Arc::new(Sandboxer::with_containerd(cfg.sandboxer_config(), Some(ctrd.clone())).await?);
+        Ok(Shared {
             cfg,
             ctrd,
             images,
             sandboxer,
             shutdown: tokio_util::sync::CancellationToken::new(),
-        });
-        let containers = Arc::new(Containers::new(shared.clone()).await?);
-        Ok(Arc::new(Daemon {
-            pods: Arc::new(Pods::new(shared.clone(), containers.clone())),
-            stats: Arc::new(Stats::new(shared.clone(), containers.clone())),
-            containers,
-            shared,
-            rpc_metrics: Default::default(),
-            streaming: std::sync::OnceLock::new(),
-        }))
+        })
     }
 }

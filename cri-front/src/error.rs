@@ -26,9 +26,9 @@ pub enum Error {
     DeadlineExceeded(String),
     #[error("{0}")]
     Internal(String),
-    /// A containerd call failed; the step says which.
-    #[error("containerd {step}: {}", .status.message())]
-    Containerd { step: String, status: Status },
+    /// A containerd call failed; the error names the verb.
+    #[error(transparent)]
+    Containerd(crius_ctrd::Error),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -41,6 +41,16 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<crius_ctrd::Error> for Error {
+    fn from(e: crius_ctrd::Error) -> Self {
+        match e {
+            // Not containerd's: the download feeding a content write broke (a registry problem).
+            crius_ctrd::Error::Source { .. } => Error::Unavailable(e.to_string()),
+            e => Error::Containerd(e),
+        }
+    }
+}
+
 impl Error {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
@@ -49,18 +59,11 @@ impl Error {
         }
     }
 
-    pub fn containerd(step: impl Into<String>, status: Status) -> Self {
-        Error::Containerd {
-            step: step.into(),
-            status,
-        }
-    }
-
     /// True when containerd said the object does not exist.
     pub fn is_not_found(&self) -> bool {
         match self {
             Error::NotFound(_) => true,
-            Error::Containerd { status, .. } => status.code() == Code::NotFound,
+            Error::Containerd(e) => e.is_not_found(),
             Error::Sandbox(e) => *e.kind() == ErrorKind::NotFound,
             _ => false,
         }
@@ -77,11 +80,10 @@ impl Error {
             Error::Unimplemented(_) => Code::Unimplemented,
             Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Error::Internal(_) | Error::Io { .. } => Code::Internal,
-            Error::Containerd { status, .. } => match status.code() {
-                // containerd being down is the caller's retryable problem.
+            Error::Containerd(e) => match e.code() {
+                // containerd being down (or the connection to it broken) is the caller's
+                // retryable problem.
                 Code::Unavailable => Code::Unavailable,
-                // The connection to containerd broke mid-call (containerd died or restarts).
-                Code::Unknown if status.message().contains("transport error") => Code::Unavailable,
                 Code::NotFound => Code::NotFound,
                 Code::AlreadyExists => Code::AlreadyExists,
                 Code::FailedPrecondition => Code::FailedPrecondition,
@@ -127,17 +129,6 @@ impl<T> IoContext<T> for std::io::Result<T> {
     }
 }
 
-/// Add a step name to containerd results.
-pub trait CtrdContext<T> {
-    fn step(self, step: &str) -> Result<T>;
-}
-
-impl<T> CtrdContext<T> for std::result::Result<T, Status> {
-    fn step(self, step: &str) -> Result<T> {
-        self.map_err(|s| Error::containerd(step, s))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,7 +136,7 @@ mod tests {
     #[test]
     fn codes() {
         assert_eq!(Error::NotFound("x".into()).code(), Code::NotFound);
-        let e = Error::containerd("get", Status::not_found("nope"));
+        let e = Error::from(crius_ctrd::Error::new(Code::NotFound, "get", "nope"));
         assert!(e.is_not_found());
         assert_eq!(e.code(), Code::NotFound);
         let s: Status = Error::Unimplemented("later".into()).into();

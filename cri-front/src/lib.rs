@@ -30,7 +30,6 @@
 pub mod cdi;
 pub mod config;
 pub mod container;
-pub mod ctrd;
 pub mod daemon;
 pub mod error;
 pub mod host_devices;

@@ -4,9 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use containerd_client::services::v1::container::Runtime;
-use containerd_client::services::v1::snapshots::{PrepareSnapshotRequest, RemoveSnapshotRequest};
-use containerd_client::services::v1::{Container, CreateContainerRequest, DeleteContainerRequest};
+use crius_ctrd::NewContainer;
 use crius_proto::runtime as cri;
 use crius_sandboxer::{
     PodState, PodStatus, ANN_CRIUS_CONTAINER_TYPE, ANN_CRIUS_SANDBOX_ID, ANN_CRI_CONTAINER_TYPE,
@@ -22,14 +20,12 @@ use super::spec::{self, BindMount, DeviceSpec, Ns, Seccomp, SpecInput, UsernsJoi
 use super::state::State;
 use super::user::{self, UserRequest};
 use super::Containers;
-use crate::error::{CtrdContext, Error, Result};
+use crate::error::{Error, Result};
 use crate::image::ResolvedImage;
 use crate::util::time::now_ns;
 
 /// containerd label with the CRI container name (for `ctr c ls` readers).
 pub const LABEL_CONTAINER_NAME: &str = "io.crius.container.name";
-/// containerd's type URL for an OCI runtime spec.
-pub const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 
 /// A fresh 64-hex id, like containerd's CRI plugin makes.
 pub fn new_id() -> String {
@@ -203,60 +199,26 @@ impl Containers {
         labels.insert(LABEL_CONTAINER_NAME.to_string(), name.to_string());
         // The container record first: it references the snapshot key, so the GC never
         // takes the snapshot between its Prepare and here.
-        self.shared
-            .ctrd
-            .containers()
-            .create(self.shared.ctrd.req(CreateContainerRequest {
-                container: Some(Container {
-                    id: rec.id.clone(),
-                    labels,
-                    image: rec.image_name.clone(),
-                    runtime: Some(Runtime {
-                        name: runtime.to_string(),
-                        options: None,
-                    }),
-                    spec: Some(prost_types::Any {
-                        type_url: SPEC_TYPE_URL.to_string(),
-                        value: spec_json,
-                    }),
-                    snapshotter: self.shared.cfg.snapshotter.clone(),
-                    snapshot_key: rec.id.clone(),
-                    ..Default::default()
-                }),
-            }))
-            .await
-            .step(&format!("container create {}", rec.id))?;
-        self.shared
-            .ctrd
-            .snapshots()
-            .prepare(self.shared.ctrd.req(PrepareSnapshotRequest {
-                snapshotter: self.shared.cfg.snapshotter.clone(),
-                key: rec.id.clone(),
-                parent: parent.unwrap_or_default().to_string(),
-                labels: HashMap::new(),
-            }))
-            .await
-            .step(&format!("snapshot prepare {}", rec.id))?;
+        let ctrd = &self.shared.ctrd;
+        ctrd.create_container(NewContainer {
+            id: rec.id.clone(),
+            runtime: runtime.to_string(),
+            spec: spec_json,
+            labels,
+            image: rec.image_name.clone(),
+            snapshot_key: rec.id.clone(),
+        })
+        .await?;
+        ctrd.prepare_snapshot(&rec.id, parent.unwrap_or_default(), HashMap::new())
+            .await?;
         Ok(())
     }
 
     /// Remove a half-made container (containerd record, snapshots, image volumes), logging
     /// what fails.
     pub(crate) async fn undo_create(&self, id: &str) {
-        if let Err(s) = self
-            .shared
-            .ctrd
-            .containers()
-            .delete(
-                self.shared
-                    .ctrd
-                    .req(DeleteContainerRequest { id: id.to_string() }),
-            )
-            .await
-        {
-            if s.code() != containerd_client::tonic::Code::NotFound {
-                tracing::warn!(container = id, error = %s.message(), "cleanup: container delete failed");
-            }
+        if let Err(e) = self.shared.ctrd.delete_container(id).await {
+            tracing::warn!(container = id, error = %e, "cleanup: container delete failed");
         }
         self.remove_snapshot(id).await;
         self.drop_image_volumes(id).await;
@@ -276,19 +238,8 @@ impl Containers {
     }
 
     pub(crate) async fn remove_snapshot(&self, key: &str) {
-        if let Err(s) = self
-            .shared
-            .ctrd
-            .snapshots()
-            .remove(self.shared.ctrd.req(RemoveSnapshotRequest {
-                snapshotter: self.shared.cfg.snapshotter.clone(),
-                key: key.to_string(),
-            }))
-            .await
-        {
-            if s.code() != containerd_client::tonic::Code::NotFound {
-                tracing::warn!(snapshot = key, error = %s.message(), "snapshot remove failed");
-            }
+        if let Err(e) = self.shared.ctrd.remove_snapshot(key).await {
+            tracing::warn!(snapshot = key, error = %e, "snapshot remove failed");
         }
     }
 

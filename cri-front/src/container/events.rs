@@ -4,16 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use containerd_client::events::{TaskExit, TaskOom};
-use containerd_client::services::v1::SubscribeRequest;
+use crius_ctrd::TaskEvent;
 use crius_proto::runtime as cri;
-use prost::Message;
+use futures::StreamExt;
 
 use super::record::ContainerRecord;
 use super::status::to_cri_status;
 use super::Containers;
-use crate::util::time::now_ns;
-use crate::util::time::ts_ns;
+use crate::util::time::{exited_at, now_ns};
 
 impl Containers {
     /// GetContainerEvents: every event from now on, until the client leaves or criusd stops.
@@ -113,88 +111,69 @@ pub async fn watch(d: Arc<Containers>) {
             }
         });
     }
-    let ns = d.shared.ctrd.namespace().to_string();
     loop {
-        let filters = vec![
-            format!("namespace=={ns},topic==\"/tasks/exit\""),
-            format!("namespace=={ns},topic==\"/tasks/oom\""),
-        ];
-        match d
-            .shared
-            .ctrd
-            .events()
-            .subscribe(d.shared.ctrd.req(SubscribeRequest { filters }))
-            .await
-        {
-            Ok(resp) => {
+        match d.shared.ctrd.subscribe_task_events().await {
+            Ok(mut stream) => {
                 if let Err(e) = d.all_refreshed().await {
                     tracing::warn!(error = %e, "reconciling containers after subscribe failed");
                 }
-                let mut stream = resp.into_inner();
-                loop {
-                    match stream.message().await {
-                        Ok(Some(env)) => handle(&d, env).await,
-                        Ok(None) => break,
-                        Err(s) => {
-                            tracing::warn!(error = %s.message(), "containerd event stream broke");
+                while let Some(ev) = stream.next().await {
+                    match ev {
+                        Ok(ev) => handle(&d, ev).await,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "containerd event stream broke");
                             break;
                         }
                     }
                 }
             }
-            Err(s) => {
-                tracing::debug!(error = %s.message(), "containerd events subscribe failed; retrying")
+            Err(e) => {
+                tracing::debug!(error = %e, "containerd events subscribe failed; retrying")
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
-async fn handle(d: &Containers, env: containerd_client::types::Envelope) {
-    let Some(any) = env.event else { return };
-    match env.topic.as_str() {
-        "/tasks/exit" => {
-            if let Ok(e) = TaskExit::decode(any.value.as_slice()) {
-                // Exec exits carry the exec id; only the init process ends the container.
-                if e.id != e.container_id {
-                    return;
-                }
-                if d.store.get(&e.container_id).await.is_some() {
-                    d.record_exit(
-                        &e.container_id,
-                        e.exit_status as i32,
-                        ts_ns(e.exited_at.as_ref()),
-                    )
+pub(crate) async fn handle(d: &Containers, ev: TaskEvent) {
+    match ev {
+        TaskEvent::Exit {
+            container_id,
+            id,
+            exit,
+        } => {
+            // Exec exits carry the exec id; only the init process ends the container.
+            if id != container_id {
+                return;
+            }
+            if d.store.get(&container_id).await.is_some() {
+                d.record_exit(&container_id, exit.code as i32, exited_at(&exit))
                     .await;
-                } else if d.shared.sandboxer.status(&e.container_id).await.is_ok() {
-                    // A pod's pause (its task has the pod's id) ended: the pod stopped, by
-                    // StopPodSandbox or not; containerd sends this from its sandbox exit too.
-                    tracing::info!(pod = %e.container_id, exit_code = e.exit_status, "pod sandbox's pause exited");
-                    d.emit_pod(
-                        &e.container_id,
-                        cri::ContainerEventType::ContainerStoppedEvent,
-                    )
-                    .await;
-                }
+            } else if d.shared.sandboxer.status(&container_id).await.is_ok() {
+                // A pod's pause (its task has the pod's id) ended: the pod stopped, by
+                // StopPodSandbox or not; containerd sends this from its sandbox exit too.
+                tracing::info!(pod = %container_id, exit_code = exit.code, "pod sandbox's pause exited");
+                d.emit_pod(
+                    &container_id,
+                    cri::ContainerEventType::ContainerStoppedEvent,
+                )
+                .await;
             }
         }
-        "/tasks/oom" => {
-            if let Ok(e) = TaskOom::decode(any.value.as_slice()) {
-                if d.store.get(&e.container_id).await.is_some() {
-                    tracing::info!(container = %e.container_id, "container OOM event");
-                    let _ = d
-                        .store
-                        .update(&e.container_id, |r| {
-                            r.oom_killed = true;
-                            if r.phase == super::record::Phase::Exited && r.reason != "OOMKilled" {
-                                r.reason = "OOMKilled".into();
-                            }
-                            true
-                        })
-                        .await;
-                }
+        TaskEvent::Oom { container_id } => {
+            if d.store.get(&container_id).await.is_some() {
+                tracing::info!(container = %container_id, "container OOM event");
+                let _ = d
+                    .store
+                    .update(&container_id, |r| {
+                        r.oom_killed = true;
+                        if r.phase == super::record::Phase::Exited && r.reason != "OOMKilled" {
+                            r.reason = "OOMKilled".into();
+                        }
+                        true
+                    })
+                    .await;
             }
         }
-        _ => {}
     }
 }

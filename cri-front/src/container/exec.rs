@@ -4,19 +4,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use containerd_client::services::v1::{
-    DeleteProcessRequest, ExecProcessRequest, GetContainerRequest, KillRequest, StartRequest,
-    WaitRequest,
-};
-use containerd_client::tonic::Code;
+use crius_ctrd::{NewExec, Stdio};
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 
 use super::record::Phase;
 use super::Containers;
-use crate::error::{CtrdContext, Error, IoContext, Result};
-
-pub const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+use crate::error::{Error, IoContext, Result};
 
 /// What ExecSync returns.
 #[derive(Debug, Default)]
@@ -66,49 +60,40 @@ impl Containers {
             )));
         }
         let id = rec.id.clone();
-        let container = self
-            .shared
-            .ctrd
-            .containers()
-            .get(self.shared.ctrd.req(GetContainerRequest { id: id.clone() }))
-            .await
-            .step(&format!("container get {id}"))?
-            .into_inner()
-            .container
-            .ok_or_else(|| Error::NotFound(format!("container {id} not in containerd")))?;
-        let spec: serde_json::Value = container
-            .spec
-            .map(|a| serde_json::from_slice(&a.value))
-            .transpose()
-            .map_err(|e| Error::Internal(format!("container {id} spec: {e}")))?
-            .unwrap_or_default();
-        let mut process = spec.get("process").cloned().unwrap_or_default();
-        process["args"] = serde_json::json!(cmd);
-        process["terminal"] = serde_json::json!(false);
-        let process_json = serde_json::to_vec(&process)
-            .map_err(|e| Error::Internal(format!("encode exec process: {e}")))?;
+        let process_json = self.exec_process(&id, cmd, false).await?;
 
         let exec_id = format!("exec-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
         let dir = self.shared.cfg.run_dir.join("exec").join(&exec_id);
         let res = self
             .exec_in(&id, &exec_id, &dir, process_json, timeout_secs)
             .await;
-        if let Err(s) = self
-            .shared
-            .ctrd
-            .tasks()
-            .delete_process(self.shared.ctrd.req(DeleteProcessRequest {
-                container_id: id.clone(),
-                exec_id: exec_id.clone(),
-            }))
-            .await
-        {
-            if s.code() != Code::NotFound {
-                tracing::debug!(container = %id, exec = %exec_id, error = %s.message(), "exec delete");
-            }
+        if let Err(e) = self.shared.ctrd.delete_process(&id, &exec_id).await {
+            tracing::debug!(container = %id, exec = %exec_id, error = %e, "exec delete");
         }
         let _ = tokio::fs::remove_dir_all(&dir).await;
         res
+    }
+
+    /// The OCI process of an exec in container `id`: the container's own process (env, user,
+    /// cwd, capabilities) running `cmd`.
+    pub(crate) async fn exec_process(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        tty: bool,
+    ) -> Result<Vec<u8>> {
+        let container = self.shared.ctrd.container(id).await?;
+        let spec: serde_json::Value = if container.spec.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&container.spec)
+                .map_err(|e| Error::Internal(format!("container {id} spec: {e}")))?
+        };
+        let mut process = spec.get("process").cloned().unwrap_or_default();
+        process["args"] = serde_json::json!(cmd);
+        process["terminal"] = serde_json::json!(tty);
+        serde_json::to_vec(&process)
+            .map_err(|e| Error::Internal(format!("encode exec process: {e}")))
     }
 
     async fn exec_in(
@@ -146,39 +131,25 @@ impl Containers {
         let out_task = tokio::spawn(read_capped(out_r, cap));
         let err_task = tokio::spawn(read_capped(err_r, cap));
 
-        self.shared
-            .ctrd
-            .tasks()
-            .exec(self.shared.ctrd.req(ExecProcessRequest {
-                container_id: id.to_string(),
-                stdin: String::new(),
+        let ctrd = &self.shared.ctrd;
+        ctrd.exec(NewExec {
+            container_id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            process: process_json,
+            io: Stdio {
                 stdout: out_path.display().to_string(),
                 stderr: err_path.display().to_string(),
-                terminal: false,
-                spec: Some(prost_types::Any {
-                    type_url: PROCESS_TYPE_URL.to_string(),
-                    value: process_json,
-                }),
-                exec_id: exec_id.to_string(),
-            }))
-            .await
-            .step(&format!("exec {exec_id} in {id}"))?;
-        let started = self
-            .shared
-            .ctrd
-            .tasks()
-            .start(self.shared.ctrd.req(StartRequest {
-                container_id: id.to_string(),
-                exec_id: exec_id.to_string(),
-            }))
-            .await
-            .step(&format!("exec start {exec_id}"));
+                ..Default::default()
+            },
+        })
+        .await?;
+        let started = ctrd.start(id, Some(exec_id)).await;
         drop(hold_out);
         drop(hold_err);
         if let Err(e) = started {
             out_task.abort();
             err_task.abort();
-            return Err(e);
+            return Err(e.into());
         }
         let limit = if timeout_secs > 0 {
             Duration::from_secs(timeout_secs as u64)
@@ -186,39 +157,13 @@ impl Containers {
             Duration::from_secs(u32::MAX as u64)
         };
         // The shim keeps an exited exec's status until DeleteProcess, so waiting after Start loses nothing.
-        let mut tasks = self.shared.ctrd.tasks();
-        let wait = tasks.wait(self.shared.ctrd.req(WaitRequest {
-            container_id: id.to_string(),
-            exec_id: exec_id.to_string(),
-        }));
-        let exit = match tokio::time::timeout(limit, wait).await {
-            Ok(r) => {
-                r.step(&format!("exec wait {exec_id}"))?
-                    .into_inner()
-                    .exit_status as i32
-            }
+        let exit = match tokio::time::timeout(limit, ctrd.wait(id, Some(exec_id))).await {
+            Ok(r) => r?.code as i32,
             Err(_) => {
-                let _ = self
-                    .shared
-                    .ctrd
-                    .tasks()
-                    .kill(self.shared.ctrd.req(KillRequest {
-                        container_id: id.to_string(),
-                        exec_id: exec_id.to_string(),
-                        signal: 9,
-                        all: false,
-                    }))
-                    .await;
+                let _ = ctrd.kill(id, Some(exec_id), 9, false).await;
                 // Let the kill land so DeleteProcess (by the caller) finds it exited.
-                let mut tasks = self.shared.ctrd.tasks();
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    tasks.wait(self.shared.ctrd.req(WaitRequest {
-                        container_id: id.to_string(),
-                        exec_id: exec_id.to_string(),
-                    })),
-                )
-                .await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), ctrd.wait(id, Some(exec_id)))
+                    .await;
                 out_task.abort();
                 err_task.abort();
                 return Err(Error::DeadlineExceeded(format!(

@@ -8,14 +8,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::{Component, Path, PathBuf};
 
-use containerd_client::services::v1::snapshots::ListSnapshotsRequest;
 use crius_proto::runtime as cri;
 use serde::{Deserialize, Serialize};
 
 use super::record::ContainerRecord;
 use super::view;
 use super::Containers;
-use crate::error::{CtrdContext, Error, Result};
+use crate::error::{Error, Result};
 
 /// Label on an image volume's view snapshot: the container it belongs to.
 pub const LABEL_IMAGE_VOLUME: &str = "io.crius.image-volume.container";
@@ -273,25 +272,14 @@ impl Containers {
 
     /// Image volume views matching `filter`: (key, container id).
     async fn image_volume_snapshots(&self, filter: String) -> Result<Vec<(String, String)>> {
-        let mut stream = self
-            .shared
-            .ctrd
-            .snapshots()
-            .list(self.shared.ctrd.req(ListSnapshotsRequest {
-                snapshotter: self.shared.cfg.snapshotter.clone(),
-                filters: vec![filter],
-            }))
-            .await
-            .step("snapshot list")?
-            .into_inner();
-        let mut out = Vec::new();
-        while let Some(m) = stream.message().await.step("snapshot list")? {
-            out.extend(m.info.into_iter().filter_map(|i| {
+        let listed = self.shared.ctrd.snapshots(vec![filter]).await?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|i| {
                 let owner = i.labels.get(LABEL_IMAGE_VOLUME)?.clone();
                 Some((i.name, owner))
-            }));
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     /// Start-up: remove the image volumes (views, host mounts) of containers that have no

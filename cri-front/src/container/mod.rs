@@ -44,6 +44,9 @@ pub mod update;
 pub mod user;
 pub mod view;
 
+#[cfg(test)]
+mod tests;
+
 /// Write end of a container's stdin fifo, kept open so the process never sees EOF between
 /// attaches; None once closed (stdin_once).
 pub type StdinPipe = Arc<Mutex<Option<tokio::net::unix::pipe::Sender>>>;

@@ -2,11 +2,10 @@
 
 use std::collections::HashSet;
 
-use containerd_client::services::v1::ListContainersRequest;
 use crius_sandboxer::{LABEL_KIND, LABEL_SANDBOX_ID};
 
 use super::Containers;
-use crate::error::{CtrdContext, Result};
+use crate::error::Result;
 
 /// What recovery found.
 #[derive(Debug, Default)]
@@ -27,14 +26,8 @@ impl Containers {
         let listed = self
             .shared
             .ctrd
-            .containers()
-            .list(self.shared.ctrd.req(ListContainersRequest {
-                filters: vec![format!("labels.\"{LABEL_KIND}\"==container")],
-            }))
-            .await
-            .step("container list")?
-            .into_inner()
-            .containers;
+            .containers(&[(LABEL_KIND, "container")])
+            .await?;
         let in_ctrd: HashSet<String> = listed.iter().map(|c| c.id.clone()).collect();
         let mut rep = ContainerRecovery::default();
         for r in self.store.all().await {

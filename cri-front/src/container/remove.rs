@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use containerd_client::services::v1::DeleteContainerRequest;
-use containerd_client::tonic::Code;
 use crius_proto::runtime as cri;
 use nix::sys::signal::Signal;
 
@@ -12,7 +10,7 @@ use super::record::Phase;
 use super::state::Op;
 use super::task::TaskState;
 use super::Containers;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 impl Containers {
     /// Remove a container: kill if still running, then task, containerd container,
@@ -45,21 +43,7 @@ impl Containers {
             // fifos no task will ever open.
             self.kill_logger(&id);
         }
-        match self
-            .shared
-            .ctrd
-            .containers()
-            .delete(
-                self.shared
-                    .ctrd
-                    .req(DeleteContainerRequest { id: id.clone() }),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(s) if s.code() == Code::NotFound => {}
-            Err(s) => return Err(Error::containerd(format!("container delete {id}"), s)),
-        }
+        self.shared.ctrd.delete_container(&id).await?;
         self.remove_snapshot(&id).await;
         self.drop_image_volumes(&id).await;
         self.stdin_pipes.lock().await.remove(&id);

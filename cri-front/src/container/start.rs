@@ -1,8 +1,7 @@
 //! StartContainer: the task's rootfs, stdio (log driver) and stdin, then containerd's task
 //! create and start; a start a crash cut off is finished from what containerd holds.
 
-use containerd_client::services::v1::snapshots::MountsRequest;
-use containerd_client::services::v1::{CreateTaskRequest, StartRequest};
+use crius_ctrd::{NewTask, Stdio};
 use crius_proto::runtime as cri;
 
 use super::record::{ContainerRecord, Phase};
@@ -10,7 +9,7 @@ use super::state::{Op, State};
 use super::task::log_uri;
 use super::Containers;
 use crate::config::LogMode;
-use crate::error::{CtrdContext, Result};
+use crate::error::Result;
 use crate::util::time::now_ns;
 
 impl Containers {
@@ -77,18 +76,7 @@ impl Containers {
     async fn start_task(&self, rec: &ContainerRecord) -> Result<()> {
         let id = &rec.id;
         self.ensure_image_volumes(rec).await?;
-        let rootfs = self
-            .shared
-            .ctrd
-            .snapshots()
-            .mounts(self.shared.ctrd.req(MountsRequest {
-                snapshotter: self.shared.cfg.snapshotter.clone(),
-                key: id.clone(),
-            }))
-            .await
-            .step(&format!("snapshot mounts {id}"))?
-            .into_inner()
-            .mounts;
+        let rootfs = self.shared.ctrd.snapshot_mounts(id).await?;
         // The log driver runs for every container, with a log path or not: attachers join the
         // live output through it.
         let (stdout, stderr) = match self.shared.cfg.log_mode {
@@ -111,28 +99,19 @@ impl Containers {
         };
         self.shared
             .ctrd
-            .tasks()
-            .create(self.shared.ctrd.req(CreateTaskRequest {
+            .create_task(NewTask {
                 container_id: id.clone(),
                 rootfs,
-                stdin,
-                stdout,
-                stderr,
-                // With a terminal the shim keeps the pty master and all output is on stdout.
-                terminal: rec.tty,
-                ..Default::default()
-            }))
-            .await
-            .step(&format!("task create {id}"))?;
-        self.shared
-            .ctrd
-            .tasks()
-            .start(self.shared.ctrd.req(StartRequest {
-                container_id: id.clone(),
-                exec_id: String::new(),
-            }))
-            .await
-            .step(&format!("task start {id}"))?;
+                io: Stdio {
+                    stdin,
+                    stdout,
+                    stderr,
+                    // With a terminal the shim keeps the pty master and all output is on stdout.
+                    terminal: rec.tty,
+                },
+            })
+            .await?;
+        self.shared.ctrd.start(id, None).await?;
         Ok(())
     }
 }

@@ -8,12 +8,10 @@
 
 use std::time::Duration;
 
-use containerd_client::services::v1::{GetRequest, StartRequest};
-use containerd_client::tonic::Code;
-use containerd_client::types::v1::Status as TaskStatus;
+use crius_ctrd::{TaskInfo, TaskStatus};
 
 use super::Containers;
-use crate::error::{CtrdContext, Error, Result};
+use crate::error::{Error, Result};
 
 /// How long StartContainer waits for containerd to come back and tell what happened.
 const SETTLE: Duration = Duration::from_secs(20);
@@ -33,44 +31,22 @@ pub enum Truth {
 /// broke, containerd went away mid-call).
 pub fn outcome_unknown(e: &Error) -> bool {
     match e {
-        Error::Containerd { status, .. } => matches!(
-            status.code(),
-            Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
-        ),
+        Error::Containerd(e) => e.outcome_unknown(),
         _ => false,
     }
 }
 
 impl Containers {
     /// The init process of container `id`'s task, as containerd reports it; None without a task.
-    pub(crate) async fn task_process(
-        &self,
-        id: &str,
-    ) -> Result<Option<containerd_client::types::v1::Process>> {
-        match self
-            .shared
-            .ctrd
-            .tasks()
-            .get(self.shared.ctrd.req(GetRequest {
-                container_id: id.to_string(),
-                exec_id: String::new(),
-            }))
-            .await
-        {
-            Ok(r) => Ok(Some(r.into_inner().process.unwrap_or_default())),
-            Err(s) if s.code() == Code::NotFound => Ok(None),
-            Err(s) => Err(Error::containerd(format!("task get {id}"), s)),
-        }
+    pub(crate) async fn task_process(&self, id: &str) -> Result<Option<TaskInfo>> {
+        Ok(self.shared.ctrd.task(id).await?)
     }
 
     /// What containerd says of container `id`'s task.
     pub(crate) async fn task_truth(&self, id: &str) -> Result<Truth> {
         Ok(match self.task_process(id).await? {
             None => Truth::None,
-            Some(p)
-                if p.status == TaskStatus::Created as i32
-                    || p.status == TaskStatus::Unknown as i32 =>
-            {
+            Some(t) if matches!(t.status, TaskStatus::Created | TaskStatus::Unknown) => {
                 Truth::Created
             }
             Some(_) => Truth::Started,
@@ -79,15 +55,7 @@ impl Containers {
 
     /// Start a created task (the Tasks.Start a crash cut off).
     pub(crate) async fn start_created_task(&self, id: &str) -> Result<()> {
-        self.shared
-            .ctrd
-            .tasks()
-            .start(self.shared.ctrd.req(StartRequest {
-                container_id: id.to_string(),
-                exec_id: String::new(),
-            }))
-            .await
-            .step(&format!("task start {id}"))?;
+        self.shared.ctrd.start(id, None).await?;
         Ok(())
     }
 

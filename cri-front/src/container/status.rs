@@ -3,16 +3,15 @@
 
 use std::collections::HashMap;
 
-use containerd_client::services::v1::ListTasksRequest;
-use containerd_client::types::v1::Status as TaskStatus;
+use crius_ctrd::TaskStatus;
 use crius_proto::runtime as cri;
 
 use super::record::{ContainerRecord, Phase};
 use super::task::TaskState;
 use super::Containers;
-use crate::error::{CtrdContext, Result};
+use crate::error::Result;
 use crate::image::is_digest_name;
-use crate::util::time::ts_ns;
+use crate::util::time::exited_at;
 
 impl Containers {
     /// ContainerStatus: the refreshed record in CRI form; `verbose` adds the record and
@@ -76,25 +75,17 @@ impl Containers {
         if all.iter().all(|r| r.phase == Phase::Exited) {
             return Ok(all);
         }
-        let tasks = self
-            .shared
-            .ctrd
-            .tasks()
-            .list(self.shared.ctrd.req(ListTasksRequest {
-                filter: String::new(),
-            }))
-            .await
-            .step("task list")?
-            .into_inner()
-            .tasks;
+        let tasks = self.shared.ctrd.tasks().await?;
         let by_id: HashMap<_, _> = tasks.into_iter().map(|t| (t.id.clone(), t)).collect();
         let mut out = Vec::with_capacity(all.len());
         for r in all {
             if r.phase == Phase::Running {
                 match by_id.get(&r.id) {
-                    Some(t) if t.status != TaskStatus::Stopped as i32 => out.push(r),
-                    Some(t) => {
-                        self.record_exit(&r.id, t.exit_status as i32, ts_ns(t.exited_at.as_ref()))
+                    Some(crius_ctrd::TaskInfo { exit: None, .. }) => out.push(r),
+                    Some(crius_ctrd::TaskInfo {
+                        exit: Some(exit), ..
+                    }) => {
+                        self.record_exit(&r.id, exit.code as i32, exited_at(exit))
                             .await;
                         out.push(self.store.get(&r.id).await.unwrap_or(r));
                     }
@@ -103,7 +94,7 @@ impl Containers {
             } else if r.phase == Phase::Created
                 && by_id
                     .get(&r.id)
-                    .is_some_and(|t| t.status != TaskStatus::Created as i32)
+                    .is_some_and(|t| t.status != TaskStatus::Created)
             {
                 // A start nobody saw complete: the task says what is true.
                 out.push(self.refreshed(r).await?);

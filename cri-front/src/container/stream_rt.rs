@@ -8,17 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use containerd_client::services::v1::{
-    CloseIoRequest, DeleteProcessRequest, ExecProcessRequest, GetContainerRequest, KillRequest,
-    ResizePtyRequest, StartRequest, WaitRequest,
-};
+use crius_ctrd::{Containerd, NewExec, Stdio};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::unix::pipe;
 
-use super::exec::PROCESS_TYPE_URL;
 use super::record::Phase;
 use super::Containers;
-use crate::ctrd::Ctrd;
 use crate::error::Error;
 use crate::streaming::{StreamError, StreamIo, StreamRuntime};
 
@@ -39,7 +34,7 @@ fn from_err(e: Error) -> StreamError {
 
 /// Kills and deletes an exec if the session ends before it does (client gone).
 struct ExecGuard {
-    ctrd: Ctrd,
+    ctrd: Arc<dyn Containerd>,
     container: String,
     exec: String,
     dir: PathBuf,
@@ -57,30 +52,10 @@ impl Drop for ExecGuard {
         );
         tokio::spawn(async move {
             if !done {
-                let _ = ctrd
-                    .tasks()
-                    .kill(ctrd.req(KillRequest {
-                        container_id: c.clone(),
-                        exec_id: e.clone(),
-                        signal: 9,
-                        all: false,
-                    }))
-                    .await;
-                let _ = ctrd
-                    .tasks()
-                    .wait(ctrd.req(WaitRequest {
-                        container_id: c.clone(),
-                        exec_id: e.clone(),
-                    }))
-                    .await;
+                let _ = ctrd.kill(&c, Some(&e), 9, false).await;
+                let _ = ctrd.wait(&c, Some(&e)).await;
             }
-            let _ = ctrd
-                .tasks()
-                .delete_process(ctrd.req(DeleteProcessRequest {
-                    container_id: c,
-                    exec_id: e,
-                }))
-                .await;
+            let _ = ctrd.delete_process(&c, &e).await;
             let _ = tokio::fs::remove_dir_all(dir).await;
         });
     }
@@ -99,6 +74,22 @@ async fn copy_out(mut r: pipe::Receiver, mut w: crate::streaming::BoxWrite) {
         }
     }
     let _ = w.shutdown().await;
+}
+
+/// Pass the client's terminal sizes on to the process (`exec: None`: the container's init).
+fn follow_resizes(
+    ctrd: Arc<dyn Containerd>,
+    id: String,
+    exec: Option<String>,
+    mut rx: tokio::sync::mpsc::Receiver<crate::streaming::TermSize>,
+) {
+    tokio::spawn(async move {
+        while let Some(sz) = rx.recv().await {
+            let _ = ctrd
+                .resize_pty(&id, exec.as_deref(), sz.width as u32, sz.height as u32)
+                .await;
+        }
+    });
 }
 
 fn mkfifo(p: &Path) -> Result<(), StreamError> {
@@ -120,23 +111,7 @@ impl StreamRuntime for ContainerStreams {
             return Err(failed(format!("container {} is not running", rec.id)));
         }
         let id = rec.id.clone();
-        let container = d
-            .shared
-            .ctrd
-            .containers()
-            .get(d.shared.ctrd.req(GetContainerRequest { id: id.clone() }))
-            .await
-            .map_err(|s| failed(s.message()))?
-            .into_inner()
-            .container
-            .ok_or_else(|| StreamError::NotFound(id.clone()))?;
-        let spec: serde_json::Value = container
-            .spec
-            .and_then(|a| serde_json::from_slice(&a.value).ok())
-            .unwrap_or_default();
-        let mut process = spec.get("process").cloned().unwrap_or_default();
-        process["args"] = serde_json::json!(cmd);
-        process["terminal"] = serde_json::json!(io.tty);
+        let process = d.exec_process(&id, cmd, io.tty).await.map_err(from_err)?;
 
         let exec_id = format!("exec-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
         let dir = d.shared.cfg.run_dir.join("exec").join(&exec_id);
@@ -198,86 +173,42 @@ impl StreamRuntime for ContainerStreams {
         };
         let has_out = outs.iter().any(|(x, _, _)| *x == "stdout");
         let has_err = outs.iter().any(|(x, _, _)| *x == "stderr");
-        let req = ExecProcessRequest {
+        let ctrd = &d.shared.ctrd;
+        ctrd.exec(NewExec {
             container_id: id.clone(),
-            stdin: p("stdin", stdin_w.is_some()),
-            stdout: p("stdout", has_out),
-            stderr: p("stderr", has_err),
-            terminal: tty,
-            spec: Some(prost_types::Any {
-                type_url: PROCESS_TYPE_URL.to_string(),
-                value: serde_json::to_vec(&process).map_err(failed)?,
-            }),
             exec_id: exec_id.clone(),
-        };
-        d.shared
-            .ctrd
-            .tasks()
-            .exec(d.shared.ctrd.req(req))
-            .await
-            .map_err(|s| failed(format!("exec in {id}: {}", s.message())))?;
+            process,
+            io: Stdio {
+                stdin: p("stdin", stdin_w.is_some()),
+                stdout: p("stdout", has_out),
+                stderr: p("stderr", has_err),
+                terminal: tty,
+            },
+        })
+        .await
+        .map_err(failed)?;
         let copies: Vec<_> = outs
             .into_iter()
             .map(|(_, r, w)| tokio::spawn(copy_out(r, w)))
             .collect();
-        d.shared
-            .ctrd
-            .tasks()
-            .start(d.shared.ctrd.req(StartRequest {
-                container_id: id.clone(),
-                exec_id: exec_id.clone(),
-            }))
-            .await
-            .map_err(|s| failed(format!("exec start in {id}: {}", s.message())))?;
+        ctrd.start(&id, Some(&exec_id)).await.map_err(failed)?;
         drop(holds);
         tracing::info!(container = %id, exec = %exec_id, tty, "streaming exec started");
 
         let mut stdin_copy = None;
         if let (Some(mut r), Some(mut w)) = (stdin, stdin_w) {
-            let ctrd = d.shared.ctrd.clone();
+            let ctrd = ctrd.clone();
             let (c, e) = (id.clone(), exec_id.clone());
             stdin_copy = Some(tokio::spawn(async move {
                 let _ = tokio::io::copy(&mut r, &mut w).await;
                 drop(w);
-                let _ = ctrd
-                    .tasks()
-                    .close_io(ctrd.req(CloseIoRequest {
-                        container_id: c,
-                        exec_id: e,
-                        stdin: true,
-                    }))
-                    .await;
+                let _ = ctrd.close_stdin(&c, Some(&e)).await;
             }));
         }
-        if let Some(mut rx) = resize {
-            let ctrd = d.shared.ctrd.clone();
-            let (c, e) = (id.clone(), exec_id.clone());
-            tokio::spawn(async move {
-                while let Some(sz) = rx.recv().await {
-                    let _ = ctrd
-                        .tasks()
-                        .resize_pty(ctrd.req(ResizePtyRequest {
-                            container_id: c.clone(),
-                            exec_id: e.clone(),
-                            width: sz.width as u32,
-                            height: sz.height as u32,
-                        }))
-                        .await;
-                }
-            });
+        if let Some(rx) = resize {
+            follow_resizes(ctrd.clone(), id.clone(), Some(exec_id.clone()), rx);
         }
-        let code = d
-            .shared
-            .ctrd
-            .tasks()
-            .wait(d.shared.ctrd.req(WaitRequest {
-                container_id: id.clone(),
-                exec_id: exec_id.clone(),
-            }))
-            .await
-            .map_err(|s| failed(s.message()))?
-            .into_inner()
-            .exit_status as i32;
+        let code = ctrd.wait(&id, Some(&exec_id)).await.map_err(failed)?.code as i32;
         // Input the process never read: our own read end keeps the fifo from failing the
         // write, so a copy blocked on a full fifo would wait forever. The process is gone.
         if let Some(c) = stdin_copy {
@@ -302,22 +233,8 @@ impl StreamRuntime for ContainerStreams {
                 rec.id
             )));
         }
-        if let Some(mut rx) = io.resize {
-            let ctrd = d.shared.ctrd.clone();
-            let c = rec.id.clone();
-            tokio::spawn(async move {
-                while let Some(sz) = rx.recv().await {
-                    let _ = ctrd
-                        .tasks()
-                        .resize_pty(ctrd.req(ResizePtyRequest {
-                            container_id: c.clone(),
-                            exec_id: String::new(),
-                            width: sz.width as u32,
-                            height: sz.height as u32,
-                        }))
-                        .await;
-                }
-            });
+        if let Some(rx) = io.resize {
+            follow_resizes(d.shared.ctrd.clone(), rec.id.clone(), None, rx);
         }
         // The live output, from the log driver that holds the container's pipes (not the log
         // file): joined before any stdin is passed on, so no answer to it can slip by.
@@ -367,14 +284,7 @@ impl StreamRuntime for ContainerStreams {
                     if let Some(pid) = logger {
                         let _ = crate::sys::kill(pid, nix::sys::signal::Signal::SIGUSR2);
                     }
-                    let _ = ctrd
-                        .tasks()
-                        .close_io(ctrd.req(CloseIoRequest {
-                            container_id: c,
-                            exec_id: String::new(),
-                            stdin: true,
-                        }))
-                        .await;
+                    let _ = ctrd.close_stdin(&c, None).await;
                 }
             });
         }

@@ -3,16 +3,13 @@
 
 use std::time::Duration;
 
-use containerd_client::services::v1::{DeleteTaskRequest, GetRequest, KillRequest, WaitRequest};
-use containerd_client::tonic::Code;
-use containerd_client::types::v1::Status as TaskStatus;
 use crius_proto::runtime as cri;
 use nix::sys::signal::Signal;
 
 use super::record::Phase;
 use super::Containers;
-use crate::error::{Error, Result};
-use crate::util::time::{now_ns, ts_ns};
+use crate::error::Result;
+use crate::util::time::{exited_at, now_ns};
 
 /// What containerd says about a container's task.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,66 +69,36 @@ pub(crate) fn signal_number(name: &str) -> u32 {
 impl Containers {
     /// The pid of a container's init process, while its task exists.
     pub async fn task_pid(&self, id: &str) -> Option<u32> {
-        self.shared
-            .ctrd
-            .tasks()
-            .get(self.shared.ctrd.req(GetRequest {
-                container_id: id.to_string(),
-                exec_id: String::new(),
-            }))
-            .await
-            .ok()
-            .and_then(|r| r.into_inner().process)
-            .map(|p| p.pid)
-            .filter(|p| *p > 0)
+        let t = self.shared.ctrd.task(id).await.ok()??;
+        Some(t.pid).filter(|p| *p > 0)
     }
 
     pub(crate) async fn task_state(&self, id: &str) -> Result<TaskState> {
         Ok(match self.task_process(id).await? {
             None => TaskState::Missing,
-            Some(p) if p.status == TaskStatus::Stopped as i32 => TaskState::Exited {
-                code: p.exit_status as i32,
-                at_ns: ts_ns(p.exited_at.as_ref()),
+            Some(t) => match t.exit {
+                Some(exit) => TaskState::Exited {
+                    code: exit.code as i32,
+                    at_ns: exited_at(&exit),
+                },
+                None => TaskState::Running,
             },
-            Some(_) => TaskState::Running,
         })
     }
 
+    /// Signal the init (`all`: every process of the task). A task already gone is Ok: the
+    /// wait that follows reports it.
     pub(crate) async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
-        match self
-            .shared
-            .ctrd
-            .tasks()
-            .kill(self.shared.ctrd.req(KillRequest {
-                container_id: id.to_string(),
-                exec_id: String::new(),
-                signal,
-                all,
-            }))
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Already gone: the wait below reports it.
-            Err(s) if s.code() == Code::NotFound || s.code() == Code::FailedPrecondition => Ok(()),
-            Err(s) => Err(Error::containerd(format!("task kill {id}"), s)),
-        }
+        Ok(self.shared.ctrd.kill(id, None, signal, all).await?)
     }
 
     /// Wait for the task's exit, at most `limit`.
     pub(crate) async fn wait(&self, id: &str, limit: Duration) -> Result<Option<(i32, i64)>> {
-        let mut tasks = self.shared.ctrd.tasks();
-        let call = tasks.wait(self.shared.ctrd.req(WaitRequest {
-            container_id: id.to_string(),
-            exec_id: String::new(),
-        }));
-        match tokio::time::timeout(limit, call).await {
+        match tokio::time::timeout(limit, self.shared.ctrd.wait(id, None)).await {
             Err(_) => Ok(None),
-            Ok(Ok(r)) => {
-                let r = r.into_inner();
-                Ok(Some((r.exit_status as i32, ts_ns(r.exited_at.as_ref()))))
-            }
-            Ok(Err(s)) if s.code() == Code::NotFound => Ok(Some((255, now_ns()))),
-            Ok(Err(s)) => Err(Error::containerd(format!("task wait {id}"), s)),
+            Ok(Ok(exit)) => Ok(Some((exit.code as i32, exited_at(&exit)))),
+            Ok(Err(e)) if e.is_not_found() => Ok(Some((255, now_ns()))),
+            Ok(Err(e)) => Err(e.into()),
         }
     }
 
@@ -160,18 +127,8 @@ impl Containers {
     }
 
     pub(crate) async fn delete_task(&self, id: &str) {
-        if let Err(s) = self
-            .shared
-            .ctrd
-            .tasks()
-            .delete(self.shared.ctrd.req(DeleteTaskRequest {
-                container_id: id.to_string(),
-            }))
-            .await
-        {
-            if s.code() != Code::NotFound {
-                tracing::warn!(container = id, error = %s.message(), "task delete failed");
-            }
+        if let Err(e) = self.shared.ctrd.delete_task(id).await {
+            tracing::warn!(container = id, error = %e, "task delete failed");
         }
     }
 }

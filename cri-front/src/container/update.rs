@@ -1,18 +1,12 @@
 //! UpdateContainerResources: new cgroup limits through containerd's Tasks.Update
 //! (a running task) or the stored spec (a created container).
 
-use containerd_client::services::v1::{
-    GetContainerRequest, UpdateContainerRequest, UpdateTaskRequest,
-};
 use crius_proto::runtime as cri;
 use serde_json::{json, Value};
 
 use super::Containers;
 use crate::container::record::Phase;
-use crate::error::{CtrdContext, Error, Result};
-
-pub const RESOURCES_TYPE_URL: &str =
-    "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
+use crate::error::{Error, Result};
 
 /// OCI `linux.resources` for CRI's resources (zero values left out).
 pub fn resources_json(r: &cri::LinuxContainerResources) -> Result<Value> {
@@ -81,37 +75,12 @@ impl Containers {
                     .map_err(|e| Error::Internal(format!("encode resources: {e}")))?;
                 self.shared
                     .ctrd
-                    .tasks()
-                    .update(self.shared.ctrd.req(UpdateTaskRequest {
-                        container_id: rec.id.clone(),
-                        resources: Some(prost_types::Any {
-                            type_url: RESOURCES_TYPE_URL.into(),
-                            value,
-                        }),
-                        annotations: Default::default(),
-                    }))
-                    .await
-                    .step(&format!("task update {}", rec.id))?;
+                    .update_task_resources(&rec.id, value)
+                    .await?;
             }
             Phase::Created => {
-                let mut c = self
-                    .shared
-                    .ctrd
-                    .containers()
-                    .get(
-                        self.shared
-                            .ctrd
-                            .req(GetContainerRequest { id: rec.id.clone() }),
-                    )
-                    .await
-                    .step(&format!("container get {}", rec.id))?
-                    .into_inner()
-                    .container
-                    .ok_or_else(|| {
-                        Error::NotFound(format!("container {} not in containerd", rec.id))
-                    })?;
-                let any = c.spec.take().unwrap_or_default();
-                let mut spec: Value = serde_json::from_slice(&any.value)
+                let c = self.shared.ctrd.container(&rec.id).await?;
+                let mut spec: Value = serde_json::from_slice(&c.spec)
                     .map_err(|e| Error::Internal(format!("container {} spec: {e}", rec.id)))?;
                 // Merge so the device rules already in the spec stay.
                 if let (Some(dst), Some(src)) = (
@@ -123,22 +92,12 @@ impl Containers {
                         dst.insert(k.clone(), v.clone());
                     }
                 }
-                c.spec = Some(prost_types::Any {
-                    type_url: any.type_url,
-                    value: serde_json::to_vec(&spec)
-                        .map_err(|e| Error::Internal(format!("encode spec: {e}")))?,
-                });
+                let spec = serde_json::to_vec(&spec)
+                    .map_err(|e| Error::Internal(format!("encode spec: {e}")))?;
                 self.shared
                     .ctrd
-                    .containers()
-                    .update(self.shared.ctrd.req(UpdateContainerRequest {
-                        container: Some(c),
-                        update_mask: Some(prost_types::FieldMask {
-                            paths: vec!["spec".into()],
-                        }),
-                    }))
-                    .await
-                    .step(&format!("container update {}", rec.id))?;
+                    .update_container_spec(&rec.id, spec)
+                    .await?;
             }
             Phase::Exited => {
                 return Err(Error::FailedPrecondition(format!(

@@ -5,13 +5,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use containerd_client::services::v1::snapshots::{
-    ListSnapshotsRequest, MountsRequest, ViewSnapshotRequest,
-};
-use containerd_client::types::Mount;
+use crius_ctrd::Mount;
 
 use super::Containers;
-use crate::error::{CtrdContext, Error, Result};
+use crate::error::{Error, Result};
 
 /// Key prefix of the short-lived views CreateContainer reads an image's /etc/passwd through.
 pub const USER_FILES_VIEW: &str = "crius-view-";
@@ -31,26 +28,15 @@ impl Containers {
                 let _ = std::fs::remove_dir(e.path());
             }
         }
-        let mut stream = self
+        let stale: Vec<String> = self
             .shared
             .ctrd
-            .snapshots()
-            .list(self.shared.ctrd.req(ListSnapshotsRequest {
-                snapshotter: self.shared.cfg.snapshotter.clone(),
-                filters: vec![format!("name~=\"^{USER_FILES_VIEW}\"")],
-            }))
-            .await
-            .step("snapshot list")?
-            .into_inner();
-        let mut stale = Vec::new();
-        while let Some(m) = stream.message().await.step("snapshot list")? {
-            stale.extend(
-                m.info
-                    .into_iter()
-                    .map(|i| i.name)
-                    .filter(|n| n.starts_with(USER_FILES_VIEW)),
-            );
-        }
+            .snapshots(vec![format!("name~=\"^{USER_FILES_VIEW}\"")])
+            .await?
+            .into_iter()
+            .map(|i| i.name)
+            .filter(|n| n.starts_with(USER_FILES_VIEW))
+            .collect();
         for key in &stale {
             tracing::warn!(snapshot = %key, "recover: removing a view left by a crash during create");
             self.remove_snapshot(key).await;
@@ -65,36 +51,12 @@ impl Containers {
         parent: &str,
         labels: HashMap<String, String>,
     ) -> Result<Vec<Mount>> {
-        Ok(self
-            .shared
-            .ctrd
-            .snapshots()
-            .view(self.shared.ctrd.req(ViewSnapshotRequest {
-                snapshotter: self.shared.cfg.snapshotter.clone(),
-                key: key.to_string(),
-                parent: parent.to_string(),
-                labels,
-            }))
-            .await
-            .step(&format!("snapshot view {key}"))?
-            .into_inner()
-            .mounts)
+        Ok(self.shared.ctrd.view_snapshot(key, parent, labels).await?)
     }
 
     /// The mounts of an existing snapshot (to mount a view again after a reboot).
     pub(crate) async fn snapshot_mounts(&self, key: &str) -> Result<Vec<Mount>> {
-        Ok(self
-            .shared
-            .ctrd
-            .snapshots()
-            .mounts(self.shared.ctrd.req(MountsRequest {
-                snapshotter: self.shared.cfg.snapshotter.clone(),
-                key: key.to_string(),
-            }))
-            .await
-            .step(&format!("snapshot mounts {key}"))?
-            .into_inner()
-            .mounts)
+        Ok(self.shared.ctrd.snapshot_mounts(key).await?)
     }
 }
 

@@ -1,7 +1,6 @@
 //! Images: pull into containerd, and answer CRI's image questions from containerd's
 //! image records (see [`records`]).
 
-pub mod content;
 pub mod hosts;
 pub mod manifest;
 pub mod pull;
@@ -14,11 +13,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use base64::Engine;
-use containerd_client::services::v1::snapshots::{ListSnapshotsRequest, UsageRequest};
 use crius_proto::runtime as cri;
 
-use crate::ctrd::Ctrd;
-use crate::error::{CtrdContext, Error, Result};
+use crius_ctrd::Containerd;
+
+use crate::error::{Error, Result};
 use manifest::{chain_ids, ImageConfigFile, Manifest};
 use records::Record;
 pub use reference::is_digest_name;
@@ -28,7 +27,7 @@ use registry::Auth;
 /// criusd's image side.
 #[derive(Clone)]
 pub struct Images {
-    pub ctrd: Ctrd,
+    pub ctrd: std::sync::Arc<dyn Containerd>,
     pub snapshotter: String,
     pub registry_config_dir: PathBuf,
     /// ImageFsInfo's mountpoint when containerd does not say (see [`Images::fs_root`]).
@@ -70,7 +69,7 @@ impl Images {
         };
         let auth = registry_auth(auth)?;
         let puller = pull::Puller {
-            ctrd: &self.ctrd,
+            ctrd: &*self.ctrd,
             snapshotter: &self.snapshotter,
             registry_config_dir: &self.registry_config_dir,
         };
@@ -80,7 +79,7 @@ impl Images {
     /// Group records by image id.
     pub async fn list(&self) -> Result<Vec<ImageView>> {
         let mut by_id: BTreeMap<String, ImageView> = BTreeMap::new();
-        for r in records::list(&self.ctrd).await? {
+        for r in records::list(&*self.ctrd).await? {
             let v = by_id.entry(r.id.clone()).or_insert_with(|| ImageView {
                 id: r.id.clone(),
                 names: Vec::new(),
@@ -96,11 +95,12 @@ impl Images {
     pub async fn find(&self, image: &str) -> Result<Option<ImageView>> {
         let id = match reference::parse(image)? {
             ImageName::Id(id) => id,
-            ImageName::Ref(r) => match records::get(&self.ctrd, &reference::record_name(&r)).await?
-            {
-                Some(Record { id, .. }) => id,
-                None => return Ok(None),
-            },
+            ImageName::Ref(r) => {
+                match records::get(&*self.ctrd, &reference::record_name(&r)).await? {
+                    Some(Record { id, .. }) => id,
+                    None => return Ok(None),
+                }
+            }
         };
         Ok(self.list().await?.into_iter().find(|v| v.id == id))
     }
@@ -111,7 +111,7 @@ impl Images {
             .find(image)
             .await?
             .ok_or_else(|| Error::NotFound(format!("image {image:?} not found; pull it first")))?;
-        let bytes = content::read(&self.ctrd, &view.id).await?;
+        let bytes = self.ctrd.read_content(&view.id).await?;
         let config = ImageConfigFile::parse(&bytes)?;
         let top_chain = chain_ids(&config.rootfs.diff_ids).pop();
         Ok(ResolvedImage {
@@ -129,7 +129,7 @@ impl Images {
         let n = view.names.len();
         for (i, name) in view.names.iter().enumerate() {
             // Let the GC run once, after the last record is gone.
-            records::delete(&self.ctrd, name, i + 1 == n).await?;
+            records::delete(&*self.ctrd, name, i + 1 == n).await?;
         }
         tracing::info!(image = %image, id = %view.id, "image removed");
         Ok(())
@@ -138,29 +138,13 @@ impl Images {
     /// Where the snapshotter keeps its data: containerd's own answer (introspection exports
     /// `root`), else `<containerd_root>/io.containerd.snapshotter.v1.<snapshotter>` from the config.
     pub async fn fs_root(&self) -> String {
-        let asked =
-            self.root_cache
-                .get_or_try_init(|| async {
-                    let resp =
-                        self.ctrd
-                            .introspection()
-                            .plugins(self.ctrd.req(
-                                containerd_client::services::v1::PluginsRequest {
-                                    filters: vec![format!(
-                                        "type==io.containerd.snapshotter.v1,id=={}",
-                                        self.snapshotter
-                                    )],
-                                },
-                            ))
-                            .await
-                            .map_err(|_| ())?;
-                    resp.into_inner()
-                        .plugins
-                        .into_iter()
-                        .find_map(|p| p.exports.get("root").cloned())
-                        .ok_or(())
-                })
-                .await;
+        let asked = self
+            .root_cache
+            .get_or_try_init(|| async {
+                let exports = self.ctrd.snapshotter_exports().await.map_err(|_| ())?;
+                exports.get("root").cloned().ok_or(())
+            })
+            .await;
         match asked {
             Ok(r) => r.clone(),
             Err(()) => self.snapshotter_root.display().to_string(),
@@ -169,35 +153,13 @@ impl Images {
 
     /// Bytes and inodes used by the snapshotter's committed and active snapshots.
     pub async fn fs_usage(&self) -> Result<(u64, u64)> {
-        let mut stream = self
-            .ctrd
-            .snapshots()
-            .list(self.ctrd.req(ListSnapshotsRequest {
-                snapshotter: self.snapshotter.clone(),
-                filters: vec![],
-            }))
-            .await
-            .step("snapshot list")?
-            .into_inner();
-        let mut keys = Vec::new();
-        while let Some(m) = stream.message().await.step("snapshot list")? {
-            keys.extend(m.info.into_iter().map(|i| i.name));
-        }
+        let keys = self.ctrd.snapshots(vec![]).await?;
         let (mut bytes, mut inodes) = (0u64, 0u64);
-        for key in keys {
-            let u = self
-                .ctrd
-                .snapshots()
-                .usage(self.ctrd.req(UsageRequest {
-                    snapshotter: self.snapshotter.clone(),
-                    key,
-                }))
-                .await;
+        for s in keys {
             // A snapshot removed while we walk is not an error.
-            if let Ok(u) = u {
-                let u = u.into_inner();
-                bytes += u.size.max(0) as u64;
-                inodes += u.inodes.max(0) as u64;
+            if let Ok(u) = self.ctrd.snapshot_usage(&s.name).await {
+                bytes += u.bytes;
+                inodes += u.inodes;
             }
         }
         Ok((bytes, inodes))
@@ -205,12 +167,12 @@ impl Images {
 
     /// The manifest an image record points at (for verbose status).
     pub async fn manifest_of(&self, name: &str) -> Result<Option<Manifest>> {
-        let Some(rec) = records::get(&self.ctrd, name).await? else {
+        let Some(rec) = records::get(&*self.ctrd, name).await? else {
             return Ok(None);
         };
         let Some(t) = rec.target else { return Ok(None) };
         Ok(Some(Manifest::parse(
-            &content::read(&self.ctrd, &t.digest).await?,
+            &self.ctrd.read_content(&t.digest).await?,
         )?))
     }
 }

@@ -8,24 +8,15 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use containerd_client::services::v1::snapshots::{
-    CommitSnapshotRequest, PrepareSnapshotRequest, RemoveSnapshotRequest, StatSnapshotRequest,
-};
-use containerd_client::services::v1::{
-    ApplyRequest, CreateRequest as LeaseCreate, DeleteRequest as LeaseDelete,
-};
-use containerd_client::tonic::Code;
-use containerd_client::types::Descriptor as CtrdDescriptor;
+use crius_ctrd::{Containerd, Descriptor as CtrdDescriptor};
 use oci_spec::distribution::Reference;
 
-use super::content;
 use super::hosts::{hosts_for, RegistryHost};
 use super::manifest::{chain_ids, Descriptor, ImageConfigFile, Manifest};
 use super::records::{self, LABEL_ID, LABEL_SIZE, LABEL_USER};
 use super::reference::{digest_name, record_name};
 use super::registry::{Auth, Registry};
-use crate::ctrd::Ctrd;
-use crate::error::{CtrdContext, Error, Result};
+use crate::error::{Error, Result};
 
 const ACCEPTED: &[&str] = &[
     "application/vnd.oci.image.manifest.v1+json",
@@ -36,7 +27,7 @@ const ACCEPTED: &[&str] = &[
 
 /// What a pull needs from criusd.
 pub struct Puller<'a> {
-    pub ctrd: &'a Ctrd,
+    pub ctrd: &'a dyn Containerd,
     pub snapshotter: &'a str,
     pub registry_config_dir: &'a Path,
 }
@@ -153,8 +144,8 @@ impl Puller<'_> {
                 );
                 let mut put = Ok(());
                 for n in &names {
-                    put = records::put(self.ctrd, Some(&lease), n, target.clone(), labels.clone())
-                        .await;
+                    let leased = self.ctrd.leased(&lease);
+                    put = records::put(&*leased, n, target.clone(), labels.clone()).await;
                     if put.is_err() {
                         break;
                     }
@@ -194,21 +185,17 @@ impl Puller<'_> {
                 "containerd.io/uncompressed".to_string(),
                 config.rootfs.diff_ids[i].clone(),
             );
-            if content::exists(self.ctrd, &layer.digest).await? {
+            if self.ctrd.content_exists(&layer.digest).await? {
                 tracing::info!(image = %r, layer = %layer.digest, "pull: layer {}/{n} already present", i + 1);
                 continue;
             }
             let t = Instant::now();
             let stream = client.blob_stream(r.repository(), &layer.digest).await?;
-            let written = content::write(
-                self.ctrd,
-                Some(lease),
-                &layer.digest,
-                layer.size,
-                labels,
-                stream,
-            )
-            .await?;
+            let written = self
+                .ctrd
+                .leased(lease)
+                .write_content(&layer.digest, layer.size, labels, Box::pin(stream))
+                .await?;
             tracing::info!(image = %r, layer = %layer.digest, bytes = written, ms = t.elapsed().as_millis() as u64,
                 "pull: layer {}/{n} fetched", i + 1);
         }
@@ -256,12 +243,15 @@ impl Puller<'_> {
         bytes: Vec<u8>,
         labels: HashMap<String, String>,
     ) -> Result<()> {
-        if content::exists(self.ctrd, digest).await? {
-            return content::set_labels(self.ctrd, digest, labels).await;
+        if self.ctrd.content_exists(digest).await? {
+            return Ok(self.ctrd.set_content_labels(digest, labels).await?);
         }
         let size = bytes.len() as i64;
         let data = futures::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))]);
-        content::write(self.ctrd, Some(lease), digest, size, labels, data).await?;
+        self.ctrd
+            .leased(lease)
+            .write_content(digest, size, labels, Box::pin(data))
+            .await?;
         Ok(())
     }
 
@@ -309,101 +299,43 @@ impl Puller<'_> {
         diff_id: &str,
         chain_id: &str,
     ) -> Result<()> {
-        let ctrd = self.ctrd;
-        let mounts = ctrd
-            .snapshots()
-            .prepare(ctrd.req_lease(
-                PrepareSnapshotRequest {
-                    snapshotter: self.snapshotter.to_string(),
-                    key: key.to_string(),
-                    parent: parent.to_string(),
-                    labels: HashMap::new(),
-                },
-                Some(lease),
-            ))
-            .await
-            .step(&format!("snapshot prepare {key}"))?
-            .into_inner()
-            .mounts;
+        let ctrd = self.ctrd.leased(lease);
+        let mounts = ctrd.prepare_snapshot(key, parent, HashMap::new()).await?;
         let applied = ctrd
-            .diff()
-            .apply(ctrd.req_lease(
-                ApplyRequest {
-                    diff: Some(CtrdDescriptor {
-                        media_type: layer.media_type.clone(),
-                        digest: layer.digest.clone(),
-                        size: layer.size,
-                        annotations: HashMap::new(),
-                    }),
-                    mounts,
-                    payloads: HashMap::new(),
-                    sync_fs: false,
+            .apply_diff(
+                CtrdDescriptor {
+                    media_type: layer.media_type.clone(),
+                    digest: layer.digest.clone(),
+                    size: layer.size,
+                    annotations: HashMap::new(),
                 },
-                Some(lease),
-            ))
-            .await
-            .step(&format!("diff apply {}", layer.digest))?
-            .into_inner()
-            .applied;
-        let got = applied.map(|d| d.digest).unwrap_or_default();
-        if got != diff_id {
+                mounts,
+            )
+            .await?;
+        if applied.digest != diff_id {
             return Err(Error::InvalidArgument(format!(
-                "layer {}: uncompressed digest {got} does not match the config's {diff_id}",
-                layer.digest
+                "layer {}: uncompressed digest {} does not match the config's {diff_id}",
+                layer.digest, applied.digest
             )));
         }
-        match ctrd
-            .snapshots()
-            .commit(ctrd.req_lease(
-                CommitSnapshotRequest {
-                    snapshotter: self.snapshotter.to_string(),
-                    name: chain_id.to_string(),
-                    key: key.to_string(),
-                    labels: HashMap::new(),
-                },
-                Some(lease),
-            ))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(s) if s.code() == Code::AlreadyExists => {
+        match ctrd.commit_snapshot(chain_id, key).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_already_exists() => {
                 // A concurrent pull of an image sharing the layer won the race.
                 self.remove_snapshot(key).await;
                 Ok(())
             }
-            Err(s) => Err(Error::containerd(format!("snapshot commit {chain_id}"), s)),
+            Err(e) => Err(e.into()),
         }
     }
 
     async fn snapshot_exists(&self, key: &str) -> Result<bool> {
-        match self
-            .ctrd
-            .snapshots()
-            .stat(self.ctrd.req(StatSnapshotRequest {
-                snapshotter: self.snapshotter.to_string(),
-                key: key.to_string(),
-            }))
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(s) if s.code() == Code::NotFound => Ok(false),
-            Err(s) => Err(Error::containerd(format!("snapshot stat {key}"), s)),
-        }
+        Ok(self.ctrd.snapshot(key).await?.is_some())
     }
 
     async fn remove_snapshot(&self, key: &str) {
-        let res = self
-            .ctrd
-            .snapshots()
-            .remove(self.ctrd.req(RemoveSnapshotRequest {
-                snapshotter: self.snapshotter.to_string(),
-                key: key.to_string(),
-            }))
-            .await;
-        if let Err(s) = res {
-            if s.code() != Code::NotFound {
-                tracing::warn!(snapshot = key, error = %s.message(), "removing extract snapshot failed");
-            }
+        if let Err(e) = self.ctrd.remove_snapshot(key).await {
+            tracing::warn!(snapshot = key, error = %e, "removing extract snapshot failed");
         }
     }
 
@@ -415,28 +347,13 @@ impl Puller<'_> {
         if let Ok(s) = expire.format(&time::format_description::well_known::Rfc3339) {
             labels.insert("containerd.io/gc.expire".to_string(), s);
         }
-        self.ctrd
-            .leases()
-            .create(self.ctrd.req(LeaseCreate {
-                id: id.clone(),
-                labels,
-            }))
-            .await
-            .step("lease create")?;
+        self.ctrd.create_lease(&id, labels).await?;
         Ok(id)
     }
 
     async fn lease_delete(&self, id: &str) {
-        if let Err(s) = self
-            .ctrd
-            .leases()
-            .delete(self.ctrd.req(LeaseDelete {
-                id: id.to_string(),
-                sync: false,
-            }))
-            .await
-        {
-            tracing::warn!(lease = id, error = %s.message(), "lease delete failed");
+        if let Err(e) = self.ctrd.delete_lease(id).await {
+            tracing::warn!(lease = id, error = %e, "lease delete failed");
         }
     }
 }

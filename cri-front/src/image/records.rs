@@ -4,15 +4,9 @@
 
 use std::collections::HashMap;
 
-use containerd_client::services::v1::{
-    CreateImageRequest, DeleteImageRequest, GetImageRequest, Image, ListImagesRequest,
-    UpdateImageRequest,
-};
-use containerd_client::tonic::Code;
-use containerd_client::types::Descriptor;
+use crius_ctrd::{Containerd, Descriptor, Image};
 
-use crate::ctrd::Ctrd;
-use crate::error::{CtrdContext, Error, Result};
+use crate::error::Result;
 
 /// Image id (config digest).
 pub const LABEL_ID: &str = "io.crius.image.id";
@@ -43,98 +37,42 @@ impl Record {
                 .unwrap_or(0),
             user: img.labels.get(LABEL_USER).cloned().unwrap_or_default(),
             id,
-            target: img.target,
+            target: Some(img.target),
         })
     }
 }
 
-pub async fn get(ctrd: &Ctrd, name: &str) -> Result<Option<Record>> {
-    match ctrd
-        .images()
-        .get(ctrd.req(GetImageRequest {
-            name: name.to_string(),
-        }))
-        .await
-    {
-        Ok(r) => Ok(r.into_inner().image.and_then(Record::from_image)),
-        Err(s) if s.code() == Code::NotFound => Ok(None),
-        Err(s) => Err(Error::containerd(format!("image get {name}"), s)),
-    }
+pub async fn get(ctrd: &dyn Containerd, name: &str) -> Result<Option<Record>> {
+    Ok(ctrd.image(name).await?.and_then(Record::from_image))
 }
 
 /// All crius-made image records (others in the namespace, without our labels, are skipped).
-pub async fn list(ctrd: &Ctrd) -> Result<Vec<Record>> {
-    let resp = ctrd
+pub async fn list(ctrd: &dyn Containerd) -> Result<Vec<Record>> {
+    Ok(ctrd
         .images()
-        .list(ctrd.req(ListImagesRequest { filters: vec![] }))
-        .await
-        .step("image list")?;
-    Ok(resp
-        .into_inner()
-        .images
+        .await?
         .into_iter()
         .filter_map(Record::from_image)
         .collect())
 }
 
-/// Create or replace the record `name`.
+/// Create or replace the record `name` (under the lease `ctrd` holds, if any).
 pub async fn put(
-    ctrd: &Ctrd,
-    lease: Option<&str>,
+    ctrd: &dyn Containerd,
     name: &str,
     target: Descriptor,
     labels: HashMap<String, String>,
 ) -> Result<()> {
-    let image = Image {
-        name: name.to_string(),
-        labels,
-        target: Some(target),
-        created_at: None,
-        updated_at: None,
-    };
-    match ctrd
-        .images()
-        .create(ctrd.req_lease(
-            CreateImageRequest {
-                image: Some(image.clone()),
-                source_date_epoch: None,
-            },
-            lease,
-        ))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(s) if s.code() == Code::AlreadyExists => {
-            ctrd.images()
-                .update(ctrd.req_lease(
-                    UpdateImageRequest {
-                        image: Some(image),
-                        update_mask: None,
-                        source_date_epoch: None,
-                    },
-                    lease,
-                ))
-                .await
-                .step(&format!("image update {name}"))?;
-            Ok(())
-        }
-        Err(s) => Err(Error::containerd(format!("image create {name}"), s)),
-    }
+    Ok(ctrd
+        .put_image(Image {
+            name: name.to_string(),
+            labels,
+            target,
+        })
+        .await?)
 }
 
 /// Delete a record; `sync` waits for containerd's GC (content and snapshots go too).
-pub async fn delete(ctrd: &Ctrd, name: &str, sync: bool) -> Result<()> {
-    match ctrd
-        .images()
-        .delete(ctrd.req(DeleteImageRequest {
-            name: name.to_string(),
-            sync,
-            target: None,
-        }))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(s) if s.code() == Code::NotFound => Ok(()),
-        Err(s) => Err(Error::containerd(format!("image delete {name}"), s)),
-    }
+pub async fn delete(ctrd: &dyn Containerd, name: &str, sync: bool) -> Result<()> {
+    Ok(ctrd.delete_image(name, sync).await?)
 }

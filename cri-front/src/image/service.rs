@@ -70,7 +70,10 @@ impl ImageService for ImageSvc {
         if req.verbose {
             if let Some(v) = &found {
                 // The image config as containerd's CRI plugin shows it (`imageSpec`).
-                let spec = super::content::read(&self.images.ctrd, &v.id)
+                let spec = self
+                    .images
+                    .ctrd
+                    .read_content(&v.id)
                     .await
                     .ok()
                     .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())

@@ -10,14 +10,9 @@ use crate::daemon::Daemon;
 pub async fn status(d: &Daemon, verbose: bool) -> cri::StatusResponse {
     let shared = &d.shared;
     // RuntimeReady means containerd answers.
-    let (rt_ok, rt_msg) = match shared
-        .ctrd
-        .version()
-        .version(crius_proto::tonic::Request::new(()))
-        .await
-    {
-        Ok(v) => (true, format!("containerd {}", v.into_inner().version)),
-        Err(s) => (false, format!("containerd: {}", s.message())),
+    let (rt_ok, rt_msg) = match shared.ctrd.version().await {
+        Ok(v) => (true, format!("containerd {v}")),
+        Err(e) => (false, format!("containerd: {}", e.message())),
     };
     let net = shared.sandboxer.network_status();
     let mut info = HashMap::new();

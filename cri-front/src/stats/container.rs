@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use containerd_client::services::v1::snapshots::UsageRequest;
 use crius_proto::runtime as cri;
 
 use super::Stats;
@@ -291,18 +290,8 @@ impl Stats {
 
     /// Size and inodes of a container's writable layer (its snapshot).
     pub async fn writable_layer_usage(&self, id: &str) -> Option<(u64, u64)> {
-        let x = self
-            .shared
-            .ctrd
-            .snapshots()
-            .usage(self.shared.ctrd.req(UsageRequest {
-                snapshotter: self.shared.cfg.snapshotter.clone(),
-                key: id.to_string(),
-            }))
-            .await
-            .ok()?
-            .into_inner();
-        Some((x.size.max(0) as u64, x.inodes.max(0) as u64))
+        let u = self.shared.ctrd.snapshot_usage(id).await.ok()?;
+        Some((u.bytes, u.inodes))
     }
 
     pub async fn container_stats(&self, r: &ContainerRecord) -> cri::ContainerStats {
