@@ -9,12 +9,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crius_ctrd::{Containerd, Descriptor as CtrdDescriptor};
-use oci_spec::distribution::Reference;
 
 use super::hosts::{hosts_for, RegistryHost};
 use super::manifest::{chain_ids, Descriptor, ImageConfigFile, Manifest};
 use super::records::{self, LABEL_ID, LABEL_SIZE, LABEL_USER};
-use super::reference::{digest_name, record_name};
+use super::reference::{digest_name, record_name, Reference};
 use super::registry::{Auth, Registry};
 use crate::error::{Error, Result};
 
