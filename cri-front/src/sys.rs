@@ -39,6 +39,16 @@ pub fn mkfifo(path: &Path) -> nix::Result<()> {
     nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600))
 }
 
+/// Whether process `pid` exists (signal 0: the check kill(2) makes without sending anything;
+/// EPERM still means it exists).
+pub fn process_exists(pid: i32) -> bool {
+    pid > 0
+        && !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+}
+
 /// Send a signal to a process.
 pub fn kill(pid: i32, sig: Signal) -> nix::Result<()> {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)

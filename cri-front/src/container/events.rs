@@ -105,7 +105,7 @@ pub async fn watch(d: Arc<Containers>) {
             let mut tick = tokio::time::interval(RECONCILE_EVERY);
             loop {
                 tick.tick().await;
-                if let Err(e) = d.all_refreshed().await {
+                if let Err(e) = d.all_reconciled().await {
                     tracing::debug!(error = %e, "periodic container reconcile failed");
                 }
             }
@@ -114,7 +114,7 @@ pub async fn watch(d: Arc<Containers>) {
     loop {
         match d.shared.ctrd.subscribe_task_events().await {
             Ok(mut stream) => {
-                if let Err(e) = d.all_refreshed().await {
+                if let Err(e) = d.all_reconciled().await {
                     tracing::warn!(error = %e, "reconciling containers after subscribe failed");
                 }
                 while let Some(ev) = stream.next().await {

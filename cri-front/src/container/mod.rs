@@ -20,6 +20,7 @@ pub mod events;
 pub mod exec;
 pub mod guard;
 pub mod image_volume;
+pub mod known;
 pub mod leftovers;
 pub mod list;
 pub mod logger;
@@ -66,6 +67,9 @@ pub struct Containers {
     pub stdin_pipes: Mutex<HashMap<String, StdinPipe>>,
     /// What runc offers beyond the basics (recursive read-only mounts).
     pub runc: crate::runc_features::RuncFeatures,
+    /// What criusd knows first-hand of the tasks (no containerd round-trip for status and
+    /// start; [`known`]).
+    pub known: known::Known,
 }
 
 impl Containers {
@@ -92,6 +96,7 @@ impl Containers {
             own_oom_score,
             stdin_pipes: Mutex::new(Default::default()),
             runc,
+            known: Default::default(),
         })
     }
 

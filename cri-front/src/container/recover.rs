@@ -73,7 +73,7 @@ impl Containers {
             Err(e) => tracing::warn!(error = %e, "recover: user-files view sweep failed"),
         }
         // Exits that happened while criusd was down.
-        self.all_refreshed().await?;
+        self.all_reconciled().await?;
         Ok(rep)
     }
 }

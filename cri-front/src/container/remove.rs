@@ -51,6 +51,7 @@ impl Containers {
         let rec = self.store.get(&id).await.unwrap_or(rec);
         self.store.remove(&id).await?;
         self.transitions.forget(&id);
+        self.known.forget(&id);
         self.emit(&rec, cri::ContainerEventType::ContainerDeletedEvent)
             .await;
         Ok(())

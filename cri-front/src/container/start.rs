@@ -24,7 +24,13 @@ impl Containers {
         tracing::info!(pod = %rec.pod_id, container = %id, "StartContainer");
         // Taken before the task starts, so it is never later than the exit time containerd reports.
         let started_at = now_ns();
-        let started = match self.task_truth(&id).await? {
+        // Created by this criusd and never started: no task can exist, nothing to ask.
+        let truth = if self.known.take_unstarted(&id) {
+            super::start_truth::Truth::None
+        } else {
+            self.task_truth(&id).await?
+        };
+        let started = match truth {
             // A start a crash cut off created the task: finish that start instead.
             super::start_truth::Truth::Created => self.start_created_task(&id).await,
             super::start_truth::Truth::Started => Ok(()),
@@ -111,7 +117,8 @@ impl Containers {
                 },
             })
             .await?;
-        self.shared.ctrd.start(id, None).await?;
+        let pid = self.shared.ctrd.start(id, None).await?;
+        self.known.running(id, pid);
         Ok(())
     }
 }

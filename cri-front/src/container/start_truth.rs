@@ -55,7 +55,8 @@ impl Containers {
 
     /// Start a created task (the Tasks.Start a crash cut off).
     pub(crate) async fn start_created_task(&self, id: &str) -> Result<()> {
-        self.shared.ctrd.start(id, None).await?;
+        let pid = self.shared.ctrd.start(id, None).await?;
+        self.known.running(id, pid);
         Ok(())
     }
 
@@ -120,6 +121,8 @@ impl Containers {
             Ok(Truth::Started) => {}
             _ => return rec,
         }
+        // Not this criusd's to start any more.
+        self.known.take_unstarted(&rec.id);
         tracing::warn!(pod = %rec.pod_id, container = %rec.id, "container recorded CREATED has a started task (start cut off by a crash): now RUNNING");
         let now = crate::util::time::now_ns();
         match self

@@ -27,7 +27,14 @@ impl Containers {
         if verbose {
             if let Ok(mut v) = serde_json::to_value(&rec) {
                 if rec.phase == Phase::Running {
-                    if let Some(pid) = self.task_pid(&rec.id).await {
+                    let known = Some(rec.id.as_str())
+                        .filter(|id| self.known.alive(id))
+                        .and_then(|id| self.known.pid(id));
+                    let pid = match known {
+                        Some(pid) => Some(pid),
+                        None => self.task_pid(&rec.id).await,
+                    };
+                    if let Some(pid) = pid {
                         v["pid"] = serde_json::json!(pid);
                     }
                 }
@@ -38,17 +45,28 @@ impl Containers {
         Ok((status, info))
     }
 
-    /// A record with its exit filled in if the task has ended since we last looked.
+    /// A record with its exit filled in if the task has ended since we last looked. A running
+    /// container whose init still exists is answered from memory (its exit comes as an event,
+    /// as containerd's CRI relies on); containerd is asked only when that process is gone or
+    /// unknown (after a restart).
     pub async fn refreshed(&self, rec: ContainerRecord) -> Result<ContainerRecord> {
         let rec = match rec.phase {
+            // Created here or not, a task may have been started behind criusd's back (a start
+            // a crash cut off, `ctr tasks start`): containerd says.
             Phase::Created => self.promote_if_started(rec).await,
             _ => rec,
         };
-        if rec.phase != Phase::Running {
+        if rec.phase != Phase::Running || self.known.alive(&rec.id) {
             return Ok(rec);
         }
-        match self.task_state(&rec.id).await? {
-            TaskState::Running => Ok(rec),
+        let task = self.task_process(&rec.id).await?;
+        match TaskState::of(task.as_ref()) {
+            TaskState::Running => {
+                if let Some(t) = &task {
+                    self.known.running(&rec.id, t.pid);
+                }
+                Ok(rec)
+            }
             TaskState::Exited { code, at_ns } => {
                 self.record_exit(&rec.id, code, at_ns).await;
                 Ok(self.store.get(&rec.id).await.unwrap_or(rec))
@@ -69,10 +87,27 @@ impl Containers {
         }
     }
 
-    /// All records, running ones checked against one Tasks.List.
+    /// All records, as [`Containers::refreshed`] would give each: from memory while every
+    /// running container's init exists and none is created, else checked against one
+    /// Tasks.List.
     pub async fn all_refreshed(&self) -> Result<Vec<ContainerRecord>> {
+        self.all_checked(false).await
+    }
+
+    /// All records checked against one Tasks.List whatever criusd knows (the periodic
+    /// reconcile and start-up recovery: exits whose events were lost).
+    pub async fn all_reconciled(&self) -> Result<Vec<ContainerRecord>> {
+        self.all_checked(true).await
+    }
+
+    async fn all_checked(&self, always: bool) -> Result<Vec<ContainerRecord>> {
         let all = self.store.all().await;
-        if all.iter().all(|r| r.phase == Phase::Exited) {
+        let known = |r: &ContainerRecord| match r.phase {
+            Phase::Exited => true,
+            Phase::Running => self.known.alive(&r.id),
+            Phase::Created => false,
+        };
+        if all.iter().all(|r| r.phase == Phase::Exited) || (!always && all.iter().all(known)) {
             return Ok(all);
         }
         let tasks = self.shared.ctrd.tasks().await?;
@@ -81,7 +116,10 @@ impl Containers {
         for r in all {
             if r.phase == Phase::Running {
                 match by_id.get(&r.id) {
-                    Some(crius_ctrd::TaskInfo { exit: None, .. }) => out.push(r),
+                    Some(t @ crius_ctrd::TaskInfo { exit: None, .. }) => {
+                        self.known.running(&r.id, t.pid);
+                        out.push(r)
+                    }
                     Some(crius_ctrd::TaskInfo {
                         exit: Some(exit), ..
                     }) => {

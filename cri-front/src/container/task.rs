@@ -19,6 +19,22 @@ pub enum TaskState {
     Missing,
 }
 
+impl TaskState {
+    /// The state of a task's init as containerd reports it (None: no task).
+    pub fn of(t: Option<&crius_ctrd::TaskInfo>) -> TaskState {
+        match t {
+            None => TaskState::Missing,
+            Some(t) => match t.exit {
+                Some(exit) => TaskState::Exited {
+                    code: exit.code as i32,
+                    at_ns: exited_at(&exit),
+                },
+                None => TaskState::Running,
+            },
+        }
+    }
+}
+
 /// `binary://` log URI for the shim: it starts crius-logger with the container's pipes.
 pub fn log_uri(
     logger: &str,
@@ -74,16 +90,7 @@ impl Containers {
     }
 
     pub(crate) async fn task_state(&self, id: &str) -> Result<TaskState> {
-        Ok(match self.task_process(id).await? {
-            None => TaskState::Missing,
-            Some(t) => match t.exit {
-                Some(exit) => TaskState::Exited {
-                    code: exit.code as i32,
-                    at_ns: exited_at(&exit),
-                },
-                None => TaskState::Running,
-            },
-        })
+        Ok(TaskState::of(self.task_process(id).await?.as_ref()))
     }
 
     /// Signal the init (`all`: every process of the task). A task already gone is Ok: the

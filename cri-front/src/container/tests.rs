@@ -40,9 +40,12 @@ async fn harness() -> Harness {
     let shared = Shared::new(cfg, Arc::new(fake.clone()))
         .await
         .expect("shared parts over the fake");
-    let c = Containers::new(Arc::new(shared))
+    let mut c = Containers::new(Arc::new(shared))
         .await
         .expect("container service");
+    // The fake's pids name no real process: whether one exists is the fake's to say.
+    let alive = fake.clone();
+    c.known = super::known::Known::with_probe(Arc::new(move |pid| alive.process_alive(pid)));
     Harness { _dir: dir, fake, c }
 }
 
@@ -153,6 +156,12 @@ impl Harness {
 
     async fn status(&self, id: &str) -> cri::ContainerStatus {
         self.c.status(id, false).await.unwrap().0.unwrap()
+    }
+
+    /// How many times containerd was asked for container `id`'s task.
+    fn task_gets(&self, id: &str) -> usize {
+        let call = format!("task {id}");
+        self.fake.calls().iter().filter(|c| **c == call).count()
     }
 
     fn kills(&self) -> usize {
@@ -458,9 +467,11 @@ async fn containerd_errors_keep_their_codes() {
         code(h.c.status("nope", false).await.unwrap_err()),
         Code::NotFound
     );
-    // containerd down while a status looks at the task: UNAVAILABLE (kubelet retries), not
-    // INTERNAL, and the record is left as it was.
+    // containerd down while a status looks at the task (its init is gone, so containerd is
+    // asked for the exit): UNAVAILABLE (kubelet retries), not INTERNAL, and the record is left
+    // as it was.
     h.running("c1").await;
+    h.fake.exit("c1", 0);
     h.fake.fail_next(
         "task",
         crius_ctrd::Error::new(Code::Unavailable, "task get c1", "connection refused"),
@@ -471,22 +482,23 @@ async fn containerd_errors_keep_their_codes() {
     );
     assert_eq!(h.c.store.get("c1").await.unwrap().phase, Phase::Running);
     // The running task gone between the look and the update: NOT_FOUND from containerd.
+    h.running("c2").await;
     h.fake.fail_next(
         "update_task_resources",
-        crius_ctrd::Error::new(Code::NotFound, "task update c1", "task c1 not found"),
+        crius_ctrd::Error::new(Code::NotFound, "task update c2", "task c2 not found"),
     );
     let e =
-        h.c.update_resources("c1", &cri::LinuxContainerResources::default())
+        h.c.update_resources("c2", &cri::LinuxContainerResources::default())
             .await
             .unwrap_err();
     assert_eq!(code(e), Code::NotFound);
     // Anything else from containerd is INTERNAL.
     h.fake.fail_next(
         "kill",
-        crius_ctrd::Error::new(Code::Internal, "task kill c1", "runc did not answer"),
+        crius_ctrd::Error::new(Code::Internal, "task kill c2", "runc did not answer"),
     );
     assert_eq!(
-        code(h.c.stop_container("c1", 5).await.unwrap_err()),
+        code(h.c.stop_container("c2", 5).await.unwrap_err()),
         Code::Internal
     );
 }
@@ -540,4 +552,60 @@ async fn exec_sync_runs_in_the_task_and_cleans_up() {
             .await
             .unwrap_err();
     assert_eq!(code(e), Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn status_of_a_running_container_is_answered_from_memory() {
+    let h = harness().await;
+    h.created("c1").await;
+    // Created by this criusd: the start needs no look at a task that cannot exist.
+    h.c.known.created("c1");
+    h.c.start_container("c1").await.unwrap();
+    assert_eq!(h.task_gets("c1"), 0, "{:?}", h.fake.calls());
+    for _ in 0..3 {
+        assert_eq!(
+            h.status("c1").await.state(),
+            cri::ContainerState::ContainerRunning
+        );
+    }
+    h.c.list(None).await.unwrap();
+    assert_eq!(h.task_gets("c1"), 0, "{:?}", h.fake.calls());
+    assert!(!h.fake.calls().iter().any(|c| c.starts_with("tasks")));
+    // Its init ended (the exit event not seen yet): containerd is asked, the exit recorded.
+    h.fake.exit("c1", 4);
+    let s = h.status("c1").await;
+    assert_eq!(
+        (s.state(), s.exit_code),
+        (cri::ContainerState::ContainerExited, 4)
+    );
+    assert_eq!(h.task_gets("c1"), 1);
+}
+
+#[tokio::test]
+async fn a_running_record_from_before_a_restart_is_asked_once() {
+    let h = harness().await;
+    // Recorded RUNNING by an earlier criusd: no pid known yet.
+    h.running("c1").await;
+    h.status("c1").await;
+    assert_eq!(h.task_gets("c1"), 1);
+    // The Tasks.Get told the pid: from now on memory answers.
+    h.status("c1").await;
+    h.status("c1").await;
+    assert_eq!(h.task_gets("c1"), 1);
+    // A container not created by this criusd (or recovered) is asked before its start.
+    h.created("c2").await;
+    h.c.start_container("c2").await.unwrap();
+    assert_eq!(h.task_gets("c2"), 1);
+}
+
+#[tokio::test]
+async fn the_periodic_reconcile_asks_containerd_whatever_is_known() {
+    let h = harness().await;
+    h.created("c1").await;
+    h.c.known.created("c1");
+    h.c.start_container("c1").await.unwrap();
+    h.c.all_refreshed().await.unwrap();
+    assert!(!h.fake.calls().iter().any(|c| c.starts_with("tasks")));
+    h.c.all_reconciled().await.unwrap();
+    assert!(h.fake.calls().iter().any(|c| c.starts_with("tasks")));
 }

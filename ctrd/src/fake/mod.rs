@@ -156,6 +156,16 @@ impl Fake {
         self.state().tasks.get(id)?.resources.clone()
     }
 
+    /// Whether a process with `pid` exists and has not ended (what `kill(pid, 0)` tells of a
+    /// real one once its parent has reaped it): a task's init or exec'd process not stopped.
+    pub fn process_alive(&self, pid: u32) -> bool {
+        self.state().tasks.values().any(|t| {
+            std::iter::once(&t.init)
+                .chain(t.execs.values())
+                .any(|p| p.pid == pid && p.status != TaskStatus::Stopped)
+        })
+    }
+
     /// Lease ids that exist.
     pub fn lease_ids(&self) -> Vec<String> {
         self.state().leases.iter().cloned().collect()

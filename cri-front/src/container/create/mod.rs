@@ -113,6 +113,7 @@ impl Containers {
         .await;
         match made {
             Ok(()) => {
+                self.known.created(&id);
                 *guard = State::Created;
                 Ok(id)
             }
