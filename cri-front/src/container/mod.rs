@@ -46,7 +46,7 @@ pub mod user;
 pub mod view;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// Write end of a container's stdin fifo, kept open so the process never sees EOF between
 /// attaches; None once closed (stdin_once).

@@ -14,15 +14,15 @@ use crate::config::{Config, LogMode};
 use crate::daemon::Shared;
 use crate::error::Error;
 
-const POD: &str = "pod1";
+pub(crate) const POD: &str = "pod1";
 
-struct Harness {
-    _dir: tempfile::TempDir,
-    fake: Fake,
-    c: Containers,
+pub(crate) struct Harness {
+    pub(crate) _dir: tempfile::TempDir,
+    pub(crate) fake: Fake,
+    pub(crate) c: Arc<Containers>,
 }
 
-async fn harness() -> Harness {
+pub(crate) async fn harness() -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = Config {
         state_dir: dir.path().join("state"),
@@ -42,6 +42,7 @@ async fn harness() -> Harness {
         .expect("shared parts over the fake");
     let mut c = Containers::new(Arc::new(shared))
         .await
+        .map(Arc::new)
         .expect("container service");
     // The fake's pids name no real process: whether one exists is the fake's to say.
     let alive = fake.clone();
@@ -97,7 +98,7 @@ fn config(name: &str, attempt: u32) -> cri::ContainerConfig {
     }
 }
 
-fn record(id: &str, name: &str, phase: Phase) -> ContainerRecord {
+pub(crate) fn record(id: &str, name: &str, phase: Phase) -> ContainerRecord {
     ContainerRecord {
         pod_id: POD.into(),
         name: name.into(),

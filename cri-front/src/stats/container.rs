@@ -257,13 +257,9 @@ impl Stats {
     ) -> (cri::CpuUsage, cri::MemoryUsage, CgroupSample) {
         let s = sample(path);
         let now = now_ns();
-        let nano_cores = s.cpu_ns.and_then(|cpu| {
-            let mut prev = self.cpu_samples.lock().ok()?;
-            let before = prev.insert(key.to_string(), (now, cpu));
-            let (t0, c0) = before?;
-            let dt = (now - t0).max(1) as u128;
-            Some((cpu.saturating_sub(c0) as u128 * 1_000_000_000 / dt) as u64)
-        });
+        let nano_cores = s
+            .cpu_ns
+            .and_then(|cpu| self.cpu_samples.rate(key, now, cpu));
         let available = match (s.mem_limit, s.mem_working_set) {
             // "No limit" reads as a huge number; CRI then wants no value.
             (Some(l), Some(ws)) if l < (1u64 << 62) => Some(l.saturating_sub(ws)),
@@ -353,12 +349,15 @@ impl Stats {
                 state: cri::ContainerState::ContainerRunning as i32,
             }),
         };
+        let all = self.containers.all_refreshed().await?;
         let mut out = Vec::new();
-        for r in self.containers.all_refreshed().await? {
-            if matches(&r, &cf) {
-                out.push(self.container_stats(&r).await);
-            }
+        for r in all.iter().filter(|r| matches(r, &cf)) {
+            out.push(self.container_stats(r).await);
         }
+        // Every container is in `all`, whatever the filter: the others' samples are of
+        // containers removed since.
+        let live = all.iter().map(|r| r.id.as_str()).collect();
+        self.cpu_samples.keep_only(&live, None);
         Ok(out)
     }
 }

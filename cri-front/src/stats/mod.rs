@@ -1,21 +1,23 @@
 //! The stats service: ContainerStats/ListContainerStats (`container`), PodSandboxStats/
 //! ListPodSandboxStats (`pod`); ListPodSandboxMetrics lives in [`crate::metrics`].
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::container::Containers;
 use crate::daemon::Shared;
 
 pub mod container;
+pub mod cpu_samples;
 pub mod pod;
+
+#[cfg(test)]
+mod tests;
 
 /// What the stats RPCs hold: the last CPU sample per container/pod, for usage_nano_cores.
 pub struct Stats {
     pub shared: Arc<Shared>,
     pub containers: Arc<Containers>,
-    /// (time ns, cpu ns) by container id or `pod:<id>`.
-    pub cpu_samples: Mutex<HashMap<String, (i64, u64)>>,
+    pub cpu_samples: cpu_samples::CpuSamples,
 }
 
 impl Stats {

@@ -3,6 +3,7 @@
 
 use crius_proto::runtime as cri;
 
+use super::cpu_samples::pod_key;
 use super::Stats;
 use crate::container::record::Phase;
 use crate::error::{Error, Result};
@@ -39,8 +40,7 @@ impl Stats {
         let containers = self.containers.all_refreshed().await?;
         let mut out = Vec::new();
         for p in pods.iter().filter(|p| pod::matches(p, &pf)) {
-            let (cpu, memory, sample) =
-                self.cgroup_usage(&format!("pod:{}", p.id), &p.cgroup_parent);
+            let (cpu, memory, sample) = self.cgroup_usage(&pod_key(&p.id), &p.cgroup_parent);
             let mut cs = Vec::new();
             for r in containers
                 .iter()
@@ -73,6 +73,10 @@ impl Stats {
                 windows: None,
             });
         }
+        // All pods and containers, whatever the filter: other samples are of ones removed.
+        let live_pods = pods.iter().map(|p| p.id.as_str()).collect();
+        let live = containers.iter().map(|r| r.id.as_str()).collect();
+        self.cpu_samples.keep_only(&live, Some(&live_pods));
         Ok(out)
     }
 }
