@@ -42,12 +42,15 @@ pub(crate) async fn harness() -> Harness {
         .expect("shared parts over the fake");
     let mut c = Containers::new(Arc::new(shared))
         .await
-        .map(Arc::new)
         .expect("container service");
     // The fake's pids name no real process: whether one exists is the fake's to say.
     let alive = fake.clone();
     c.known = super::known::Known::with_probe(Arc::new(move |pid| alive.process_alive(pid)));
-    Harness { _dir: dir, fake, c }
+    Harness {
+        _dir: dir,
+        fake,
+        c: Arc::new(c),
+    }
 }
 
 /// A pod record the sandboxer loads as READY: its "pause" is this test process.
