@@ -132,7 +132,9 @@ fn criusd_image_config_volumes() {
             })
             .await
             .expect("remove one");
-        assert!(!host.exists(), "{} left", host.display());
+        // They go after the reply (the container is gone for every RPC at once).
+        let gone = criusd_common::eventually(15, || async { (!host.exists()).then_some(()) }).await;
+        assert!(gone.is_some(), "{} left", host.display());
         remove_pod(&mut c, &pod).await.expect("remove pod");
         let left = std::fs::read_dir(d.dir.join("lib/containers"))
             .map(|rd| rd.count())

@@ -189,6 +189,14 @@ fn criusd_image_volumes_mount_read_only_and_clean_up() {
             .await
             .expect("remove");
     });
+    // They go after the reply (RemoveContainer answers once the container is gone for every
+    // RPC), within moments.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !(host_mounts(&d, &first).is_empty() && views(&mut env, &first).is_empty())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert!(host_mounts(&d, &first).is_empty(), "host mounts gone");
     assert!(views(&mut env, &first).is_empty(), "views gone");
 

@@ -198,7 +198,8 @@ async fn run(cfg: Config) -> crius_cri_front::error::Result<()> {
         Ok(r) => {
             tracing::info!(kept = r.kept, dropped = ?r.dropped, orphans = ?r.orphans,
                 image_volumes_removed = ?r.image_volumes_removed,
-                user_file_views_removed = r.user_file_views_removed, "containers recovered")
+                user_file_views_removed = r.user_file_views_removed,
+                removals_finished = r.removals_finished, "containers recovered")
         }
         Err(e) => tracing::warn!(error = %e, "container recovery failed; serving anyway"),
     }
@@ -216,7 +217,12 @@ async fn run(cfg: Config) -> crius_cri_front::error::Result<()> {
     }
     let listener = server::bind(&listen)?;
     tracing::info!(endpoint = %format!("unix://{}", listen.display()), "serving CRI");
+    let containers = d.containers.clone();
     server::serve(d, listener).await?;
+    // Answered RemoveContainers finish now rather than at the next start.
+    containers
+        .removals_done(None, std::time::Duration::from_secs(20))
+        .await;
     let _ = std::fs::remove_file(&listen);
     tracing::info!("criusd stopped");
     Ok(())

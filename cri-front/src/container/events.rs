@@ -108,6 +108,10 @@ pub async fn watch(d: Arc<Containers>) {
                 if let Err(e) = d.all_reconciled().await {
                     tracing::debug!(error = %e, "periodic container reconcile failed");
                 }
+                // Removals that failed (containerd was down) are tried again.
+                if let Err(e) = d.finish_removals(None).await {
+                    tracing::debug!(error = %e, "retrying container removals failed");
+                }
             }
         });
     }

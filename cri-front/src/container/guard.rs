@@ -11,7 +11,7 @@ impl Containers {
     pub(crate) async fn guarded(&self, id: &str) -> Result<(Guard, ContainerRecord)> {
         let full = self.store.find(id).await?.id;
         let mut g = self.transitions.lock(&full).await;
-        let Some(rec) = self.store.get(&full).await else {
+        let Some(rec) = self.store.get_live(&full).await else {
             // Removed while we waited: its guard goes with it.
             self.transitions.forget(&full);
             return Err(Error::NotFound(format!("container {full:?} not found")));

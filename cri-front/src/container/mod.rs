@@ -30,6 +30,7 @@ pub mod node_cgroups;
 pub mod propagation;
 pub mod record;
 pub mod recover;
+pub mod removal;
 pub mod remove;
 pub mod reopen_log;
 pub mod seccomp;
@@ -70,6 +71,8 @@ pub struct Containers {
     /// What criusd knows first-hand of the tasks (no containerd round-trip for status and
     /// start; [`known`]).
     pub known: known::Known,
+    /// Removals answered and still finishing ([`removal`]).
+    pub removals: removal::Removals,
 }
 
 impl Containers {
@@ -97,6 +100,7 @@ impl Containers {
             stdin_pipes: Mutex::new(Default::default()),
             runc,
             known: Default::default(),
+            removals: Default::default(),
         })
     }
 

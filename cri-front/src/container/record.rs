@@ -130,6 +130,11 @@ pub struct ContainerRecord {
     /// Image volumes made for the container (views to unmount and remove with it).
     #[serde(default)]
     pub image_volumes: Vec<ImageVolume>,
+    /// RemoveContainer has answered: the container is gone for every RPC and its name free;
+    /// the rest of the removal runs after the reply (`removal.rs`) and, if criusd stopped
+    /// midway, at its next start.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removing: bool,
 }
 
 impl ContainerRecord {
@@ -200,7 +205,7 @@ impl Store {
             }
         }
         let names = Names::default();
-        for r in map.values() {
+        for r in map.values().filter(|r| !r.removing) {
             if let Err(holder) = names.reserve(r.name_key(), &r.id) {
                 tracing::warn!(container = %r.id, holder = %holder, name = %r.name, "two records hold one container name");
             }
@@ -232,8 +237,14 @@ impl Store {
         self.dir.join(id)
     }
 
+    /// The record of `id`, one being removed included (what the removal itself reads).
     pub async fn get(&self, id: &str) -> Option<ContainerRecord> {
         self.map.read().await.get(id).cloned()
+    }
+
+    /// The record of `id` unless it is being removed: what the RPCs see.
+    pub async fn get_live(&self, id: &str) -> Option<ContainerRecord> {
+        self.get(id).await.filter(|r| !r.removing)
     }
 
     /// Look a container up by id or unique id prefix (as crictl allows).
@@ -242,10 +253,10 @@ impl Store {
             return Err(Error::InvalidArgument("container id is empty".into()));
         }
         let map = self.map.read().await;
-        if let Some(r) = map.get(id) {
+        if let Some(r) = map.get(id).filter(|r| !r.removing) {
             return Ok(r.clone());
         }
-        let mut hits = map.values().filter(|r| r.id.starts_with(id));
+        let mut hits = map.values().filter(|r| !r.removing && r.id.starts_with(id));
         match (hits.next(), hits.next()) {
             (Some(r), None) => Ok(r.clone()),
             (Some(_), Some(_)) => Err(Error::InvalidArgument(format!(
@@ -255,8 +266,39 @@ impl Store {
         }
     }
 
+    /// Every record but those being removed.
     pub async fn all(&self) -> Vec<ContainerRecord> {
-        self.map.read().await.values().cloned().collect()
+        self.map
+            .read()
+            .await
+            .values()
+            .filter(|r| !r.removing)
+            .cloned()
+            .collect()
+    }
+
+    /// The records being removed (RemoveContainer answered, the removal not finished).
+    pub async fn removing(&self) -> Vec<ContainerRecord> {
+        self.map
+            .read()
+            .await
+            .values()
+            .filter(|r| r.removing)
+            .cloned()
+            .collect()
+    }
+
+    /// Mark `id` removing, on disk first, and free its name: from here on it is gone for
+    /// every RPC. The record as marked.
+    pub async fn mark_removing(&self, id: &str) -> Result<ContainerRecord> {
+        let rec = self
+            .update(id, |r| {
+                r.removing = true;
+                true
+            })
+            .await?;
+        self.names.release(id);
+        Ok(rec)
     }
 
     /// Write (atomically) and keep in memory.
@@ -352,6 +394,7 @@ pub(crate) mod tests {
             stdin: false,
             stdin_once: false,
             image_volumes: vec![],
+            removing: false,
         }
     }
 
@@ -410,6 +453,33 @@ pub(crate) mod tests {
         }
         let old: ContainerRecord = serde_json::from_value(old).expect("old record");
         assert!(old.image_volumes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn records_being_removed_are_hidden_and_free_their_name() {
+        let d = tempfile::tempdir().expect("tmp");
+        let s = Store::open(d.path()).await.expect("open");
+        let a = sample("abc123");
+        s.put(&a).await.expect("put");
+        s.reserve_name(a.name_key(), &a.id).expect("reserve");
+        s.mark_removing("abc123").await.expect("mark");
+        assert!(matches!(s.find("abc123").await, Err(Error::NotFound(_))));
+        assert!(matches!(s.find("abc").await, Err(Error::NotFound(_))));
+        assert!(s.all().await.is_empty());
+        assert!(s.get_live("abc123").await.is_none());
+        assert!(s.get("abc123").await.is_some());
+        assert_eq!(s.removing().await.len(), 1);
+        s.reserve_name(a.name_key(), "other")
+            .expect("the name is free");
+        // On disk: a restarted criusd sees it being removed, and holds no name for it.
+        let back = Store::open(d.path()).await.expect("reopen");
+        assert_eq!(back.removing().await.len(), 1);
+        assert!(back.all().await.is_empty());
+        back.reserve_name(a.name_key(), "other")
+            .expect("free after a restart too");
+        // Records without the field are not being removed.
+        let old = serde_json::to_value(sample("x")).expect("json");
+        assert!(old.get("removing").is_none());
     }
 
     #[test]

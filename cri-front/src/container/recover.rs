@@ -19,17 +19,24 @@ pub struct ContainerRecovery {
     pub image_volumes_removed: Vec<String>,
     /// Views a crash mid-Create left (reading the image's /etc/passwd): removed.
     pub user_file_views_removed: usize,
+    /// Removals answered before a crash or stop, finished now.
+    pub removals_finished: usize,
 }
 
 impl Containers {
     pub async fn recover_containers(&self) -> Result<ContainerRecovery> {
+        let mut rep = ContainerRecovery::default();
+        // RemoveContainers a stopped criusd answered but did not finish.
+        match self.finish_removals(None).await {
+            Ok(n) => rep.removals_finished = n,
+            Err(e) => tracing::warn!(error = %e, "recover: a removal failed; it is tried again"),
+        }
         let listed = self
             .shared
             .ctrd
             .containers(&[(LABEL_KIND, "container")])
             .await?;
         let in_ctrd: HashSet<String> = listed.iter().map(|c| c.id.clone()).collect();
-        let mut rep = ContainerRecovery::default();
         for r in self.store.all().await {
             if in_ctrd.contains(&r.id) {
                 rep.kept += 1;
@@ -37,6 +44,7 @@ impl Containers {
                 tracing::warn!(container = %r.id, pod = %r.pod_id, "recover: containerd has no such container; dropping its record");
                 self.remove_snapshot(&r.id).await;
                 self.store.remove(&r.id).await?;
+                self.known.forget(&r.id);
                 rep.dropped.push(r.id);
             }
         }

@@ -1,6 +1,8 @@
-//! RemoveContainer: kill what still runs, then delete the task, the containerd container,
-//! the snapshot, image volumes and the record.
+//! RemoveContainer: kill what still runs, mark the record removing (on disk; the container is
+//! gone for every RPC and its name free), answer; the task, the containerd container, the
+//! snapshot, image volumes and the record go after the reply (`removal.rs`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crius_proto::runtime as cri;
@@ -13,12 +15,14 @@ use super::Containers;
 use crate::error::Result;
 
 impl Containers {
-    /// Remove a container: kill if still running, then task, containerd container,
-    /// snapshot, image volumes and record. Unknown ids are fine (idempotent).
+    /// Remove a container: kill it if it still runs, then mark it removing and hand the rest
+    /// to [`Containers::finish_removal`] in the background, which holds the container's
+    /// guard (state Removing) until it is done. Unknown ids are fine (idempotent), and so is a
+    /// container whose removal has answered already.
     #[tracing::instrument(level = "debug", skip_all, fields(container = %id))]
-    pub async fn remove_container(&self, id: &str) -> Result<()> {
+    pub async fn remove_container(self: &Arc<Self>, id: &str) -> Result<()> {
         // → Removing under the container's guard: Start/Stop/Update wait, then find no record.
-        let (_guard, rec) = match self.begin(id, Op::Remove).await {
+        let (guard, rec) = match self.begin(id, Op::Remove).await {
             Ok(Some(held)) => held,
             Ok(None) => return Ok(()),
             Err(e) if e.is_not_found() => return Ok(()),
@@ -26,32 +30,19 @@ impl Containers {
         };
         let id = rec.id.clone();
         tracing::info!(pod = %rec.pod_id, container = %id, "RemoveContainer");
-        if let TaskState::Running = self.task_state(&id).await? {
-            self.kill(&id, Signal::SIGKILL as i32 as u32, true).await?;
-            if let Some((code, at)) = self.wait(&id, Duration::from_secs(30)).await? {
-                self.record_exit(&id, code, at).await;
+        // An exited container's task has ended; any other may still run (a start a crash cut
+        // off leaves a CREATED record over a live task).
+        if rec.phase != Phase::Exited {
+            if let TaskState::Running = self.task_state(&id).await? {
+                self.kill(&id, Signal::SIGKILL as i32 as u32, true).await?;
+                if let Some((code, at)) = self.wait(&id, Duration::from_secs(30)).await? {
+                    self.record_exit(&id, code, at).await;
+                }
             }
         }
-        self.delete_task(&id).await;
-        if self
-            .store
-            .get(&id)
-            .await
-            .is_some_and(|r| r.phase == Phase::Created)
-        {
-            // Never started (a start cut off before its task existed): its logger waits on
-            // fifos no task will ever open.
-            self.kill_logger(&id);
-        }
-        self.shared.ctrd.delete_container(&id).await?;
-        self.remove_snapshot(&id).await;
-        self.drop_image_volumes(&id).await;
-        self.stdin_pipes.lock().await.remove(&id);
-        let _ = tokio::fs::remove_dir_all(self.io_dir(&id)).await;
-        let rec = self.store.get(&id).await.unwrap_or(rec);
-        self.store.remove(&id).await?;
-        self.transitions.forget(&id);
+        let rec = self.store.mark_removing(&id).await?;
         self.known.forget(&id);
+        self.spawn_removal(guard, &id, &rec.pod_id);
         self.emit(&rec, cri::ContainerEventType::ContainerDeletedEvent)
             .await;
         Ok(())

@@ -367,6 +367,16 @@ async fn remove_of_a_running_container_kills_and_deletes_everything() {
     let h = harness().await;
     h.running("c1").await;
     h.c.remove_container("c1").await.unwrap();
+    // Killed before the reply; gone for every RPC from the reply on.
+    assert!(!h
+        .fake
+        .process_alive(h.fake.task("c1").await.unwrap().map_or(0, |t| t.pid)));
+    let e = h.c.status("c1", false).await.unwrap_err();
+    assert_eq!(code(e), Code::NotFound);
+    assert!(h.c.list(None).await.unwrap().is_empty());
+    // The rest after the reply.
+    h.c.removals_done(None, std::time::Duration::from_secs(5))
+        .await;
     assert!(h.fake.task("c1").await.unwrap().is_none());
     assert!(h.fake.container("c1").await.unwrap_err().is_not_found());
     assert!(h.fake.snapshot("c1").await.unwrap().is_none());
@@ -385,6 +395,8 @@ async fn remove_goes_on_when_containerd_forgot_the_container() {
     h.fake.delete_container("c1").await.unwrap();
     h.fake.remove_snapshot("c1").await.unwrap();
     h.c.remove_container("c1").await.unwrap();
+    h.c.removals_done(None, std::time::Duration::from_secs(5))
+        .await;
     assert!(h.c.store.get("c1").await.is_none());
 }
 
@@ -612,4 +624,107 @@ async fn the_periodic_reconcile_asks_containerd_whatever_is_known() {
     assert!(!h.fake.calls().iter().any(|c| c.starts_with("tasks")));
     h.c.all_reconciled().await.unwrap();
     assert!(h.fake.calls().iter().any(|c| c.starts_with("tasks")));
+}
+
+#[tokio::test]
+async fn a_removed_name_is_free_at_the_reply() {
+    let h = harness().await;
+    busybox(&h.fake).await;
+    let first = h.c.create_container(POD, config("web", 0)).await.unwrap();
+    h.c.remove_container(&first).await.unwrap();
+    // The same name and attempt again, before the first removal need have finished.
+    let second = h.c.create_container(POD, config("web", 0)).await.unwrap();
+    h.c.removals_done(None, std::time::Duration::from_secs(5))
+        .await;
+    assert!(h.c.store.get(&first).await.is_none());
+    assert!(h.fake.container(&first).await.unwrap_err().is_not_found());
+    assert!(h.fake.container(&second).await.is_ok());
+    assert_eq!(h.status(&second).await.metadata.unwrap().name, "web");
+}
+
+#[tokio::test]
+async fn a_removal_containerd_refuses_stays_hidden_and_is_finished_later() {
+    let h = harness().await;
+    h.running("c1").await;
+    h.fake.fail_next(
+        "delete_container",
+        crius_ctrd::Error::new(
+            Code::Unavailable,
+            "container delete c1",
+            "connection refused",
+        ),
+    );
+    // The caller saw the container go: the failure after the reply is criusd's to finish.
+    h.c.remove_container("c1").await.unwrap();
+    h.c.removals_done(None, std::time::Duration::from_secs(5))
+        .await;
+    let left = h.c.store.get("c1").await.expect("record kept, marked");
+    assert!(left.removing);
+    assert!(h.fake.container("c1").await.is_ok());
+    // Every RPC agrees it is gone: status, list, a second remove, stop, start.
+    assert_eq!(
+        code(h.c.status("c1", false).await.unwrap_err()),
+        Code::NotFound
+    );
+    assert!(h.c.list(None).await.unwrap().is_empty());
+    h.c.remove_container("c1").await.unwrap();
+    h.c.stop_container("c1", 1).await.unwrap();
+    assert_eq!(
+        code(h.c.start_container("c1").await.unwrap_err()),
+        Code::NotFound
+    );
+    // The retry (periodic reconcile, RemovePodSandbox) finishes it.
+    assert_eq!(h.c.finish_removals(Some(POD)).await.unwrap(), 1);
+    assert!(h.c.store.get("c1").await.is_none());
+    assert!(h.fake.container("c1").await.unwrap_err().is_not_found());
+    assert!(h.fake.snapshot("c1").await.unwrap().is_none());
+    assert_eq!(h.c.finish_removals(None).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_removal_cut_off_by_a_crash_is_finished_by_recovery() {
+    let h = harness().await;
+    h.running("c1").await;
+    h.fake.exit("c1", 0);
+    // What a crash right after the reply leaves: the record marked on disk, nothing else done.
+    h.c.store
+        .update("c1", |r| {
+            r.phase = Phase::Exited;
+            r.removing = true;
+            true
+        })
+        .await
+        .unwrap();
+    // The next criusd loads the records from disk and recovers.
+    let next = Containers::new(h.c.shared.clone()).await.unwrap();
+    assert!(next.store.all().await.is_empty());
+    let rep = next.recover_containers().await.unwrap();
+    assert_eq!(rep.removals_finished, 1);
+    assert!(next.store.get("c1").await.is_none());
+    assert!(h.fake.task("c1").await.unwrap().is_none());
+    assert!(h.fake.container("c1").await.unwrap_err().is_not_found());
+    assert!(h.fake.snapshot("c1").await.unwrap().is_none());
+    assert!(!next.store.dir_of("c1").exists());
+}
+
+#[tokio::test]
+async fn a_remove_waits_for_a_stop_in_flight_and_then_wins() {
+    let h = harness().await;
+    h.running("c1").await;
+    h.fake.ignore_term("c1");
+    // The stop holds the guard through its grace period; the remove waits, then kills.
+    let (c, c2) = (h.c.clone(), h.c.clone());
+    let stop = tokio::spawn(async move { c.stop_container("c1", 1).await });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let remove = tokio::spawn(async move { c2.remove_container("c1").await });
+    stop.await.unwrap().unwrap();
+    remove.await.unwrap().unwrap();
+    assert_eq!(
+        code(h.c.status("c1", false).await.unwrap_err()),
+        Code::NotFound
+    );
+    h.c.removals_done(None, std::time::Duration::from_secs(5))
+        .await;
+    assert!(h.c.store.get("c1").await.is_none());
+    assert!(h.fake.container("c1").await.unwrap_err().is_not_found());
 }

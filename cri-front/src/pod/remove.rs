@@ -20,6 +20,12 @@ impl Pods {
                 self.containers.remove_container(&r.id).await?;
             }
         }
+        // The containers' removals finish after their replies: the pod goes once they are
+        // done (one that failed is tried again here, and its error is the pod's).
+        self.containers
+            .removals_done(Some(&pod_id), std::time::Duration::from_secs(60))
+            .await;
+        self.containers.finish_removals(Some(&pod_id)).await?;
         self.shared.sandboxer.remove(&pod_id).await?;
         if known {
             self.containers

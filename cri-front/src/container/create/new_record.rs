@@ -81,6 +81,7 @@ pub(super) fn new_record(m: Made<'_>) -> ContainerRecord {
         stdin: config.stdin,
         stdin_once: config.stdin_once,
         image_volumes: vols,
+        removing: false,
     }
 }
 
