@@ -213,6 +213,9 @@ impl Sandboxer {
             })?;
         }
         let id = hex(&sys::random_bytes::<32>().map_err(|e| io_step("pod id", e))?);
+        // On the caller's span when it has a `pod` field (criusd's RPC span does), so every
+        // line logged from here on, the caller's failure line too, names the pod.
+        tracing::Span::current().record("pod", id.as_str());
         let lock = self.pod_lock(&id);
         let _held = lock.lock().await;
 

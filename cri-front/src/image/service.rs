@@ -65,6 +65,7 @@ impl ImageService for ImageSvc {
     ) -> Result<Response<cri::ImageStatusResponse>, Status> {
         let req = req.into_inner();
         let image = image_of(req.image.as_ref())?;
+        crate::rpc::image(image);
         let found = self.images.find(image).await?;
         let mut info = std::collections::HashMap::new();
         if req.verbose {
@@ -96,12 +97,10 @@ impl ImageService for ImageSvc {
     ) -> Result<Response<cri::PullImageResponse>, Status> {
         let req = req.into_inner();
         let image = image_of(req.image.as_ref())?;
-        tracing::info!(image = %image, "PullImage");
-        let id = self
-            .images
-            .pull(image, req.auth.as_ref())
-            .await
-            .inspect_err(|e| tracing::warn!(image = %image, error = %e, "PullImage failed"))?;
+        crate::rpc::image(image);
+        tracing::info!("PullImage");
+        // A failure is logged by the RPC layer, in this span (with the image).
+        let id = self.images.pull(image, req.auth.as_ref()).await?;
         Ok(Response::new(cri::PullImageResponse { image_ref: id }))
     }
 
@@ -111,6 +110,7 @@ impl ImageService for ImageSvc {
     ) -> Result<Response<cri::RemoveImageResponse>, Status> {
         let req = req.into_inner();
         let image = image_of(req.image.as_ref())?;
+        crate::rpc::image(image);
         self.images.remove(image).await?;
         Ok(Response::new(cri::RemoveImageResponse {}))
     }

@@ -1,6 +1,7 @@
 //! The one layer every CRI RPC goes through (a tower layer around both tonic services):
-//! its tracing span (`rpc`, plus the pod/container id the dispatch records with [`pod`] and
-//! [`container`]), one log line for each failed RPC with its gRPC code, and its latency in
+//! its tracing span (`rpc`, plus the pod/container id or image reference the dispatch
+//! records with [`pod`], [`container`] and [`image`]; RunPodSandbox and CreateContainer
+//! record the id they make as soon as it exists), one log line for each failed RPC with its gRPC code, and its latency in
 //! the `crius_cri_rpc_duration_seconds` histogram ([`metrics`]). The mapping of criusd's
 //! errors to gRPC codes itself is `crate::error`'s.
 
@@ -26,6 +27,11 @@ pub fn pod(id: &str) {
 /// Record the container an RPC is about on its span.
 pub fn container(id: &str) {
     tracing::Span::current().record("container", id);
+}
+
+/// Record the image an RPC is about on its span.
+pub fn image(reference: &str) {
+    tracing::Span::current().record("image", reference);
 }
 
 /// `/runtime.v1.RuntimeService/StartContainer` → `StartContainer`.
@@ -84,7 +90,8 @@ where
             "rpc",
             rpc = %rpc,
             pod = tracing::field::Empty,
-            container = tracing::field::Empty
+            container = tracing::field::Empty,
+            image = tracing::field::Empty
         );
         let metrics = self.metrics.clone();
         Box::pin(

@@ -67,8 +67,8 @@ impl RuntimeService for RuntimeSvc {
             .config
             .ok_or_else(|| Status::invalid_argument("pod sandbox config is missing"))?;
         crate::validate::pod_sandbox(&config)?;
+        // The sandboxer records the pod id on this RPC's span as soon as it makes it.
         let id = self.d.pods.run(config, &req.runtime_handler).await?;
-        crate::rpc::pod(&id);
         Ok(Response::new(cri::RunPodSandboxResponse {
             pod_sandbox_id: id,
         }))
@@ -137,7 +137,6 @@ impl RuntimeService for RuntimeSvc {
             .containers
             .create_container(&req.pod_sandbox_id, config)
             .await?;
-        crate::rpc::container(&id);
         Ok(Response::new(cri::CreateContainerResponse {
             container_id: id,
         }))
@@ -247,7 +246,7 @@ impl RuntimeService for RuntimeSvc {
     ) -> Result<Response<cri::ExecSyncResponse>, Status> {
         crate::rpc::container(&req.get_ref().container_id);
         let req = req.into_inner();
-        crate::validate::command("ExecSync", &req.cmd)?;
+        crate::validate::command(&req.cmd)?;
         let out = self
             .d
             .containers
@@ -267,7 +266,7 @@ impl RuntimeService for RuntimeSvc {
         crate::rpc::container(&req.get_ref().container_id);
         let s = self.streaming("Exec")?;
         let mut req = req.into_inner();
-        crate::validate::command("Exec", &req.cmd)?;
+        crate::validate::command(&req.cmd)?;
         req.container_id = self
             .d
             .containers

@@ -17,11 +17,9 @@ use crate::error::{Error, Result};
 use enums::{known, namespaces, profile};
 use text::{abs_path, cni_arg, line, map, path, plain, Check, HOSTNAME_MAX, NAME_253, PATH_MAX};
 
-fn invalid(rpc: &str, c: Check) -> Result<()> {
-    c.map_err(|m| {
-        tracing::warn!(rpc, reason = %m, "invalid request refused");
-        Error::InvalidArgument(m)
-    })
+/// A failed check as INVALID_ARGUMENT (logged once, by the RPC layer, with the RPC's name).
+fn invalid(c: Check) -> Result<()> {
+    c.map_err(Error::InvalidArgument)
 }
 
 fn each<'a>(what: &str, v: impl IntoIterator<Item = &'a String>, max: usize) -> Check {
@@ -160,26 +158,21 @@ fn container_checks(c: &cri::ContainerConfig) -> Check {
 
 /// RunPodSandbox's config.
 pub fn pod_sandbox(c: &cri::PodSandboxConfig) -> Result<()> {
-    invalid("RunPodSandbox", pod_checks(c))
+    invalid(pod_checks(c))
 }
 
 /// CreateContainer's config (CDI device names included: `vendor/class=name`).
 pub fn container(c: &cri::ContainerConfig) -> Result<()> {
-    invalid("CreateContainer", container_checks(c))?;
-    crate::cdi::requested(c).map(drop).inspect_err(|e| {
-        tracing::warn!(rpc = "CreateContainer", reason = %e, "invalid request refused");
-    })
+    invalid(container_checks(c))?;
+    crate::cdi::requested(c).map(drop)
 }
 
 /// UpdateContainerResources' figures.
 pub fn resources(r: &cri::LinuxContainerResources) -> Result<()> {
-    invalid(
-        "UpdateContainerResources",
-        resources::check(r, &resources::Host::this()),
-    )
+    invalid(resources::check(r, &resources::Host::this()))
 }
 
 /// ExecSync's and Exec's command.
-pub fn command(rpc: &str, cmd: &[String]) -> Result<()> {
-    invalid(rpc, text::argv_env(cmd.iter().map(String::as_str), []))
+pub fn command(cmd: &[String]) -> Result<()> {
+    invalid(text::argv_env(cmd.iter().map(String::as_str), []))
 }

@@ -37,7 +37,8 @@ pub fn new_id() -> String {
 }
 
 impl Containers {
-    #[tracing::instrument(level = "debug", skip_all, fields(pod = %pod_id))]
+    /// Runs in the RPC's span (no span of its own): the id goes on it once made, so every
+    /// line logged from then on, the RPC's failure line too, names the container.
     pub async fn create_container(
         &self,
         pod_id: &str,
@@ -51,6 +52,7 @@ impl Containers {
 
         // The name is this container's from here until it is removed; a failed create frees it.
         let id = new_id();
+        crate::rpc::container(&id);
         self.store.reserve_name(
             NameKey {
                 pod_id: pod_id.clone(),
