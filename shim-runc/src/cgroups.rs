@@ -146,9 +146,7 @@ pub fn setup(path: &str, res: &Resources) -> Result<Vec<PathBuf>> {
             let dir = mnt.join(rel);
             fs::create_dir_all(&dir).map_err(Error::io(format!("mkdir {}", dir.display())))?;
             if let Some(s) = res.cpu_shares {
-                // runc's conversion of shares [2..262144] to weight [1..10000].
-                let w = 1 + ((s.clamp(2, 262_144) - 2) * 9999) / 262_142;
-                write(&dir, "cpu.weight", &w.to_string())?;
+                write(&dir, "cpu.weight", &shares_to_weight(s).to_string())?;
             }
             if res.cpu_quota.is_some() || res.cpu_period.is_some() {
                 let q = res
@@ -182,6 +180,30 @@ pub fn setup(path: &str, res: &Resources) -> Result<Vec<PathBuf>> {
         dirs.swap(0, i);
     }
     Ok(dirs)
+}
+
+/// runc's conversion of v1 cpu shares [2..262144] to a v2 weight [1..10000].
+pub fn shares_to_weight(shares: u64) -> u64 {
+    1 + ((shares.clamp(2, 262_144) - 2) * 9999) / 262_142
+}
+
+/// The unified-tree directory `pid` is in (cgroup v2 only), as its /proc/<pid>/cgroup says.
+pub fn v2_dir_of(pid: u32) -> Result<PathBuf> {
+    let Mode::V2(mnt) = mode()? else {
+        return Err(Error::FailedPrecondition("not a cgroup v2 host".into()));
+    };
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(Error::io(format!("read /proc/{pid}/cgroup")))?;
+    let rel = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or_else(|| Error::Other(format!("no v2 entry in /proc/{pid}/cgroup")))?;
+    Ok(mnt.join(rel.trim().trim_start_matches('/')))
+}
+
+/// Whether this host has the unified tree only (the systemd fast path needs it).
+pub fn is_v2() -> bool {
+    matches!(mode(), Ok(Mode::V2(_)))
 }
 
 /// A new v1 cpuset cgroup admits no task until it has cpus and mems: copy

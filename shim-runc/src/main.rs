@@ -17,7 +17,9 @@
 //!   gets its own.
 //! - Sandbox fast path: a sandbox task whose spec `fastpath::plan` covers
 //!   (pause process without terminal/stdio; pid/net/ipc/uts/mount/cgroup
-//!   namespaces by path or new; absolute cgroupfs path with devices, cpu,
+//!   namespaces by path or new; absolute cgroupfs path, or on cgroup v2 a
+//!   systemd `slice:prefix:name` one (a transient scope made over D-Bus,
+//!   `systemd`), with devices, cpu,
 //!   memory-limit and pids resources; hostname, sysctls, user, caps,
 //!   rlimits, oom score) is started by the shim itself through a
 //!   single-threaded helper (this binary re-executed with
@@ -59,6 +61,7 @@ mod shim;
 mod spec;
 mod stdio;
 mod sys;
+mod systemd;
 
 pub const RUNTIME_ID: &str = "io.containerd.crius.v2";
 

@@ -30,16 +30,6 @@ fn memory_dir(pid: i32) -> Option<PathBuf> {
     Some(mnt.join(rel.trim_start_matches('/')))
 }
 
-/// The v2 cgroup directory of `pid`, on a unified-only host.
-fn v2_dir(pid: i32) -> Option<PathBuf> {
-    let cgroups::Mode::V2(mnt) = cgroups::mode().ok()? else {
-        return None;
-    };
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
-    Some(mnt.join(rel.trim_start_matches('/')))
-}
-
 fn oom_kills(dir: &std::path::Path) -> Option<u64> {
     std::fs::read_to_string(dir.join("memory.events"))
         .ok()?
@@ -58,8 +48,9 @@ fn watch_v2(id: &str, dir: PathBuf, events: Events) {
         }
     };
     let id = id.to_string();
+    // Counted now, before the task runs: a kill right after the start is a rise.
+    let mut seen = oom_kills(&dir).unwrap_or(0);
     tokio::spawn(async move {
-        let mut seen = oom_kills(&dir).unwrap_or(0);
         loop {
             let Ok(mut guard) = fd.readable().await else {
                 return;
@@ -87,9 +78,11 @@ fn watch_v2(id: &str, dir: PathBuf, events: Events) {
     });
 }
 
-/// Publishes TaskOOM for `id` whenever its memory cgroup hits its limit.
+/// Publishes TaskOOM for `id` whenever its memory cgroup hits its limit. Armed at Create, while
+/// the init waits in its cgroup: a task that is OOM-killed as soon as it starts (and reaped at
+/// once) would otherwise leave no /proc/<pid>/cgroup to find the cgroup by.
 pub fn watch(id: &str, pid: i32, events: Events) {
-    if let Some(dir) = v2_dir(pid) {
+    if let Ok(dir) = cgroups::v2_dir_of(pid as u32) {
         return watch_v2(id, dir, events);
     }
     let Some(dir) = memory_dir(pid) else {

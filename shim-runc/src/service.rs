@@ -315,6 +315,7 @@ impl Inner {
         };
         init.pid = pid;
         self.watch_exit(id, "", pid);
+        crate::oom::watch(id, pid, self.events.clone());
         map.insert(
             id.to_string(),
             Container {
@@ -458,7 +459,6 @@ impl Inner {
             // exit's TaskExit can never overtake TaskStart.
             self.events.send(id, ev).await;
             drop(map);
-            crate::oom::watch(id, pid, self.events.clone());
             return Ok(pid);
         }
         if c.init.state != State::Running {
@@ -571,7 +571,7 @@ impl Inner {
             l.finish(id).await;
         }
         if let Kind::Fast(t) = &c.kind {
-            cgroups::remove(&t.cgroups).await;
+            t.release().await;
             let _ = std::fs::remove_file(c.bundle.join(fastpath::RECORD_FILE));
         }
         if let Some(r) = &c.rootfs {

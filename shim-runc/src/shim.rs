@@ -26,7 +26,6 @@ use nix::{
 use tokio::io::AsyncWriteExt;
 
 use crate::{
-    cgroups,
     container::unmount_rootfs,
     error::{Error, Result},
     events::{timestamp, Events},
@@ -245,7 +244,7 @@ async fn delete(flags: &Flags) -> Result<DeleteResponse> {
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 }
             }
-            cgroups::remove(&r.cgroups).await;
+            fastpath::release(&r.cgroups, r.scope.as_deref()).await;
         }
         let _ = std::fs::remove_file(&record);
     }

@@ -103,8 +103,9 @@ fn stop_slice(slice: &str) {
 
 /// The systemd driver (detected: systemd is PID 1 on cgroup v2), a kubelet-style slice parent:
 /// RuntimeConfig says systemd; the pause and the container each run in a transient scope
-/// `crius-<id>.scope` under that slice, as `systemctl` shows; the container has a private cgroup
-/// namespace; removing the pod removes both scopes.
+/// `crius-<id>.scope` under that slice, as `systemctl` shows (the pause's made by the shim's fast
+/// path over D-Bus, the container's by runc); the container has a private cgroup namespace;
+/// removing the pod removes both scopes.
 #[test]
 #[ignore = "guest only: systemd + cgroup v2 (hack/vm/test.sh)"]
 fn vm_systemd_pod_in_scopes() {
@@ -150,6 +151,16 @@ fn vm_systemd_pod_in_scopes() {
             let status = String::from_utf8_lossy(&status.stdout);
             assert!(status.contains(&slice), "{what}: {status}");
         }
+        // The pause took the shim's fast path: its scope is the shim's own (made over D-Bus),
+        // not runc's ("libcontainer container <id>").
+        let pause_unit = format!("crius-{pod}.scope");
+        assert_eq!(
+            unit_prop(&pause_unit, "Description"),
+            format!("crius sandbox {pod}"),
+            "{}",
+            d.log_tail()
+        );
+        assert_eq!(unit_prop(&pause_unit, "Delegate"), "yes");
         let r = exec_sh(&mut c, &id, "cat /proc/self/cgroup").await;
         assert_eq!(
             String::from_utf8_lossy(&r.stdout).trim(),
@@ -486,6 +497,54 @@ fn vm_systemd_criusd_kill9_mid_run_pod() {
             "scopes left: {left:?} (pods were {pods:?})\n{}",
             d.log_tail()
         );
+    });
+    stop_slice("kubepods.slice");
+    finish(env, &d);
+}
+
+/// The pod's shim killed with -9 while its fast-path pause runs in the shim's scope: containerd's
+/// cleanup (`shim delete`) and StopPodSandbox/RemovePodSandbox end the pause and stop its scope.
+#[test]
+#[ignore = "guest only: systemd + cgroup v2 (hack/vm/test.sh)"]
+fn vm_systemd_shim_kill9_leaves_no_scope() {
+    let mut env = guest_env("vm_systemd_shim_kill9_leaves_no_scope");
+    let d = rt().block_on(async {
+        let (p, mut c) = scoped_pod(&mut env, "shimkill").await;
+        let unit = format!("crius-{}.scope", p.pod);
+        let procs = read_file(&format!("{}/{unit}/cgroup.procs", p.slice_dir));
+        let pause: i32 = procs
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no pause in {unit}: {procs:?}"));
+        let stat = read_file(&format!("/proc/{pause}/stat"));
+        let shim: i32 = stat[stat.rfind(')').expect("stat") + 2..]
+            .split(' ')
+            .nth(1)
+            .and_then(|f| f.parse().ok())
+            .expect("ppid");
+        let comm = read_file(&format!("/proc/{shim}/comm"));
+        assert!(
+            comm.starts_with("containerd-shim"),
+            "pause's parent {shim} is {comm}"
+        );
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(shim),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill -9 the shim");
+        criusd_common::stop_pod(&mut c, &p.pod)
+            .await
+            .unwrap_or_else(|e| panic!("stop pod: {e}\n{}", p.d.log_tail()));
+        remove_pod(&mut c, &p.pod).await.expect("remove pod");
+        let state = unit_prop(&unit, "ActiveState");
+        assert!(state == "inactive" || state.is_empty(), "{unit}: {state}");
+        assert!(
+            !Path::new(&format!("/proc/{pause}")).exists()
+                || read_file(&format!("/proc/{pause}/stat")).contains(") Z"),
+            "pause {pause} still runs"
+        );
+        p.d
     });
     stop_slice("kubepods.slice");
     finish(env, &d);

@@ -4,7 +4,8 @@
 //! signal, execs the pause.
 //!
 //! Protocol with the shim: the plan is argv[2] (JSON); stdin is the start
-//! pipe (one byte = go, EOF = abandon); stdout is the report pipe: the
+//! pipe (one byte = go, EOF = abandon; with `await_placement`, a first byte
+//! once the shim has put the helper in its systemd scope); stdout is the report pipe: the
 //! helper writes `pid <n>` once the pause process exists, then `ready` once
 //! it is set up, or `error <msg>`; after the start signal an exec failure is
 //! written there too, and a clean EOF means the pause is running.
@@ -68,6 +69,14 @@ fn fail(report: &mut impl Write, msg: &str) -> ! {
 
 /// Everything done as the helper itself, before the pause process splits off.
 fn prepare(plan: &Plan) -> Result<File, String> {
+    if plan.await_placement {
+        // Unbuffered: the start byte that follows is the pause's to read.
+        let mut placed = [0u8; 1];
+        match nix::unistd::read(std::io::stdin().as_fd(), &mut placed) {
+            Ok(1) => {}
+            _ => return Err("the shim did not place the helper in its scope".into()),
+        }
+    }
     // Before the cgroup join: its device rules may forbid opening it after.
     let devnull = OpenOptions::new()
         .read(true)

@@ -1,6 +1,9 @@
 //! Sandbox fast path: the shim starts a pod's pause itself instead of
 //! through runc (~50 ms saved per pod). See `plan` for what is covered and
-//! `helper` for the process that becomes the pause.
+//! `helper` for the process that becomes the pause. Under a systemd
+//! `cgroupsPath` the helper is moved into a transient scope over D-Bus
+//! (`crate::systemd`) before it does anything else, as runc's systemd driver
+//! places its init.
 
 pub mod helper;
 pub mod plan;
@@ -17,6 +20,7 @@ use serde_json::Value;
 use crate::{
     cgroups,
     error::{Error, Result},
+    systemd::{self, ScopeName},
 };
 
 /// Env switch: `CRIUS_SHIM_SANDBOX_FASTPATH=0` sends every sandbox to runc.
@@ -32,6 +36,8 @@ pub fn enabled() -> bool {
 /// A fast-path task as the shim holds it.
 pub struct FastTask {
     pub cgroups: Vec<PathBuf>,
+    /// The systemd scope holding the pause, when its cgroup is one.
+    pub scope: Option<String>,
     start: Option<ChildStdin>,
     report: Option<BufReader<ChildStdout>>,
 }
@@ -41,6 +47,20 @@ pub struct Record {
     pub pid: i32,
     pub starttime: u64,
     pub cgroups: Vec<PathBuf>,
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+/// Removes a gone pause's cgroup: its systemd scope, or the cgroupfs dirs the shim made.
+pub async fn release(cgroups: &[PathBuf], scope: Option<&str>) {
+    match scope {
+        Some(unit) => {
+            if let Err(e) = systemd::stop_scope(unit).await {
+                tracing::warn!(unit, error = %e, "scope not stopped");
+            }
+        }
+        None => cgroups::remove(cgroups).await,
+    }
 }
 
 /// Start time of `pid` (field 22 of /proc/pid/stat), to recognise it later.
@@ -63,7 +83,37 @@ pub async fn create(
 ) -> std::result::Result<Result<(FastTask, i32)>, String> {
     let (mut plan, cgroup_path, resources) = plan::plan(spec, bundle)?;
     plan.oom_score_adj = plan.oom_score_adj.map(oom_clamp);
-    Ok(spawn(id, bundle, plan, cgroup_path, resources).await)
+    let scope = cgroup_path.as_deref().and_then(systemd::parse);
+    if scope.is_some() && !cgroups::is_v2() {
+        return Err("a systemd cgroup on a host that is not cgroup v2 only".into());
+    }
+    plan.await_placement = scope.is_some();
+    Ok(spawn(id, bundle, plan, cgroup_path, scope, resources).await)
+}
+
+/// Moves the (waiting) helper `pid` into its new scope and lets it go on; returns the scope's
+/// cgroup directory.
+async fn place(
+    id: &str,
+    scope: &ScopeName,
+    pid: u32,
+    resources: &plan::Resources,
+    start: Option<&mut ChildStdin>,
+) -> Result<PathBuf> {
+    systemd::start_scope(scope, pid, &format!("crius sandbox {id}"), resources).await?;
+    let dir = cgroups::v2_dir_of(pid)?;
+    if !dir.ends_with(&scope.unit) {
+        return Err(Error::FailedPrecondition(format!(
+            "pause helper {pid} is in {}, not in {}",
+            dir.display(),
+            scope.unit
+        )));
+    }
+    start
+        .ok_or_else(|| Error::Other("helper has no stdin".into()))?
+        .write_all(b"p")
+        .map_err(Error::io("let the pause helper go on"))?;
+    Ok(dir)
 }
 
 async fn spawn(
@@ -71,11 +121,12 @@ async fn spawn(
     bundle: &Path,
     mut plan: plan::Plan,
     cgroup_path: Option<String>,
+    scope: Option<ScopeName>,
     resources: plan::Resources,
 ) -> Result<(FastTask, i32)> {
-    let dirs = match &cgroup_path {
-        Some(p) => cgroups::setup(p, &resources)?,
-        None => Vec::new(),
+    let mut dirs = match (&scope, &cgroup_path) {
+        (None, Some(p)) => cgroups::setup(p, &resources)?,
+        _ => Vec::new(),
     };
     plan.cgroups = dirs
         .iter()
@@ -97,7 +148,20 @@ async fn spawn(
             return Err(Error::io("spawn pause helper")(e));
         }
     };
-    let start = child.stdin.take();
+    let mut start = child.stdin.take();
+    if let Some(s) = &scope {
+        match place(id, s, child.id(), &resources, start.as_mut()).await {
+            Ok(dir) => dirs = vec![dir],
+            Err(e) => {
+                // The helper dies before it forks; an emptied scope is gone with it.
+                let _ = child.kill();
+                drop(start);
+                release(&[], Some(&s.unit)).await;
+                return Err(e);
+            }
+        }
+    }
+    let unit = scope.map(|s| s.unit);
     let Some(out) = child.stdout.take() else {
         return Err(Error::Other("helper has no stdout".into()));
     };
@@ -133,6 +197,7 @@ async fn spawn(
                 pid,
                 starttime: starttime(pid).unwrap_or(0),
                 cgroups: dirs.clone(),
+                scope: unit.clone(),
             };
             if let Ok(text) = serde_json::to_vec(&record) {
                 let _ = std::fs::write(bundle.join(RECORD_FILE), text);
@@ -141,6 +206,7 @@ async fn spawn(
             Ok((
                 FastTask {
                     cgroups: dirs,
+                    scope: unit,
                     start,
                     report: Some(reader),
                 },
@@ -155,7 +221,7 @@ async fn spawn(
                 );
             }
             drop(start);
-            cgroups::remove(&dirs).await;
+            release(&dirs, unit.as_deref()).await;
             Err(Error::FailedPrecondition(format!(
                 "sandbox fast path: {}",
                 err.unwrap_or_else(|| "helper exited without report".into())
@@ -165,6 +231,11 @@ async fn spawn(
 }
 
 impl FastTask {
+    /// Removes the pause's cgroup (scope or dirs); the pause must be gone.
+    pub async fn release(&self) {
+        release(&self.cgroups, self.scope.as_deref()).await;
+    }
+
     /// Lets the pause exec; fails if the exec failed.
     pub async fn start(&mut self) -> Result<()> {
         let mut start = self

@@ -3,14 +3,15 @@
 //! Covered: a sandbox (pause) process without terminal or stdio; namespaces
 //! pid/network/ipc/uts/mount/cgroup, joined by path or new, and a new user
 //! namespace with its uid/gid mappings; an absolute
-//! cgroupfs `cgroupsPath` (cgroup v1 controllers, or the v2 unified tree) with
-//! devices, cpu shares/quota/period, memory limit and pids limit; hostname;
+//! cgroupfs `cgroupsPath` (cgroup v1 controllers, or the v2 unified tree), or a
+//! systemd `slice:prefix:name` one on a v2 host (a transient scope, `systemd`),
+//! with devices, cpu shares/quota/period, memory limit and pids limit; hostname;
 //! sysctls; uid/gid/additional gids; capabilities; no_new_privileges;
 //! rlimits; oom_score_adj; the usual CRI mounts (/proc, /dev, /sys, ...),
 //! which a pause never looks at and are therefore not made. Not covered (so
-//! runc runs it): a joined user namespace, time namespaces, seccomp, AppArmor/SELinux labels,
-//! hooks, extra devices, other mounts, other resources, systemd cgroup paths,
-//! a terminal or stdio.
+//! runc runs it): a joined user namespace, time namespaces, seccomp,
+//! AppArmor/SELinux labels, hooks, extra devices, other mounts, other
+//! resources, systemd paths that name no scope, a terminal or stdio.
 
 use std::path::{Path, PathBuf};
 
@@ -65,6 +66,10 @@ pub struct Plan {
     pub oom_score_adj: Option<i64>,
     /// cgroup directories to join (created and configured by the shim).
     pub cgroups: Vec<String>,
+    /// Wait for one byte on stdin before anything else: the shim moves the helper into its
+    /// systemd scope first (EOF: it could not).
+    #[serde(default)]
+    pub await_placement: bool,
     pub caps: Option<Caps>,
     pub no_new_privileges: bool,
     /// (resource, soft, hard)
@@ -268,6 +273,7 @@ pub fn plan(spec: &Value, bundle: &Path) -> Result<(Plan, Option<String>, Resour
     let resources = resources(linux.get("resources"))?;
     let cgroup_path = match linux.get("cgroupsPath").and_then(Value::as_str) {
         None | Some("") => None,
+        Some(p) if crate::systemd::parse(p).is_some() => Some(p.to_string()),
         Some(p) if p.contains(':') => return not_covered(format!("systemd cgroup {p}")),
         Some(p) if !p.starts_with('/') => return not_covered(format!("relative cgroup {p}")),
         Some(p) => Some(p.to_string()),
@@ -306,6 +312,7 @@ pub fn plan(spec: &Value, bundle: &Path) -> Result<(Plan, Option<String>, Resour
             sysctls,
             oom_score_adj: process.get("oomScoreAdj").and_then(Value::as_i64),
             cgroups: Vec::new(),
+            await_placement: false,
             caps,
             no_new_privileges: process
                 .get("noNewPrivileges")
@@ -525,7 +532,8 @@ mod tests {
         let cases: Vec<(&str, Value)> = vec![
             ("/process/terminal", json!(true)),
             ("/linux/seccomp", json!({"defaultAction": "SCMP_ACT_ERRNO"})),
-            ("/linux/cgroupsPath", json!("kubepods.slice:cri:pod1")),
+            ("/linux/cgroupsPath", json!("kubepods.slice:cri:pod1:x")),
+            ("/linux/cgroupsPath", json!("kubepods.slice:cri:sub.slice")),
             ("/linux/resources/memory", json!({"swap": 5, "limit": 10})),
             ("/process/args", json!(["/nope"])),
             ("/mounts", json!([{"destination": "/data", "source": "/x"}])),
@@ -571,6 +579,18 @@ mod tests {
         assert_eq!(u.uid_map, "0 300000 65536\n");
         assert_eq!(u.gid_map, u.uid_map);
         assert!(!p.new.contains(&"user".to_string()));
+    }
+
+    #[test]
+    fn covers_systemd_scope_paths() {
+        let r = rootfs();
+        let mut s = sandbox_spec(r.path());
+        s["linux"]["cgroupsPath"] = json!("kubepods-besteffort-pod1.slice:crius:pod1");
+        let (_, cg, _) = plan(&s, Path::new("/b")).unwrap();
+        assert_eq!(
+            cg.as_deref(),
+            Some("kubepods-besteffort-pod1.slice:crius:pod1")
+        );
     }
 
     #[test]

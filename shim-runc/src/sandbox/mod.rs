@@ -73,8 +73,9 @@ struct Sandbox {
     rec: Record,
     bundle: PathBuf,
     cfg: PodConfig,
-    /// The pause's cgroup dirs (to remove once it is gone).
+    /// The pause's cgroup dirs and systemd scope (to remove once it is gone).
     pause_cgroups: Vec<PathBuf>,
+    pause_scope: Option<String>,
     exit: Option<Exit>,
 }
 
@@ -150,6 +151,21 @@ fn check_input(args: &CreateArgs, cfg: &PodConfig) -> Result<()> {
     Ok(())
 }
 
+/// Where a pause goes under the pod's `cgroup_parent`: `<parent>/<id>` for a cgroupfs path; a
+/// scope `crius-<id>.scope` in the slice for a systemd one (kubelet's systemd driver names a slice,
+/// or a path of slices whose last one counts); None for anything else.
+fn pause_cgroups_path(parent: &str, id: &str) -> Option<String> {
+    let parent = parent.trim_end_matches('/');
+    let last = parent.rsplit('/').next().unwrap_or("");
+    if last.ends_with(".slice") && !last.contains(':') {
+        Some(format!("{last}:crius:{id}"))
+    } else if parent.starts_with('/') && !parent.contains(':') {
+        Some(format!("{parent}/{id}"))
+    } else {
+        None
+    }
+}
+
 /// The pause's OCI spec, for the fast path: this binary in `pause` mode, in a new pid namespace,
 /// joined to the pod's others, in the host's mount namespace (it opens no file), no capabilities.
 fn pause_spec(sb: &Sandbox) -> Result<Value> {
@@ -168,8 +184,7 @@ fn pause_spec(sb: &Sandbox) -> Result<Value> {
         .cfg
         .cgroup_parent
         .as_deref()
-        .filter(|p| p.starts_with('/') && !p.contains(':'))
-        .map(|p| format!("{}/{}", p.trim_end_matches('/'), sb.rec.id));
+        .and_then(|p| pause_cgroups_path(p, &sb.rec.id));
     let none: [&str; 0] = [];
     Ok(json!({
         "process": {
@@ -268,6 +283,7 @@ impl Pod {
             bundle,
             cfg,
             pause_cgroups: Vec::new(),
+            pause_scope: None,
             exit: None,
         });
         self.exited.send_replace(None);
@@ -321,9 +337,10 @@ impl Pod {
             }
         }
         if sb.cfg.pid == PidMode::Pod {
-            let (pid, cgroups) = Self::start_pause(sb).await?;
+            let (pid, cgroups, scope) = Self::start_pause(sb).await?;
             sb.rec.pause_pid = pid;
             sb.pause_cgroups = cgroups;
+            sb.pause_scope = scope;
             let rx = reaper::watch(pid);
             let pod = self.clone();
             tokio::spawn(async move {
@@ -344,7 +361,7 @@ impl Pod {
         Ok((sb.rec.pause_pid as u32, now))
     }
 
-    async fn start_pause(sb: &Sandbox) -> Result<(i32, Vec<PathBuf>)> {
+    async fn start_pause(sb: &Sandbox) -> Result<(i32, Vec<PathBuf>, Option<String>)> {
         let spec = pause_spec(sb)?;
         let id = sb.rec.id.as_str();
         let (mut task, pid) = fastpath::create(id, &sb.bundle, &spec, |s| s)
@@ -352,11 +369,11 @@ impl Pod {
             .map_err(|why| Error::FailedPrecondition(format!("pause: {why}")))??;
         if let Err(e) = task.start().await {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            cgroups::remove(&task.cgroups).await;
+            task.release().await;
             let _ = std::fs::remove_file(sb.bundle.join(fastpath::RECORD_FILE));
             return Err(e);
         }
-        Ok((pid, task.cgroups.clone()))
+        Ok((pid, task.cgroups.clone(), task.scope.clone()))
     }
 
     async fn on_pause_exit(&self, pid: i32, exit: Exit) {
@@ -395,7 +412,8 @@ impl Pod {
         if sb.rec.phase == Phase::Stopped {
             return Ok(());
         }
-        cgroups::remove(&std::mem::take(&mut sb.pause_cgroups)).await;
+        let cgroups = std::mem::take(&mut sb.pause_cgroups);
+        fastpath::release(&cgroups, sb.pause_scope.take().as_deref()).await;
         let _ = std::fs::remove_file(sb.bundle.join(fastpath::RECORD_FILE));
         sb.rec.unmount_all();
         sb.rec.phase = Phase::Stopped;
@@ -530,6 +548,21 @@ pub fn cleanup_dead(bundle: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pause_cgroup_under_either_driver() {
+        let p = |parent| pause_cgroups_path(parent, "sb1");
+        assert_eq!(p("/kubepods/pod1/").as_deref(), Some("/kubepods/pod1/sb1"));
+        assert_eq!(
+            p("kubepods-besteffort-pod1.slice").as_deref(),
+            Some("kubepods-besteffort-pod1.slice:crius:sb1")
+        );
+        assert_eq!(
+            p("/kubepods.slice/kubepods-pod2.slice").as_deref(),
+            Some("kubepods-pod2.slice:crius:sb1")
+        );
+        assert_eq!(p("relative/dir"), None);
+    }
 
     fn mounted(path: &Path) -> bool {
         let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
