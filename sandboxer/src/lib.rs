@@ -54,9 +54,10 @@
 //!   namespace with the mapping and makes the pod's netns inside it (pinned at the usual path
 //!   once the pause runs, then CNI ADD: one after the other); the pod's files and /dev/shm
 //!   belong to the mapped root. Containers join `/proc/<pause>/ns/user`.
-//! - Not applied to the pause: seccomp/AppArmor (it only waits for signals);
-//!   pod-level resources/overhead are recorded, not applied (the cgroup parent
-//!   from kubelet carries them).
+//! - Not applied to the pause: seccomp/AppArmor (it only waits for signals).
+//!   Pod-level resources plus overhead go on the pod's own cgroup parent
+//!   (cpu.max/weight, memory.max; a slice's unit properties under systemd) at
+//!   `run` and `update_resources`: see `pod_cgroup`.
 //!
 //! ## The pause binary
 //! `src/bin/crius-pause.rs` (std + libc). It must be static, since the pause
@@ -88,6 +89,7 @@ mod netns;
 pub mod oom;
 mod pause;
 mod pod;
+mod pod_cgroup;
 mod recover;
 mod sandboxer;
 mod status;

@@ -19,6 +19,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::pause::image::PauseImage;
 use crate::pause::{image, rootfs, spec};
 use crate::pod::{NamespaceMode, PodConfig, PodResources};
+use crate::pod_cgroup;
 use crate::status::{NetnsView, NetworkStatus, PodState, PodStatus, RunTimings};
 use crate::store::{self, Phase, PodRecord};
 use crate::{files, netns, oom, sys};
@@ -403,6 +404,35 @@ impl Sandboxer {
         pause?;
         rec.ips = ips;
         rec.timings.cni_add_us = cni_us;
+        // The pause made the pod's cgroup (or slice) exist: its limits go on now.
+        let cfg = &rec.config.linux;
+        self.apply_pod_limits(rec, cfg.resources.as_ref(), cfg.overhead.as_ref())
+            .await
+    }
+
+    /// Pod-level resources on the pod's own cgroup parent (none: nothing to bound).
+    async fn apply_pod_limits(
+        &self,
+        rec: &PodRecord,
+        resources: Option<&PodResources>,
+        overhead: Option<&PodResources>,
+    ) -> Result<()> {
+        let limits = pod_cgroup::limits(resources, overhead);
+        if limits.is_empty() {
+            return Ok(());
+        }
+        if rec.config.linux.cgroup_parent.is_empty() {
+            tracing::info!(pod = %rec.id, "pod resources not applied: the pod has no cgroup parent of its own");
+            return Ok(());
+        }
+        pod_cgroup::apply(
+            self.cfg.cgroup_driver,
+            &rec.config.linux.cgroup_parent,
+            &limits,
+        )
+        .await
+        .map_err(|m| Error::new(ErrorKind::Internal, "pod resources", m))?;
+        tracing::info!(pod = %rec.id, parent = %rec.config.linux.cgroup_parent, ?limits, "pod resources applied");
         Ok(())
     }
 
@@ -631,10 +661,11 @@ impl Sandboxer {
         Ok(())
     }
 
-    /// Record the pod-level resources kubelet has applied (CRI UpdatePodSandboxResources comes
-    /// after kubelet resized the pod's cgroup, which it owns): the pod's config follows, durably,
-    /// so status and a restart see the new figures. `None` leaves that part as it was.
-    /// NotFound for an unknown pod or one being removed.
+    /// CRI UpdatePodSandboxResources: the new pod-level resources go on the pod's cgroup parent
+    /// (`pod_cgroup`; kubelet, which owns it, has resized it already) and into the pod's config,
+    /// durably, so status and a restart see the new figures. `None` leaves that part as it was.
+    /// NotFound for an unknown pod or one being removed; Internal when the cgroup refuses them
+    /// (the record then keeps the old figures).
     pub async fn update_resources(
         &self,
         id: &str,
@@ -655,6 +686,11 @@ impl Sandboxer {
         }
         if resources.is_some() {
             rec.config.linux.resources = resources;
+        }
+        if rec.phase == Phase::Running {
+            let cfg = &rec.config.linux;
+            self.apply_pod_limits(&rec, cfg.resources.as_ref(), cfg.overhead.as_ref())
+                .await?;
         }
         self.save(&rec)?;
         tracing::info!(pod = %id, resources = ?rec.config.linux.resources, overhead = ?rec.config.linux.overhead, "pod resources updated");

@@ -1,5 +1,5 @@
-//! UpdateContainerResources reaches the container's cgroup; UpdatePodSandboxResources is
-//! recorded in the pod's config; ReopenContainerLog makes the log driver start a new file after
+//! UpdateContainerResources reaches the container's cgroup; UpdatePodSandboxResources reaches
+//! the pod's cgroup and is recorded in the pod's config; ReopenContainerLog makes the log driver start a new file after
 //! kubelet-style rotation; a failed Create (bad user) leaves nothing behind.
 
 mod criusd_common;
@@ -87,8 +87,8 @@ fn criusd_update_resources_and_reopen_log() {
             .expect("resources in status");
         assert_eq!((res.memory_limit_in_bytes, res.cpu_shares), (96 << 20, 512));
 
-        // UpdatePodSandboxResources (kubelet has resized the pod's cgroup): the pod's recorded
-        // config follows; unknown pods and negative figures are refused.
+        // UpdatePodSandboxResources: the pod's recorded config follows; unknown pods and
+        // negative figures are refused.
         let pod_update = |id: &str, memory: i64| cri::UpdatePodSandboxResourcesRequest {
             pod_sandbox_id: id.to_string(),
             resources: Some(cri::LinuxContainerResources {
@@ -116,6 +116,20 @@ fn criusd_update_resources_and_reopen_log() {
         let recorded = &v["config"]["linux"]["resources"];
         assert_eq!(recorded["memory_limit_in_bytes"], 128 << 20, "{v}");
         assert_eq!(recorded["cpu_shares"], 1024, "{v}");
+        // And it lands on the pod's own cgroup (its parent), as kubelet sizes it.
+        let pod_file = |controller: &str, file: &str| {
+            let top = format!("/sys/fs/cgroup/{controller}/crius-{}", env.id());
+            let path = format!("{top}/pod-tuned/{file}");
+            std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{path}: {e}"))
+                .trim()
+                .to_string()
+        };
+        assert_eq!(
+            pod_file("memory", "memory.limit_in_bytes"),
+            (128u64 << 20).to_string()
+        );
+        assert_eq!(pod_file("cpu", "cpu.shares"), "1024");
         let e = c
             .runtime
             .update_pod_sandbox_resources(pod_update("no-such-pod", 1 << 20))

@@ -28,7 +28,8 @@ fn guest_env(name: &str) -> crius_test::TestEnv {
 }
 
 /// With the cgroupfs driver on a v2-only host, a pod's container runs in
-/// `<parent>/<container id>` of the unified tree and its memory limit lands in memory.max.
+/// `<parent>/<container id>` of the unified tree and its memory limit lands in memory.max; the
+/// pod's resources plus overhead land in the parent's cpu.max and memory.max.
 #[test]
 #[ignore = "guest only: systemd + cgroup v2 (hack/vm/test.sh)"]
 fn vm_cgroupfs_pod_on_cgroup_v2() {
@@ -40,8 +41,19 @@ fn vm_cgroupfs_pod_on_cgroup_v2() {
     rt().block_on(async {
         let mut c = client(&d).await;
         pull(&mut c, registry::BUSYBOX).await;
-        let pcfg = pod_config(&env, "v2", &log_dir);
+        let mut pcfg = pod_config(&env, "v2", &log_dir);
+        if let Some(l) = pcfg.linux.as_mut() {
+            l.resources = Some(pod_resources(40_000, 256 << 20));
+            l.overhead = Some(pod_resources(5_000, 8 << 20));
+        }
         let pod = run_pod(&mut c, &d, &pcfg).await;
+        // Pod-level resources plus overhead on the pod's cgroup.
+        let pod_dir = format!("/sys/fs/cgroup/crius-{}/pod-v2", env.id());
+        assert_eq!(read_file(&format!("{pod_dir}/cpu.max")), "45000 100000");
+        assert_eq!(
+            read_file(&format!("{pod_dir}/memory.max")),
+            (264u64 << 20).to_string()
+        );
         let mut cfg = container_config("app", registry::BUSYBOX, &["sleep", "600"]);
         cfg.linux = Some(cri::LinuxContainerConfig {
             resources: Some(cri::LinuxContainerResources {
@@ -259,6 +271,16 @@ async fn scoped_pod(env: &mut crius_test::TestEnv, name: &str) -> (ScopedPod, Cr
     )
 }
 
+/// Pod-level resources with a 100 ms CPU period.
+fn pod_resources(cpu_quota: i64, memory: i64) -> cri::LinuxContainerResources {
+    cri::LinuxContainerResources {
+        cpu_period: 100_000,
+        cpu_quota,
+        memory_limit_in_bytes: memory,
+        ..Default::default()
+    }
+}
+
 fn read_file(path: &str) -> String {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -393,6 +415,53 @@ fn vm_systemd_resources_and_stats() {
         );
         remove_pod(&mut c, &p.pod).await.expect("remove pod");
         p.d
+    });
+    stop_slice("kubepods.slice");
+    finish(env, &d);
+}
+
+/// Pod-level resources (LinuxPodSandboxConfig `resources` plus `overhead`) go on the pod's slice
+/// as unit properties (`systemctl show`) and so into its cgroup files; UpdatePodSandboxResources
+/// changes them (the overhead kept).
+#[test]
+#[ignore = "guest only: systemd + cgroup v2 (hack/vm/test.sh)"]
+fn vm_systemd_pod_resources_on_slice() {
+    let mut env = guest_env("vm_systemd_pod_resources_on_slice");
+    let d = criusd_common::start_with_driver(&mut env, Some("systemd"))
+        .expect("criusd binaries in the guest");
+    let log_dir = pod_log_dir(&env);
+    let slice = format!("kubepods-burstable-pod{}podres.slice", env.id());
+    let slice_dir = format!("/sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice/{slice}");
+    rt().block_on(async {
+        let mut c = client(&d).await;
+        let mut pcfg = pod_config(&env, "podres", &log_dir);
+        if let Some(l) = pcfg.linux.as_mut() {
+            l.cgroup_parent = slice.clone();
+            l.resources = Some(pod_resources(50_000, 128 << 20));
+            l.overhead = Some(pod_resources(10_000, 16 << 20));
+        }
+        let pod = run_pod(&mut c, &d, &pcfg).await;
+        assert_eq!(read_file(&format!("{slice_dir}/cpu.max")), "60000 100000");
+        assert_eq!(
+            read_file(&format!("{slice_dir}/memory.max")),
+            (144u64 << 20).to_string()
+        );
+        assert_eq!(unit_prop(&slice, "MemoryMax"), (144u64 << 20).to_string());
+        assert_eq!(unit_prop(&slice, "CPUQuotaPerSecUSec"), "600ms");
+        c.runtime
+            .update_pod_sandbox_resources(cri::UpdatePodSandboxResourcesRequest {
+                pod_sandbox_id: pod.clone(),
+                overhead: None,
+                resources: Some(pod_resources(20_000, 256 << 20)),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("UpdatePodSandboxResources: {e}\n{}", d.log_tail()));
+        assert_eq!(read_file(&format!("{slice_dir}/cpu.max")), "30000 100000");
+        assert_eq!(
+            read_file(&format!("{slice_dir}/memory.max")),
+            (272u64 << 20).to_string()
+        );
+        remove_pod(&mut c, &pod).await.expect("remove pod");
     });
     stop_slice("kubepods.slice");
     finish(env, &d);
