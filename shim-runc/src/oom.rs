@@ -38,7 +38,28 @@ fn oom_kills(dir: &std::path::Path) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// cgroup v2: every rise of `oom_kill` in memory.events is one TaskOOM.
+/// Whether a batch of inotify events holds a modification (`struct inotify_event`: wd, mask,
+/// cookie, len, then `len` bytes of name).
+fn has_modify(buf: &[u8]) -> bool {
+    let word = |at: usize| {
+        buf.get(at..at + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(0, u32::from_ne_bytes)
+    };
+    let mut off = 0;
+    while off + 16 <= buf.len() {
+        if word(off + 4) & libc::IN_MODIFY != 0 {
+            return true;
+        }
+        off += 16 + word(off + 12) as usize;
+    }
+    false
+}
+
+/// cgroup v2: every rise of `oom_kill` in memory.events is one TaskOOM. systemd removes an
+/// emptied scope at once, often before the kill's notification is read: when the cgroup is gone
+/// right after its memory.events changed, a rise of the parent's (hierarchical) `oom_kill` count
+/// since the last read is taken as this cgroup's kill.
 fn watch_v2(id: &str, dir: PathBuf, events: Events) {
     let fd = match sys::inotify_modify(&dir.join("memory.events")).and_then(sys::register_fd) {
         Ok(fd) => fd,
@@ -48,31 +69,42 @@ fn watch_v2(id: &str, dir: PathBuf, events: Events) {
         }
     };
     let id = id.to_string();
+    let parent = dir.parent().map(PathBuf::from);
+    let parent_kills = move || parent.as_deref().and_then(oom_kills).unwrap_or(0);
     // Counted now, before the task runs: a kill right after the start is a rise.
     let mut seen = oom_kills(&dir).unwrap_or(0);
+    let mut seen_parent = parent_kills();
+    let mut modified = false;
     tokio::spawn(async move {
         loop {
             let Ok(mut guard) = fd.readable().await else {
                 return;
             };
             let mut buf = [0u8; 4096];
-            if guard
-                .try_io(|f| nix::unistd::read(f.get_ref(), &mut buf).map_err(std::io::Error::from))
-                .is_err()
-            {
+            let read = guard
+                .try_io(|f| nix::unistd::read(f.get_ref(), &mut buf).map_err(std::io::Error::from));
+            let Ok(Ok(n)) = read else {
                 continue;
-            }
-            let Some(now) = oom_kills(&dir) else {
-                return; // the cgroup is gone
             };
+            modified |= has_modify(&buf[..n]);
+            let (now, gone) = match oom_kills(&dir) {
+                Some(now) => (now, false),
+                None if modified && parent_kills() > seen_parent => (seen + 1, true),
+                None => return, // the cgroup is gone
+            };
+            seen_parent = parent_kills();
             if now > seen {
                 seen = now;
-                tracing::info!(container_id = %id, "OOM");
+                modified = false;
+                tracing::info!(container_id = %id, gone, "OOM");
                 let ev = TaskOOM {
                     container_id: id.clone(),
                     ..Default::default()
                 };
                 events.send(&id, ev).await;
+            }
+            if gone {
+                return;
             }
         }
     });
@@ -157,6 +189,25 @@ mod tests {
         .unwrap();
         assert_eq!(oom_kills(d.path()), Some(2));
         assert_eq!(oom_kills(&d.path().join("gone")), None);
+    }
+
+    #[test]
+    fn inotify_batches_with_a_modification() {
+        let ev = |mask: u32, name: &[u8]| {
+            let mut b = Vec::new();
+            b.extend(1i32.to_ne_bytes());
+            b.extend(mask.to_ne_bytes());
+            b.extend(0u32.to_ne_bytes());
+            b.extend((name.len() as u32).to_ne_bytes());
+            b.extend(name);
+            b
+        };
+        let ignored = ev(libc::IN_IGNORED, b"");
+        let mut both = ev(libc::IN_ATTRIB, b"x\0\0\0");
+        both.extend(ev(libc::IN_MODIFY, b""));
+        assert!(!has_modify(&ignored));
+        assert!(has_modify(&both));
+        assert!(!has_modify(&both[..10]));
     }
 
     #[tokio::test]
