@@ -290,23 +290,32 @@ fn read_file(path: &str) -> String {
 
 /// CreateContainer's memory, swap, CPU and `unified` resources land in the scope's cgroup v2
 /// files; UpdateContainerResources rewrites cpu.max, memory.max and memory.swap.max; stats come
-/// from the v2 files (working set = memory.current − inactive_file).
+/// from the v2 files (working set = memory.current − inactive_file); io.stat's bytes are in the
+/// container's metrics.
 #[test]
 #[ignore = "guest only: systemd + cgroup v2 (hack/vm/test.sh)"]
 fn vm_systemd_resources_and_stats() {
     let mut env = guest_env("vm_systemd_resources_and_stats");
     let d = rt().block_on(async {
         let (p, mut c) = scoped_pod(&mut env, "res").await;
+        // On the guest's disk (its /tmp, where the container's rootfs is, is a tmpfs: no block I/O).
+        let data = format!("/var/tmp/crius-io-{}", env.id());
+        std::fs::create_dir_all(&data).expect("data dir");
         let mut cfg = container_config(
             "app",
             registry::BUSYBOX,
-            // Some page cache and anonymous memory to count.
+            // Some page cache and anonymous memory to count, and 8 MiB written through.
             &[
                 "sh",
                 "-c",
-                "dd if=/dev/zero of=/tmp/f bs=1M count=8; exec sleep 600",
+                "dd if=/dev/zero of=/data/f bs=1M count=8 conv=fsync; exec sleep 600",
             ],
         );
+        cfg.mounts = vec![cri::Mount {
+            container_path: "/data".into(),
+            host_path: data.clone(),
+            ..Default::default()
+        }];
         cfg.linux = Some(cri::LinuxContainerConfig {
             resources: Some(cri::LinuxContainerResources {
                 memory_limit_in_bytes: 64 << 20,
@@ -413,7 +422,36 @@ fn vm_systemd_resources_and_stats() {
             swap.swap_available_bytes.map(|v| v.value),
             Some((20u64 << 20) - swap.swap_usage_bytes.map(|v| v.value).unwrap_or(0))
         );
+        // dd's 8 MiB, written through (fsync), are in the scope's io.stat and in the container's
+        // metrics as cAdvisor names them (container_fs_writes_bytes_total per device).
+        let io_stat = read_file(&format!("{dir}/io.stat"));
+        let wbytes: u64 = io_stat
+            .split_whitespace()
+            .filter_map(|f| f.strip_prefix("wbytes="))
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum();
+        assert!(wbytes >= 8 << 20, "io.stat: {io_stat}");
+        let pods = c
+            .runtime
+            .list_pod_sandbox_metrics(cri::ListPodSandboxMetricsRequest {})
+            .await
+            .expect("ListPodSandboxMetrics")
+            .into_inner()
+            .pod_metrics;
+        let written: u64 = pods
+            .iter()
+            .flat_map(|p| &p.container_metrics)
+            .filter(|cm| cm.container_id == id)
+            .flat_map(|cm| &cm.metrics)
+            .filter(|m| m.name == "container_fs_writes_bytes_total")
+            .filter_map(|m| m.value.map(|v| v.value))
+            .sum();
+        assert!(
+            written >= 8 << 20,
+            "container_fs_writes_bytes_total {written} (io.stat: {io_stat})"
+        );
         remove_pod(&mut c, &p.pod).await.expect("remove pod");
+        let _ = std::fs::remove_dir_all(&data);
         p.d
     });
     stop_slice("kubepods.slice");

@@ -80,6 +80,17 @@ pub fn cgroup_metrics(l: &Labels, s: &CgroupSample) -> Vec<cri::Metric> {
     push(&d::SPEC_MEM_LIMIT, "", limit);
     push(&d::PROCESSES, "", s.processes);
     push(&d::THREADS, "", s.threads.or(s.pids));
+    // Block I/O per device, as cAdvisor's blkio figures.
+    for dev in &s.io {
+        for (desc, v) in [
+            (&d::FS_READ_BYTES, dev.read_bytes),
+            (&d::FS_WRITE_BYTES, dev.write_bytes),
+            (&d::FS_READS, dev.reads),
+            (&d::FS_WRITES, dev.writes),
+        ] {
+            out.push(metric(desc, l, &dev.device, v));
+        }
+    }
     out
 }
 
@@ -154,6 +165,13 @@ mod tests {
             pids: Some(3),
             processes: Some(1),
             threads: Some(3),
+            io: vec![crate::stats::io::IoDevice {
+                device: "/dev/vda".into(),
+                read_bytes: 4096,
+                write_bytes: 8192,
+                reads: 1,
+                writes: 2,
+            }],
             ..Default::default()
         }
     }
@@ -208,6 +226,13 @@ mod tests {
         assert_eq!(lim.value.map(|v| v.value), Some(0), "unlimited shows 0");
         let fs = find(&m, "container_fs_usage_bytes");
         assert_eq!(fs.label_values[1], "/var/lib/containerd");
+        let wb = find(&m, "container_fs_writes_bytes_total");
+        assert_eq!(wb.label_values[1], "/dev/vda", "device label");
+        assert_eq!(wb.value.map(|v| v.value), Some(8192));
+        assert_eq!(
+            find(&m, "container_fs_reads_total").value.map(|v| v.value),
+            Some(1)
+        );
         assert_eq!(
             find(&m, "container_start_time_seconds")
                 .value

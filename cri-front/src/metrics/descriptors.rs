@@ -170,8 +170,32 @@ pub const FS_USAGE: Desc = Desc::new(
     Gauge,
 )
 .with("device");
+pub const FS_READ_BYTES: Desc = Desc::new(
+    "container_fs_reads_bytes_total",
+    "Cumulative count of bytes read",
+    Counter,
+)
+.with("device");
+pub const FS_WRITE_BYTES: Desc = Desc::new(
+    "container_fs_writes_bytes_total",
+    "Cumulative count of bytes written",
+    Counter,
+)
+.with("device");
+pub const FS_READS: Desc = Desc::new(
+    "container_fs_reads_total",
+    "Cumulative count of reads completed",
+    Counter,
+)
+.with("device");
+pub const FS_WRITES: Desc = Desc::new(
+    "container_fs_writes_total",
+    "Cumulative count of writes completed",
+    Counter,
+)
+.with("device");
 /// What ListMetricDescriptors answers.
-pub const ALL: [Desc; 22] = [
+pub const ALL: [Desc; 26] = [
     CPU_USAGE,
     CPU_USER,
     CPU_SYSTEM,
@@ -194,6 +218,10 @@ pub const ALL: [Desc; 22] = [
     PROCESSES,
     THREADS,
     FS_USAGE,
+    FS_READ_BYTES,
+    FS_WRITE_BYTES,
+    FS_READS,
+    FS_WRITES,
 ];
 
 pub fn list() -> Vec<cri::MetricDescriptor> {

@@ -39,6 +39,8 @@ pub struct CgroupSample {
     /// cgroup v2 `memory.swap.current` and `memory.swap.max` (None: no limit).
     pub swap_usage: Option<u64>,
     pub swap_limit: Option<u64>,
+    /// Block I/O per device (v2 `io.stat`, v1 blkio's throttle counters).
+    pub io: Vec<super::io::IoDevice>,
 }
 
 /// A `*.pressure` file: `some avg10=… avg60=… avg300=… total=<µs>` and the same for `full`.
@@ -135,6 +137,9 @@ fn sample_in(root: &Path, path: &str) -> CgroupSample {
             io_psi: read_psi(&d, "io.pressure"),
             swap_usage: read_u64(&d.join("memory.swap.current")),
             swap_limit: read_u64(&d.join("memory.swap.max")),
+            io: super::io::read_v2(&d)
+                .map(super::io::named)
+                .unwrap_or_default(),
         };
     }
     let cpu = v1_dir(root, "cpu,cpuacct", path);
@@ -166,6 +171,9 @@ fn sample_in(root: &Path, path: &str) -> CgroupSample {
         mem_failcnt: read_u64(&m.join("memory.failcnt")),
         processes: count_lines(&m, "cgroup.procs"),
         threads: count_lines(&m, "tasks"),
+        io: super::io::read_v1(&v1_dir(root, "blkio", path))
+            .map(super::io::named)
+            .unwrap_or_default(),
         ..Default::default()
     }
 }

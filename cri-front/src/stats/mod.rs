@@ -8,6 +8,7 @@ use crate::daemon::Shared;
 
 pub mod container;
 pub mod cpu_samples;
+pub mod io;
 pub mod pod;
 
 #[cfg(test)]
