@@ -78,6 +78,7 @@ impl Shared {
                     .unwrap_or_default(),
                 _ => Vec::new(),
             },
+            cache: Default::default(),
         };
         let sandboxer =
             Arc::new(Sandboxer::with_containerd(cfg.sandboxer_config(), Some(ctrd.clone())).await?);

@@ -127,7 +127,7 @@ pub trait Service: Send + Sync {
     async fn delete_lease(&self, id: &str) -> Result<()>;
     /// This client with every call made under lease `id`.
     fn leased(&self, id: &str) -> Arc<dyn Containerd>;
-    /// Exit and OOM events of the namespace's tasks, from now on.
+    /// Exit and OOM events of the namespace's tasks, and changes of its image records, from now on.
     async fn subscribe_task_events(&self) -> Result<EventStream>;
 }
 

@@ -161,6 +161,8 @@ pub enum TaskEvent {
     },
     /// The container's cgroup hit its memory limit.
     Oom { container_id: String },
+    /// An image record of the namespace was created, updated or deleted (by anyone).
+    ImagesChanged,
 }
 
 /// Task events as they come; the stream ends (or yields an error) when the subscription breaks.

@@ -194,3 +194,60 @@ fn criusd_pull_falls_through_mirrors_per_hosts_toml() {
     });
     finish(env, &d);
 }
+
+/// criusd keeps its images in memory; a record removed beside it (`ctr images rm` in its
+/// namespace) reaches it as a containerd event: ImageStatus and ListImages stop showing it.
+#[test]
+fn criusd_sees_an_image_removed_beside_it() {
+    let mut env = env_or_skip!("criusd_sees_an_image_removed_beside_it");
+    let Some(d) = start(&mut env) else { return };
+    let runtime = rt();
+    runtime.block_on(async {
+        let mut c = client(&d).await;
+        pull(&mut c, registry::BUSYBOX).await;
+        let st = image_status(&mut c, registry::BUSYBOX)
+            .await
+            .expect("status");
+        assert!(st.image.is_some(), "pulled");
+        // Twice: the second answer is the one kept in memory.
+        assert_eq!(list_images(&mut c).await.len(), 1);
+        assert_eq!(list_images(&mut c).await.len(), 1);
+    });
+    let out = env
+        .running_containerd()
+        .expect("containerd")
+        .ctr("crius")
+        .args(["images", "rm", registry::BUSYBOX])
+        .output()
+        .expect("ctr images rm");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    runtime.block_on(async {
+        let mut c = client(&d).await;
+        let gone = criusd_common::eventually(10, || {
+            let mut c = c.clone();
+            async move {
+                let st = image_status(&mut c, registry::BUSYBOX)
+                    .await
+                    .expect("status");
+                st.image.is_none().then_some(())
+            }
+        })
+        .await;
+        assert!(
+            gone.is_some(),
+            "criusd still shows the removed image\n{}",
+            d.log_tail()
+        );
+        let left: Vec<_> = list_images(&mut c)
+            .await
+            .into_iter()
+            .flat_map(|i| i.repo_tags)
+            .collect();
+        assert!(!left.iter().any(|t| t == registry::BUSYBOX), "{left:?}");
+    });
+    finish(env, &d);
+}

@@ -118,6 +118,8 @@ pub async fn watch(d: Arc<Containers>) {
     loop {
         match d.shared.ctrd.subscribe_task_events().await {
             Ok(mut stream) => {
+                // Image changes reach the cache from now on; what came before went unseen.
+                d.shared.images.cache.set_live(true);
                 if let Err(e) = d.all_reconciled().await {
                     tracing::warn!(error = %e, "reconciling containers after subscribe failed");
                 }
@@ -130,6 +132,7 @@ pub async fn watch(d: Arc<Containers>) {
                         }
                     }
                 }
+                d.shared.images.cache.set_live(false);
             }
             Err(e) => {
                 tracing::debug!(error = %e, "containerd events subscribe failed; retrying")
@@ -164,6 +167,7 @@ pub(crate) async fn handle(d: &Containers, ev: TaskEvent) {
                 .await;
             }
         }
+        TaskEvent::ImagesChanged => d.shared.images.cache.invalidate(),
         TaskEvent::Oom { container_id } => {
             if d.store.get(&container_id).await.is_some() {
                 tracing::info!(container = %container_id, "container OOM event");

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use crius_ctrd::fake::Fake;
-use crius_ctrd::{Containers as _, NewContainer, NewTask, Snapshots as _, Tasks as _};
+use crius_ctrd::{
+    Containers as _, Images as _, NewContainer, NewTask, Service as _, Snapshots as _, Tasks as _,
+};
 use crius_proto::runtime as cri;
 use crius_proto::tonic::Code;
 
@@ -727,4 +729,50 @@ async fn a_remove_waits_for_a_stop_in_flight_and_then_wins() {
         .await;
     assert!(h.c.store.get("c1").await.is_none());
     assert!(h.fake.container("c1").await.unwrap_err().is_not_found());
+}
+
+#[tokio::test]
+async fn images_are_listed_once_while_nothing_changes_them() {
+    let h = harness().await;
+    busybox(&h.fake).await;
+    // The event watcher is up (it sets the cache live and feeds it the image events).
+    h.c.shared.images.cache.set_live(true);
+    let lists = |h: &Harness| h.fake.calls().iter().filter(|c| *c == "images ").count();
+    let id = h.c.create_container(POD, config("web", 0)).await.unwrap();
+    let configs_read = h
+        .fake
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("read_content"))
+        .count();
+    h.status(&id).await;
+    h.status(&id).await;
+    h.c.create_container(POD, config("db", 0)).await.unwrap();
+    assert_eq!(lists(&h), 1, "{:?}", h.fake.calls());
+    // The config (content addressed) is read once.
+    assert_eq!(
+        h.fake
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("read_content"))
+            .count(),
+        configs_read
+    );
+    // A record changed beside criusd (containerd's /images/ event): listed again.
+    let mut events = h.fake.subscribe_task_events().await.unwrap();
+    h.fake
+        .delete_image("docker.io/library/busybox:latest", false)
+        .await
+        .unwrap();
+    let ev = futures::StreamExt::next(&mut events)
+        .await
+        .unwrap()
+        .unwrap();
+    super::events::handle(&h.c, ev).await;
+    let s = h.status(&id).await;
+    assert_eq!(lists(&h), 2);
+    // The image is gone: the status shows what the record holds.
+    assert_eq!(s.image.unwrap().image, "busybox");
+    let e = h.c.create_container(POD, config("x", 0)).await.unwrap_err();
+    assert_eq!(code(e), Code::NotFound);
 }

@@ -1,6 +1,7 @@
 //! Images: pull into containerd, and answer CRI's image questions from containerd's
-//! image records (see [`records`]).
+//! image records (see [`records`]), kept in memory while nothing changes them ([`cache`]).
 
+pub mod cache;
 pub mod hosts;
 pub mod manifest;
 pub mod pull;
@@ -19,7 +20,6 @@ use crius_ctrd::Containerd;
 
 use crate::error::{Error, Result};
 use manifest::{chain_ids, ImageConfigFile, Manifest};
-use records::Record;
 pub use reference::is_digest_name;
 use reference::ImageName;
 use registry::Auth;
@@ -36,6 +36,8 @@ pub struct Images {
     pub root_cache: std::sync::Arc<tokio::sync::OnceCell<String>>,
     /// Record names of images kubelet's image GC must keep (the pause image).
     pub pinned: Vec<String>,
+    /// The views and configs in memory ([`cache`]).
+    pub cache: std::sync::Arc<cache::ImageCache>,
 }
 
 /// One image as CRI sees it: all records sharing an id.
@@ -73,11 +75,27 @@ impl Images {
             snapshotter: &self.snapshotter,
             registry_config_dir: &self.registry_config_dir,
         };
-        Ok(puller.pull(&r, &auth).await?.id)
+        let pulled = puller.pull(&r, &auth).await;
+        // Records may have been written, even by a pull that failed later.
+        self.cache.invalidate();
+        Ok(pulled?.id)
     }
 
-    /// Group records by image id.
+    /// Every image: the records grouped by image id.
     pub async fn list(&self) -> Result<Vec<ImageView>> {
+        Ok(self.views().await?.as_ref().clone())
+    }
+
+    /// The views, from memory while no image record has changed since they were listed.
+    pub async fn views(&self) -> Result<std::sync::Arc<Vec<ImageView>>> {
+        if let Some(v) = self.cache.views() {
+            return Ok(v);
+        }
+        let gen = self.cache.generation();
+        Ok(self.cache.store(gen, self.list_records().await?))
+    }
+
+    async fn list_records(&self) -> Result<Vec<ImageView>> {
         let mut by_id: BTreeMap<String, ImageView> = BTreeMap::new();
         for r in records::list(&*self.ctrd).await? {
             let v = by_id.entry(r.id.clone()).or_insert_with(|| ImageView {
@@ -93,16 +111,16 @@ impl Images {
 
     /// Find an image by reference or id; None when absent.
     pub async fn find(&self, image: &str) -> Result<Option<ImageView>> {
-        let id = match reference::parse(image)? {
-            ImageName::Id(id) => id,
+        let name = reference::parse(image)?;
+        let views = self.views().await?;
+        Ok(match name {
+            ImageName::Id(id) => views.iter().find(|v| v.id == id),
             ImageName::Ref(r) => {
-                match records::get(&*self.ctrd, &reference::record_name(&r)).await? {
-                    Some(Record { id, .. }) => id,
-                    None => return Ok(None),
-                }
+                let name = reference::record_name(&r);
+                views.iter().find(|v| v.names.contains(&name))
             }
-        };
-        Ok(self.list().await?.into_iter().find(|v| v.id == id))
+        }
+        .cloned())
     }
 
     /// Everything CreateContainer needs from an image.
@@ -111,8 +129,16 @@ impl Images {
             .find(image)
             .await?
             .ok_or_else(|| Error::NotFound(format!("image {image:?} not found; pull it first")))?;
-        let bytes = self.ctrd.read_content(&view.id).await?;
-        let config = ImageConfigFile::parse(&bytes)?;
+        // Content addressed: an id's config never changes.
+        let config = match self.cache.config(&view.id) {
+            Some(c) => c,
+            None => {
+                let bytes = self.ctrd.read_content(&view.id).await?;
+                self.cache
+                    .keep_config(&view.id, ImageConfigFile::parse(&bytes)?)
+            }
+        };
+        let config = config.as_ref().clone();
         let top_chain = chain_ids(&config.rootfs.diff_ids).pop();
         Ok(ResolvedImage {
             view,
@@ -129,7 +155,9 @@ impl Images {
         let n = view.names.len();
         for (i, name) in view.names.iter().enumerate() {
             // Let the GC run once, after the last record is gone.
-            records::delete(&*self.ctrd, name, i + 1 == n).await?;
+            let deleted = records::delete(&*self.ctrd, name, i + 1 == n).await;
+            self.cache.invalidate();
+            deleted?;
         }
         tracing::info!(image = %image, id = %view.id, "image removed");
         Ok(())

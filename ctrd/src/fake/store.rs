@@ -294,11 +294,16 @@ impl Images for Fake {
     async fn put_image(&self, image: Image) -> Result<()> {
         let mut st = self.call("put_image", &image.name)?;
         st.images.insert(image.name.clone(), image);
+        drop(st);
+        let _ = self.inner.events.send(TaskEvent::ImagesChanged);
         Ok(())
     }
 
     async fn delete_image(&self, name: &str, _sync: bool) -> Result<()> {
-        self.call("delete_image", name)?.images.remove(name);
+        let gone = self.call("delete_image", name)?.images.remove(name);
+        if gone.is_some() {
+            let _ = self.inner.events.send(TaskEvent::ImagesChanged);
+        }
         Ok(())
     }
 }

@@ -22,17 +22,24 @@ use crate::{Containerd, Service};
 
 const EXIT: &str = "/tasks/exit";
 const OOM: &str = "/tasks/oom";
+/// `/images/create`, `/images/update`, `/images/delete`.
+const IMAGES: &str = "/images/";
 
 /// The task events of `namespace` crius follows.
 fn task_event_filters(namespace: &str) -> Vec<String> {
-    [EXIT, OOM]
+    let mut f: Vec<String> = [EXIT, OOM]
         .iter()
         .map(|t| format!("namespace=={namespace},topic==\"{t}\""))
-        .collect()
+        .collect();
+    f.push(format!("namespace=={namespace},topic~=\"^{IMAGES}\""));
+    f
 }
 
 /// None for other topics or an undecodable event.
 fn task_event(env: Envelope) -> Option<TaskEvent> {
+    if env.topic.starts_with(IMAGES) {
+        return Some(TaskEvent::ImagesChanged);
+    }
     let any = env.event?;
     match env.topic.as_str() {
         EXIT => TaskExit::decode(any.value.as_slice())
@@ -144,7 +151,8 @@ mod tests {
             task_event_filters("k8s.io"),
             vec![
                 "namespace==k8s.io,topic==\"/tasks/exit\"",
-                "namespace==k8s.io,topic==\"/tasks/oom\""
+                "namespace==k8s.io,topic==\"/tasks/oom\"",
+                "namespace==k8s.io,topic~=\"^/images/\""
             ]
         );
     }
@@ -183,5 +191,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(task_event(other), None);
+        let image = Envelope {
+            topic: "/images/delete".into(),
+            event: Some(Default::default()),
+            ..Default::default()
+        };
+        assert_eq!(task_event(image), Some(TaskEvent::ImagesChanged));
     }
 }
