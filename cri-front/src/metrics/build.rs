@@ -4,7 +4,8 @@
 use crius_proto::runtime as cri;
 
 use super::descriptors::{self as d, Desc};
-use crate::stats::container::{CgroupSample, IfCounters};
+use crate::stats::cgroup::CgroupSample;
+use crate::stats::net_dev::IfCounters;
 
 /// cAdvisor's labels of one series: `id` is the cgroup path, `name` the container id.
 #[derive(Debug, Clone, Default, PartialEq)]

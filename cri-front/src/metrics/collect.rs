@@ -7,8 +7,8 @@ use crius_sandboxer::{PodState, PodStatus};
 use super::build::{self, ContainerExtra, Labels};
 use crate::container::record::{ContainerRecord, Phase};
 use crate::error::{Error, Result};
-use crate::stats::container as stats;
 use crate::stats::Stats;
+use crate::stats::{cgroup, net_dev};
 
 fn now_s() -> u64 {
     std::time::SystemTime::now()
@@ -47,11 +47,11 @@ impl Stats {
         let mut out = Vec::new();
         for p in pods.iter().filter(|p| p.state == PodState::Ready) {
             let pl = pod_labels(p);
-            let mut metrics = build::cgroup_metrics(&pl, &stats::sample(&p.cgroup_parent));
+            let mut metrics = build::cgroup_metrics(&pl, &cgroup::sample(&p.cgroup_parent));
             metrics.push(build::metric(&super::descriptors::LAST_SEEN, &pl, "", now));
             // hostNetwork pods would show the host's interfaces: none then.
             if let Some(pid) = p.pause_pid.filter(|_| p.netns_path.is_some()) {
-                match stats::read_net_dev(pid) {
+                match net_dev::read_net_dev(pid) {
                     Some(ifs) => {
                         // cAdvisor reports the pod's network on its pause container.
                         let l = Labels {
@@ -77,7 +77,7 @@ impl Stats {
                         .map(|(bytes, _)| (bytes, fs_root.clone())),
                     now_s: now,
                 };
-                let s = stats::sample(&r.cgroups_path);
+                let s = cgroup::sample(&r.cgroups_path);
                 container_metrics.push(cri::ContainerMetrics {
                     container_id: r.id.clone(),
                     metrics: build::container_metrics(&container_labels(p, r), &s, &x),

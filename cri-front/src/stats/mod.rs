@@ -1,14 +1,20 @@
 //! The stats service: ContainerStats/ListContainerStats (`container`), PodSandboxStats/
-//! ListPodSandboxStats (`pod`); ListPodSandboxMetrics lives in [`crate::metrics`].
+//! ListPodSandboxStats (`pod`); ListPodSandboxMetrics lives in [`crate::metrics`]. What they
+//! read: a cgroup's files (`cgroup`, its block I/O in `io`), a netns' interface counters
+//! (`net_dev`); `cpu_samples` keeps the previous CPU figure for rates.
 
 use std::sync::Arc;
+
+use crius_proto::runtime as cri;
 
 use crate::container::Containers;
 use crate::daemon::Shared;
 
+pub mod cgroup;
 pub mod container;
 pub mod cpu_samples;
 pub mod io;
+pub mod net_dev;
 pub mod pod;
 
 #[cfg(test)]
@@ -19,6 +25,11 @@ pub struct Stats {
     pub shared: Arc<Shared>,
     pub containers: Arc<Containers>,
     pub cpu_samples: cpu_samples::CpuSamples,
+}
+
+/// A figure CRI's way (an optional wrapped u64).
+fn u(v: Option<u64>) -> Option<cri::UInt64Value> {
+    v.map(|value| cri::UInt64Value { value })
 }
 
 impl Stats {

@@ -62,7 +62,7 @@ impl Stats {
                     network: p
                         .pause_pid
                         .filter(|_| p.netns_path.is_some())
-                        .and_then(super::container::network_usage),
+                        .and_then(super::net_dev::network_usage),
                     process: sample.pids.map(|n| cri::ProcessUsage {
                         timestamp: cpu.timestamp,
                         process_count: Some(cri::UInt64Value { value: n }),
