@@ -44,6 +44,7 @@ pub mod stream_rt;
 pub mod task;
 pub mod update;
 pub mod user;
+pub mod user_files;
 pub mod view;
 
 #[cfg(test)]
@@ -73,6 +74,8 @@ pub struct Containers {
     pub known: known::Known,
     /// Removals answered and still finishing ([`removal`]).
     pub removals: removal::Removals,
+    /// Images' /etc/passwd and /etc/group, by top chain id ([`user_files`]).
+    pub user_files: user_files::UserFilesCache,
 }
 
 impl Containers {
@@ -101,6 +104,7 @@ impl Containers {
             runc,
             known: Default::default(),
             removals: Default::default(),
+            user_files: Default::default(),
         })
     }
 

@@ -1,6 +1,8 @@
 //! What a container takes from its image's files at create: the image's /etc/passwd and
 //! /etc/group (to resolve its user) and its VOLUMEs' contents, both through one read-only
-//! view snapshot of the image.
+//! view snapshot of the image; the user files only once per image ([`UserFilesCache`]).
+//!
+//! [`UserFilesCache`]: crate::container::user_files::UserFilesCache
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -47,18 +49,27 @@ impl Containers {
         let need_files = user::needs_files(ureq);
         Ok(match &img.top_chain {
             Some(top) if need_files || !volumes.is_empty() => {
-                let volumes = volumes.to_vec();
-                self.with_image_view(id, top, move |root| {
-                    for (path, host) in &volumes {
-                        config_volumes::populate(Some(root), path, host)?;
+                if volumes.is_empty() {
+                    if let Some(files) = self.user_files.get(top) {
+                        return Ok(files);
                     }
-                    Ok(if need_files {
-                        read_user_files(root)
-                    } else {
-                        Default::default()
+                }
+                let volumes = volumes.to_vec();
+                let files = self
+                    .with_image_view(id, top, move |root| {
+                        for (path, host) in &volumes {
+                            config_volumes::populate(Some(root), path, host)?;
+                        }
+                        Ok(need_files.then(|| read_user_files(root)))
                     })
-                })
-                .await?
+                    .await?;
+                match files {
+                    Some(files) => {
+                        self.user_files.put(top, &files);
+                        files
+                    }
+                    None => Default::default(),
+                }
             }
             _ => {
                 for (path, host) in volumes {
