@@ -5,12 +5,16 @@
 //! - a running container's init pid, from Tasks.Start (or the Tasks.Get that found it
 //!   running): while that process exists the container runs (its exit comes as an event);
 //!   once it is gone containerd is asked for the exit, so a status is never RUNNING for a
-//!   process that has ended and been reaped.
+//!   process that has ended and been reaped;
+//! - a created container's rootfs mounts, as Prepare returned them: StartContainer takes them
+//!   instead of asking the snapshotter again.
 //!
 //! These are facts, not states: the transitions stay the state machine's (`state.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+
+use crius_ctrd::Mount;
 
 /// Whether a process exists (the real one: `kill(pid, 0)`).
 pub type Probe = Arc<dyn Fn(u32) -> bool + Send + Sync>;
@@ -18,6 +22,7 @@ pub type Probe = Arc<dyn Fn(u32) -> bool + Send + Sync>;
 pub struct Known {
     unstarted: Mutex<HashSet<String>>,
     pids: Mutex<HashMap<String, u32>>,
+    rootfs: Mutex<HashMap<String, Vec<Mount>>>,
     probe: Probe,
 }
 
@@ -32,6 +37,7 @@ impl Known {
         Known {
             unstarted: Default::default(),
             pids: Default::default(),
+            rootfs: Default::default(),
             probe,
         }
     }
@@ -44,6 +50,16 @@ impl Known {
     /// True once, for a container [`Known::created`] by this criusd: it has no task.
     pub fn take_unstarted(&self, id: &str) -> bool {
         lock(&self.unstarted).remove(id)
+    }
+
+    /// Container `id`'s rootfs snapshot mounts as `mounts` (the snapshot's for its life).
+    pub fn rootfs(&self, id: &str, mounts: Vec<Mount>) {
+        lock(&self.rootfs).insert(id.to_string(), mounts);
+    }
+
+    /// The rootfs mounts [`Known::rootfs`] kept, once: only a start needs them.
+    pub fn take_rootfs(&self, id: &str) -> Option<Vec<Mount>> {
+        lock(&self.rootfs).remove(id)
     }
 
     /// Container `id`'s init runs as `pid` (0: unknown, nothing kept).
@@ -67,6 +83,7 @@ impl Known {
     pub fn forget(&self, id: &str) {
         lock(&self.unstarted).remove(id);
         lock(&self.pids).remove(id);
+        lock(&self.rootfs).remove(id);
     }
 }
 
@@ -91,6 +108,21 @@ mod tests {
         assert!(k.alive("a"));
         k.forget("a");
         assert!(!k.alive("a"));
+    }
+
+    #[test]
+    fn rootfs_mounts_are_taken_once() {
+        let k = Known::default();
+        let m = Mount {
+            r#type: "overlay".into(),
+            ..Default::default()
+        };
+        k.rootfs("a", vec![m.clone()]);
+        assert_eq!(k.take_rootfs("a"), Some(vec![m.clone()]));
+        assert_eq!(k.take_rootfs("a"), None);
+        k.rootfs("b", vec![m]);
+        k.forget("b");
+        assert_eq!(k.take_rootfs("b"), None);
     }
 
     #[test]

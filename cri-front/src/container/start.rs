@@ -82,7 +82,11 @@ impl Containers {
     async fn start_task(&self, rec: &ContainerRecord) -> Result<()> {
         let id = &rec.id;
         self.ensure_image_volumes(rec).await?;
-        let rootfs = self.shared.ctrd.snapshot_mounts(id).await?;
+        // Kept from CreateContainer's Prepare by this criusd; asked of containerd otherwise.
+        let rootfs = match self.known.take_rootfs(id) {
+            Some(mounts) => mounts,
+            None => self.shared.ctrd.snapshot_mounts(id).await?,
+        };
         // The log driver runs for every container, with a log path or not: attachers join the
         // live output through it.
         let (stdout, stderr) = match self.shared.cfg.log_mode {

@@ -21,7 +21,7 @@ impl Containers {
         name: &str,
         spec_json: Vec<u8>,
         parent: Option<&str>,
-    ) -> Result<()> {
+    ) -> Result<Vec<crius_ctrd::Mount>> {
         let mut labels = HashMap::new();
         labels.insert(LABEL_SANDBOX_ID.to_string(), rec.pod_id.clone());
         labels.insert(LABEL_KIND.to_string(), "container".to_string());
@@ -38,9 +38,11 @@ impl Containers {
             snapshot_key: rec.id.clone(),
         })
         .await?;
-        ctrd.prepare_snapshot(&rec.id, parent.unwrap_or_default(), HashMap::new())
+        // The rootfs mounts, kept for the start (see `Known::rootfs`).
+        let mounts = ctrd
+            .prepare_snapshot(&rec.id, parent.unwrap_or_default(), HashMap::new())
             .await?;
-        Ok(())
+        Ok(mounts)
     }
 
     /// Remove a half-made container (containerd record, snapshots, image volumes), logging

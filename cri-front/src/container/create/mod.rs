@@ -63,7 +63,7 @@ impl Containers {
         )?;
         let mut guard = self.transitions.lock_new(&id).await;
         tracing::info!(pod = %pod_id, container = %id, name = %meta.name, image = %image, "CreateContainer");
-        let made: Result<()> = async {
+        let made: Result<Vec<crius_ctrd::Mount>> = async {
             let vols = self
                 .make_image_volumes(&pod_id, &id, &config.mounts)
                 .await?;
@@ -98,10 +98,13 @@ impl Containers {
                     img.top_chain.as_deref(),
                 )
                 .await;
-            if let Err(e) = made {
-                self.undo_create(&id).await;
-                return Err(e);
-            }
+            let rootfs = match made {
+                Ok(m) => m,
+                Err(e) => {
+                    self.undo_create(&id).await;
+                    return Err(e);
+                }
+            };
             if let Err(e) = self.store.put(&rec).await {
                 self.undo_create(&id).await;
                 let _ = self.store.remove(&id).await;
@@ -110,12 +113,13 @@ impl Containers {
             rec.phase = Phase::Created;
             self.emit(&rec, cri::ContainerEventType::ContainerCreatedEvent)
                 .await;
-            Ok(())
+            Ok(rootfs)
         }
         .await;
         match made {
-            Ok(()) => {
+            Ok(rootfs) => {
                 self.known.created(&id);
+                self.known.rootfs(&id, rootfs);
                 *guard = State::Created;
                 Ok(id)
             }
