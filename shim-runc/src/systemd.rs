@@ -64,8 +64,15 @@ fn bus_error(what: &str, unit: &str) -> impl FnOnce(zbus::Error) -> Error {
     move |e| Error::FailedPrecondition(format!("{context}: {e}"))
 }
 
-async fn manager(conn: &Connection) -> zbus::Result<Proxy<'static>> {
-    Proxy::new(conn, DEST, PATH, MANAGER).await
+/// The systemd manager on a fresh system-bus connection, errors naming `unit`. The proxy holds
+/// its own handle on the connection, so the connection lives as long as the proxy.
+async fn manager_for(unit: &str) -> Result<Proxy<'static>> {
+    let conn = Connection::system()
+        .await
+        .map_err(bus_error("connect to the system bus for", unit))?;
+    Proxy::new(&conn, DEST, PATH, MANAGER)
+        .await
+        .map_err(bus_error("manager for", unit))
 }
 
 /// The JobRemoved signals of the manager; systemd sends job signals to subscribers only, and the
@@ -147,12 +154,7 @@ pub async fn start_scope(
     res: &Resources,
 ) -> Result<()> {
     let unit = scope.unit.as_str();
-    let conn = Connection::system()
-        .await
-        .map_err(bus_error("connect to the system bus for", unit))?;
-    let proxy = manager(&conn)
-        .await
-        .map_err(bus_error("manager for", unit))?;
+    let proxy = manager_for(unit).await?;
     let mut props: Vec<(&str, Value)> = vec![
         ("Description", Value::from(description)),
         ("Slice", Value::from(scope.slice.as_str())),
@@ -185,12 +187,7 @@ pub async fn start_scope(
 
 /// Stops `unit` and forgets a failed state; a unit already gone is not an error.
 pub async fn stop_scope(unit: &str) -> Result<()> {
-    let conn = Connection::system()
-        .await
-        .map_err(bus_error("connect to the system bus for", unit))?;
-    let proxy = manager(&conn)
-        .await
-        .map_err(bus_error("manager for", unit))?;
+    let proxy = manager_for(unit).await?;
     let removed = watch_jobs(&proxy, unit).await?;
     match proxy
         .call::<_, _, OwnedObjectPath>("StopUnit", &(unit, "replace"))
