@@ -491,18 +491,7 @@ fn criusd_status_follows_a_task_started_behind_its_back() {
         let id = try_create(&mut c, &pod, cfg, &pcfg).await.expect("create");
         (pod, id)
     });
-    let out = env
-        .running_containerd()
-        .expect("containerd")
-        .ctr("crius")
-        .args(["tasks", "start", "-d", "--null-io", &id])
-        .output()
-        .expect("ctr tasks start");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    criusd_common::ctr(&mut env, &["tasks", "start", "-d", "--null-io", &id]);
     runtime.block_on(async {
         let mut c = client(&d).await;
         let st = criusd_common::container_state(&mut c, &id).await;

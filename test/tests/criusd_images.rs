@@ -213,18 +213,7 @@ fn criusd_sees_an_image_removed_beside_it() {
         assert_eq!(list_images(&mut c).await.len(), 1);
         assert_eq!(list_images(&mut c).await.len(), 1);
     });
-    let out = env
-        .running_containerd()
-        .expect("containerd")
-        .ctr("crius")
-        .args(["images", "rm", registry::BUSYBOX])
-        .output()
-        .expect("ctr images rm");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    criusd_common::ctr(&mut env, &["images", "rm", registry::BUSYBOX]);
     runtime.block_on(async {
         let mut c = client(&d).await;
         let gone = criusd_common::eventually(10, || {

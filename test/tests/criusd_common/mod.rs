@@ -479,6 +479,15 @@ pub async fn wait_status(
     .await
 }
 
+/// Run `ctr` in criusd's containerd namespace (`crius`), behind criusd's back; its stdout
+/// (panics with the command and its stderr when it fails).
+pub fn ctr(env: &mut TestEnv, args: &[&str]) -> String {
+    env.running_containerd()
+        .expect("containerd")
+        .ctr_output("crius", args)
+        .unwrap_or_else(|e| panic!("{e:#}"))
+}
+
 /// The test's leak check, printing criusd's log on failure.
 pub fn finish(env: TestEnv, d: &Criusd) {
     let tail = d.log_tail();
