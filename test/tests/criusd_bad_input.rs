@@ -7,7 +7,7 @@ use crius_proto::tonic::Code;
 use crius_test::{env_or_skip, registry};
 use criusd_common::{
     all_containers, client, container_config, finish, pod_config, pod_log_dir, pull, remove_pod,
-    rt, run_pod, start, try_create,
+    rt, run_pod, start, try_create, try_run_pod,
 };
 
 #[test]
@@ -22,12 +22,7 @@ fn criusd_bad_input_codes() {
 
         let mut no_meta = pcfg.clone();
         no_meta.metadata = None;
-        let e = c
-            .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(no_meta),
-                runtime_handler: String::new(),
-            })
+        let e = try_run_pod(&mut c, &no_meta)
             .await
             .expect_err("no metadata");
         assert_eq!(e.code(), Code::InvalidArgument, "{e}");
@@ -53,14 +48,7 @@ fn criusd_bad_input_codes() {
 
         let pod = run_pod(&mut c, &d, &pcfg).await;
         // The same pod again: ALREADY_EXISTS naming the holder.
-        let e = c
-            .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(pcfg.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .expect_err("duplicate pod");
+        let e = try_run_pod(&mut c, &pcfg).await.expect_err("duplicate pod");
         assert_eq!(e.code(), Code::AlreadyExists, "{e}");
         assert!(e.message().contains(&pod), "{e}");
 
@@ -338,14 +326,7 @@ fn criusd_refuses_bad_values_up_front() {
         for (what, edit) in pod_cases {
             let mut p = base.clone();
             edit(&mut p);
-            let e = c
-                .runtime
-                .run_pod_sandbox(cri::RunPodSandboxRequest {
-                    config: Some(p),
-                    runtime_handler: String::new(),
-                })
-                .await
-                .expect_err(what);
+            let e = try_run_pod(&mut c, &p).await.expect_err(what);
             assert_eq!(e.code(), Code::InvalidArgument, "{what}: {e}");
         }
         let pods = c
@@ -658,14 +639,7 @@ fn criusd_mutated_requests_get_clear_codes() {
                         }
                     }
                     let what = format!("RunPodSandbox field {field} = {:.60?} / {e}", s);
-                    let r = c
-                        .runtime
-                        .run_pod_sandbox(cri::RunPodSandboxRequest {
-                            config: Some(p),
-                            runtime_handler: String::new(),
-                        })
-                        .await
-                        .map(|r| r.into_inner().pod_sandbox_id);
+                    let r = try_run_pod(&mut c, &p).await;
                     if let Ok(id) = &r {
                         remove_pod(&mut c, id).await.expect("remove a fuzzed pod");
                     }

@@ -19,7 +19,7 @@ use crius_test::cri::CriClient;
 use crius_test::{env_or_skip, registry, TestEnv};
 use criusd_common::{
     client, container_config, finish, pod_config, pod_log_dir, pull, rt, spawn, start, try_create,
-    Criusd,
+    try_run_pod, Criusd,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -137,14 +137,7 @@ async fn one_round(
         let (pod, ctr, pcfg) = (pod.clone(), ctr.clone(), pcfg.clone());
         tokio::spawn(async move {
             let r = match rpc {
-                Rpc::RunPod => c
-                    .runtime
-                    .run_pod_sandbox(cri::RunPodSandboxRequest {
-                        config: Some(pcfg),
-                        runtime_handler: String::new(),
-                    })
-                    .await
-                    .map(|_| ()),
+                Rpc::RunPod => try_run_pod(&mut c, &pcfg).await.map(|_| ()),
                 Rpc::Create => try_create(&mut c, &pod, cfg, &pcfg).await.map(|_| ()),
                 Rpc::Start => c
                     .runtime

@@ -10,6 +10,7 @@ use crius_test::{env_or_skip, registry};
 use criusd_common::{
     client, container_config, create_and_start, create_container, finish, pod_config, pod_log_dir,
     pull, remove_pod, rt, run_pod, start, start_container, stop_container, stop_pod, try_create,
+    try_run_pod,
 };
 
 #[test]
@@ -81,12 +82,7 @@ fn criusd_run_as_group_needs_a_user() {
                 run_as_group: Some(cri::Int64Value { value: 2000 }),
                 ..Default::default()
             });
-        let e = c
-            .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(bad_pod),
-                runtime_handler: String::new(),
-            })
+        let e = try_run_pod(&mut c, &bad_pod)
             .await
             .expect_err("pod with run_as_group only");
         assert_eq!(e.code(), Code::InvalidArgument, "{e}");
@@ -369,14 +365,7 @@ fn criusd_user_namespace_shapes_are_refused() {
                 Code::InvalidArgument,
             ),
         ] {
-            let e = c
-                .runtime
-                .run_pod_sandbox(cri::RunPodSandboxRequest {
-                    config: Some(with(name, u)),
-                    runtime_handler: String::new(),
-                })
-                .await
-                .expect_err(name);
+            let e = try_run_pod(&mut c, &with(name, u)).await.expect_err(name);
             assert_eq!(e.code(), code, "{name}: {e}");
         }
         // NODE is the host's user namespace: runs.

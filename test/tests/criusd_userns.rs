@@ -12,7 +12,7 @@ use crius_proto::runtime as cri;
 use crius_test::{env_or_skip, registry, TestEnv};
 use criusd_common::{
     client, container_config, create_and_start, exec_sh, finish, pod_config, pod_log_dir, pull,
-    remove_pod, rt, run_pod, start, Criusd,
+    remove_pod, rt, run_pod, start, try_run_pod, Criusd,
 };
 use std::os::unix::fs::MetadataExt;
 
@@ -78,12 +78,7 @@ fn run_userns_pod(env: TestEnv, d: Criusd, what: &str) {
         if criusd_common::runtime() != "io.containerd.crius.v2" {
             // runc alone (1.1 here) makes no id-mapped mounts: refused, not run unmapped.
             let pcfg = userns_pod(&env, &log_dir);
-            let e = c
-                .runtime
-                .run_pod_sandbox(cri::RunPodSandboxRequest {
-                    config: Some(pcfg),
-                    runtime_handler: String::new(),
-                })
+            let e = try_run_pod(&mut c, &pcfg)
                 .await
                 .expect_err("userns pod without the crius shim");
             assert_eq!(e.code(), crius_proto::tonic::Code::Unimplemented, "{e}");

@@ -9,7 +9,7 @@ use crius_test::cri::CriClient;
 use crius_test::registry;
 use criusd_common::{
     client, container_config, create_and_start, exec_sh, finish, pod_config, pod_log_dir, pull,
-    remove_pod, rt, run_pod, start,
+    remove_pod, rt, run_pod, start, try_run_pod,
 };
 use std::path::Path;
 
@@ -213,14 +213,7 @@ fn vm_systemd_refuses_bad_slices() {
             if let Some(l) = pcfg.linux.as_mut() {
                 l.cgroup_parent = bad.to_string();
             }
-            let e = c
-                .runtime
-                .run_pod_sandbox(cri::RunPodSandboxRequest {
-                    config: Some(pcfg),
-                    runtime_handler: String::new(),
-                })
-                .await
-                .expect_err(bad);
+            let e = try_run_pod(&mut c, &pcfg).await.expect_err(bad);
             assert_eq!(
                 e.code(),
                 crius_proto::tonic::Code::InvalidArgument,
@@ -569,14 +562,7 @@ fn vm_systemd_criusd_kill9_mid_run_pod() {
         let c = client(&d).await;
         let mut run = c.clone();
         let cfg = pcfg.clone();
-        let call = tokio::spawn(async move {
-            run.runtime
-                .run_pod_sandbox(cri::RunPodSandboxRequest {
-                    config: Some(cfg),
-                    runtime_handler: String::new(),
-                })
-                .await
-        });
+        let call = tokio::spawn(async move { try_run_pod(&mut run, &cfg).await });
         // Under TCG a RunPodSandbox takes seconds: this lands in the middle of it.
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
         env.stop_service(d.pid, true).expect("kill -9 criusd");
@@ -689,16 +675,9 @@ fn vm_shim_under_containerd_cri_systemd_cgroup() {
         if let Some(l) = pcfg.linux.as_mut() {
             l.cgroup_parent = slice.clone();
         }
-        let pod = c
-            .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(pcfg.clone()),
-                runtime_handler: String::new(),
-            })
+        let pod = try_run_pod(&mut c, &pcfg)
             .await
-            .unwrap_or_else(|e| panic!("run pod: {e}"))
-            .into_inner()
-            .pod_sandbox_id;
+            .unwrap_or_else(|e| panic!("run pod: {e}"));
         let id = c
             .runtime
             .create_container(cri::CreateContainerRequest {

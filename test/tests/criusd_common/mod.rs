@@ -301,18 +301,24 @@ pub async fn image_status(
         .map(|r| r.into_inner())
 }
 
-/// RunPodSandbox `cfg` with the default handler; the pod's id (panics "run pod: …" with
-/// criusd's log tail).
-pub async fn run_pod(c: &mut CriClient, d: &Criusd, cfg: &cri::PodSandboxConfig) -> String {
+/// RunPodSandbox `cfg` with the default handler: the pod's id, or criusd's status (for the
+/// bad-input cases).
+pub async fn try_run_pod(c: &mut CriClient, cfg: &cri::PodSandboxConfig) -> Result<String, Status> {
     c.runtime
         .run_pod_sandbox(cri::RunPodSandboxRequest {
             config: Some(cfg.clone()),
             runtime_handler: String::new(),
         })
         .await
+        .map(|r| r.into_inner().pod_sandbox_id)
+}
+
+/// RunPodSandbox `cfg` with the default handler; the pod's id (panics "run pod: …" with
+/// criusd's log tail).
+pub async fn run_pod(c: &mut CriClient, d: &Criusd, cfg: &cri::PodSandboxConfig) -> String {
+    try_run_pod(c, cfg)
+        .await
         .unwrap_or_else(|e| panic!("run pod: {e}\n{}", d.log_tail()))
-        .into_inner()
-        .pod_sandbox_id
 }
 
 /// StopPodSandbox `pod`.
