@@ -55,6 +55,7 @@ for plugin in /usr/lib/cni/*; do
     [ -e "/opt/cni/bin/$(basename "$plugin")" ] || ln -s "$plugin" "/opt/cni/bin/$(basename "$plugin")"
 done
 
+"$CRIUS_REPO/hack/cgroup-hybrid.sh"   # a hybrid host's v2-only controllers on v1, so crun runs here too
 "$CRIUS_REPO/hack/containerd/fetch-2.1.sh"   # containerd 2.1 beside the system's, for the 2.x tests
 "$CRIUS_REPO/hack/grpcio-venv.sh" >/dev/null  # grpcio from PyPI + CRI stubs, for criusd_grpc_authority
 # The .deb files the local images are built from: fetched now, so the demo and the tests need no network.
