@@ -7,6 +7,15 @@ set -euo pipefail
 here=$(dirname "$0")
 . "$here/lib.sh"
 crius_need_root
+# Pods first, through criusd: their netns and /dev/shm mounts, IPs and processes go with them
+# (stopping criusd and containerd under running pods would leave those behind).
+ctl="$CRIUS_TARGET_DIR/debug/criusctl"
+if crius_pid_alive "$CRIUS_DEV_RUN/criusd.pid" && [ -x "$ctl" ]; then
+    export CONTAINER_RUNTIME_ENDPOINT="unix://$CRIUS_DEV_RUN/crius.sock"
+    for pod in $("$ctl" pods -q 2>/dev/null); do
+        { "$ctl" stopp "$pod" && "$ctl" rmp "$pod"; } >/dev/null || crius_log "pod $pod: not removed"
+    done
+fi
 "$here/criusd-down.sh"
 "$here/containerd/down.sh" "$@"
 "$here/registry-down.sh" "$@"
