@@ -22,7 +22,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("runc {cmd} failed: {msg}")]
+    /// `cmd` is the binary and its subcommand (`runc create`, `crun kill`).
+    #[error("{cmd} failed: {msg}")]
     Runc { cmd: String, msg: String },
     #[error("{0}")]
     Other(String),

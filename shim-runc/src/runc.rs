@@ -107,7 +107,7 @@ impl Runc {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let name = args.first().copied().unwrap_or_default().to_string();
+        let name = self.cmd_name(args.first().copied().unwrap_or_default());
         let mut child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
         let exited = reaper::watch(child.id() as i32);
         let input = child.stdin.take();
@@ -129,9 +129,7 @@ impl Runc {
             (o, e)
         });
         let exit = bounded(&name, child.id() as i32, exited, OUTPUT_TIMEOUT).await?;
-        let (stdout, stderr) = io
-            .await
-            .map_err(|e| Error::Other(format!("runc {name}: {e}")))?;
+        let (stdout, stderr) = io.await.map_err(|e| Error::Other(format!("{name}: {e}")))?;
         if exit.status != 0 {
             return Err(Error::Runc {
                 cmd: name,
@@ -150,7 +148,7 @@ impl Runc {
             .stdin(stdio.stdin)
             .stdout(stdio.stdout)
             .stderr(stdio.stderr);
-        let name = args.first().cloned().unwrap_or_default();
+        let name = self.cmd_name(args.first().map(String::as_str).unwrap_or_default());
         let child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
         // Dropping our copies of the container's pipe ends now matters: the
         // output copies only see EOF once the container alone holds them.
@@ -168,9 +166,15 @@ impl Runc {
         Ok(())
     }
 
+    /// `runc create`, `crun kill`: errors name the binary that failed (runc or a handler's).
+    fn cmd_name(&self, subcommand: &str) -> String {
+        let bin = self.binary.file_name().unwrap_or(self.binary.as_os_str());
+        format!("{} {subcommand}", bin.to_string_lossy())
+    }
+
     fn spawn_error(&self, e: std::io::Error) -> Error {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::FailedPrecondition(format!("runc binary {:?} not found", self.binary))
+            Error::FailedPrecondition(format!("OCI runtime binary {:?} not found", self.binary))
         } else {
             Error::Io {
                 context: format!("spawn {:?}", self.binary),
@@ -196,20 +200,20 @@ async fn bounded(
 ) -> Result<reaper::Exit> {
     match tokio::time::timeout(limit, exited).await {
         Ok(Ok(exit)) => Ok(exit),
-        Ok(Err(_)) => Err(Error::Other(format!("runc {name}: exit lost"))),
+        Ok(Err(_)) => Err(Error::Other(format!("{name}: exit lost"))),
         Err(_) => {
             tracing::error!(
                 cmd = name,
                 pid,
                 ?limit,
-                "runc did not finish in time; killing it"
+                "OCI runtime did not finish in time; killing it"
             );
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
             Err(Error::Other(format!(
-                "runc {name} did not finish within {}s; killed",
+                "{name} did not finish within {}s; killed",
                 limit.as_secs()
             )))
         }
