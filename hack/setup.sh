@@ -12,6 +12,7 @@ crius_need_root
 # newer protoc (`debug_redact`), which proto/ brings itself through protoc-bin-vendored.
 PACKAGES=(
     containerd runc containernetworking-plugins   # the runtime stack crius drives
+    crun                                          # a second OCI runtime: the runtime handler crun
     busybox                                       # applets for scripts; images use its .deb
     umoci skopeo docker-registry                  # build OCI images, push them, serve them on 127.0.0.1:5000
     iproute2 iptables curl jq procps psmisc       # used by scripts and the tests' leak checks

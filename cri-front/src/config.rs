@@ -10,6 +10,7 @@ use crius_sandboxer::{OomScorePolicy, PauseSource, SandboxerConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::handler::Handler;
 
 /// Default config file path.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/crius/config.toml";
@@ -54,7 +55,8 @@ pub struct Config {
     pub cni_conf_dir: PathBuf,
     pub cni_bin_dirs: Vec<PathBuf>,
     /// CRI runtime handler → containerd runtime name; "" is the default handler.
-    pub runtime_handlers: BTreeMap<String, String>,
+    /// A table names the OCI runtime binary the shim runs too ([`Handler`]).
+    pub runtime_handlers: BTreeMap<String, Handler>,
     /// `certs.d`-style dir of containerd `hosts.toml` files.
     pub registry_config_dir: PathBuf,
     /// Pause binary (static) or image for pod sandboxes.
@@ -104,7 +106,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         let mut handlers = BTreeMap::new();
-        handlers.insert(String::new(), "io.containerd.crius.v2".to_string());
+        handlers.insert(String::new(), Handler::from("io.containerd.crius.v2"));
         Config {
             listen: PathBuf::from("/run/crius/crius.sock"),
             containerd_address: PathBuf::from("/run/containerd/containerd.sock"),
@@ -161,6 +163,10 @@ impl Config {
                 "runtime_handlers has no default entry (key \"\")".into(),
             ));
         }
+        for (name, h) in &self.runtime_handlers {
+            h.check()
+                .map_err(|e| Error::Config(format!("runtime_handlers {name:?}: {e}")))?;
+        }
         if self.cgroup_driver == Some(CgroupDriver::Systemd) && !cgroup::systemd_running() {
             return Err(Error::Config(
                 "cgroup_driver = \"systemd\", but systemd is not running here (no /run/systemd/system): \
@@ -202,7 +208,12 @@ impl Config {
 
     /// containerd runtime for a CRI runtime handler.
     pub fn runtime_for(&self, handler: &str) -> Option<&str> {
-        self.runtime_handlers.get(handler).map(String::as_str)
+        self.runtime_handlers.get(handler).map(Handler::runtime)
+    }
+
+    /// A CRI runtime handler's whole entry.
+    pub fn handler(&self, handler: &str) -> Option<&Handler> {
+        self.runtime_handlers.get(handler)
     }
 
     /// Directory of per-container records.
@@ -275,6 +286,45 @@ mod tests {
         assert_eq!(c.listen, PathBuf::from("/tmp/x.sock"));
         assert_eq!(c.runtime_for(""), Some("io.containerd.runc.v2"));
         assert_eq!(c.containerd_namespace, "crius");
+    }
+
+    #[test]
+    fn handler_tables_print_and_parse_back() {
+        let mut c = Config::default();
+        c.runtime_handlers.insert(
+            "crun".into(),
+            Handler::Table(crate::handler::HandlerTable {
+                runtime: "io.containerd.crius.v2".into(),
+                binary_name: "crun".into(),
+            }),
+        );
+        // What `criusd --print-config` prints.
+        let text = toml::to_string_pretty(&c).expect("print");
+        let back: Config = toml::from_str(&text).expect(&text);
+        assert_eq!(back.runtime_handlers, c.runtime_handlers, "{text}");
+        assert_eq!(toml::to_string_pretty(&back).expect("print"), text);
+        back.validate().expect("valid");
+    }
+
+    #[test]
+    fn bad_handler_entries_are_refused_by_name() {
+        let e = toml::from_str::<Config>(
+            "[runtime_handlers]\n\"\" = \"io.containerd.crius.v2\"\n\
+             crun = { runtime = \"io.containerd.crius.v2\", binary = \"crun\" }\n",
+        )
+        .expect_err("unknown key")
+        .to_string();
+        assert!(e.contains("unknown field `binary`"), "{e}");
+        let c: Config = toml::from_str(
+            "[runtime_handlers]\n\"\" = \"io.containerd.crius.v2\"\n\
+             crun = { runtime = \"io.containerd.crius.v2\", binary_name = \"bin/crun\" }\n",
+        )
+        .expect("parse");
+        let e = c.validate().expect_err("relative binary").to_string();
+        assert!(
+            e.contains("runtime_handlers \"crun\"") && e.contains("relative"),
+            "{e}"
+        );
     }
 
     #[test]

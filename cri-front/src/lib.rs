@@ -32,6 +32,7 @@ pub mod config;
 pub mod container;
 pub mod daemon;
 pub mod error;
+pub mod handler;
 pub mod host_devices;
 pub mod image;
 pub mod logfmt;

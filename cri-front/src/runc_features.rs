@@ -1,21 +1,21 @@
-//! What the node's runc can do, asked once at start (`runc features`, runc ≥ 1.1): kubelet
-//! learns from RuntimeStatus whether recursive read-only mounts work, and refuses pods that
-//! need them otherwise.
+//! What an OCI runtime (runc, crun) can do, asked once at start (`<binary> features`: runc ≥
+//! 1.1, crun ≥ 1.9): kubelet learns from RuntimeStatus whether recursive read-only mounts work,
+//! and refuses pods that need them otherwise.
 
 use std::time::Duration;
 
 /// Features criusd passes on to kubelet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RuncFeatures {
-    /// runc knows the `rro` mount option and the kernel has mount_setattr (5.12+).
+    /// The runtime knows the `rro` mount option and the kernel has mount_setattr (5.12+).
     pub recursive_read_only: bool,
 }
 
-/// Ask `runc features`; anything unexpected means "not supported", logged.
-pub async fn probe(runc: &str) -> RuncFeatures {
+/// Ask `<binary> features`; anything unexpected means "not supported", logged.
+pub async fn probe(binary: &str) -> RuncFeatures {
     let out = tokio::time::timeout(
         Duration::from_secs(10),
-        tokio::process::Command::new(runc)
+        tokio::process::Command::new(binary)
             .arg("features")
             .kill_on_drop(true)
             .output(),
@@ -24,26 +24,27 @@ pub async fn probe(runc: &str) -> RuncFeatures {
     let json = match out {
         Ok(Ok(o)) if o.status.success() => o.stdout,
         Ok(Ok(o)) => {
-            tracing::warn!(runc, status = %o.status, "runc features failed; assuming no optional features");
+            // crun before 1.9 has no `features` command.
+            tracing::warn!(binary, status = %o.status, "OCI runtime `features` failed; assuming no optional features");
             return RuncFeatures::default();
         }
         Ok(Err(e)) => {
-            tracing::warn!(runc, error = %e, "runc features: cannot run; assuming no optional features");
+            tracing::warn!(binary, error = %e, "OCI runtime `features`: cannot run the binary; assuming no optional features");
             return RuncFeatures::default();
         }
         Err(_) => {
             tracing::warn!(
-                runc,
-                "runc features timed out; assuming no optional features"
+                binary,
+                "OCI runtime `features` timed out; assuming no optional features"
             );
             return RuncFeatures::default();
         }
     };
     let f = parse(&json, kernel_has_mount_setattr());
     tracing::info!(
-        runc,
+        binary,
         recursive_read_only = f.recursive_read_only,
-        "runc features"
+        "OCI runtime features"
     );
     f
 }

@@ -30,6 +30,9 @@ pub struct NewContainer {
     pub image: String,
     /// Snapshot holding the rootfs ("" when the spec names its rootfs directory).
     pub snapshot_key: String,
+    /// The OCI runtime binary the shim runs instead of its default (runc): containerd's runc
+    /// option `BinaryName`, e.g. `crun`; "" for the default.
+    pub runtime_binary: String,
 }
 
 /// A container record as containerd holds it.
@@ -42,6 +45,8 @@ pub struct ContainerInfo {
     /// The OCI spec, JSON (empty if the record has none).
     pub spec: Vec<u8>,
     pub snapshot_key: String,
+    /// The runc option `BinaryName` the record carries ("" for none).
+    pub runtime_binary: String,
 }
 
 /// A process's state, as containerd's `types.v1.Status`.

@@ -558,6 +558,7 @@ impl Sandboxer {
                 } else {
                     String::new()
                 },
+                runtime_binary: String::new(),
             })
             .await
             .map_err(|s| ctrd_err("create pause container", s))?;

@@ -108,7 +108,7 @@ fn effective_config(a: &Args) -> Result<Config, String> {
         c.pause = crius_sandboxer::PauseSource::Image(v.clone());
     }
     if let Some(v) = &a.default_runtime {
-        c.runtime_handlers.insert(String::new(), v.clone());
+        c.runtime_handlers.insert(String::new(), v.as_str().into());
     }
     if let Some(v) = &a.log_level {
         c.log_level = v.clone();

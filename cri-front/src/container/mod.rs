@@ -67,8 +67,9 @@ pub struct Containers {
     pub own_oom_score: i32,
     /// Containers' stdin fifos (config.stdin), by container id.
     pub stdin_pipes: Mutex<HashMap<String, StdinPipe>>,
-    /// What runc offers beyond the basics (recursive read-only mounts).
-    pub runc: crate::runc_features::RuncFeatures,
+    /// What each runtime handler's OCI runtime (runc, crun) offers beyond the basics
+    /// (recursive read-only mounts), by handler name.
+    pub oci_features: std::collections::BTreeMap<String, crate::runc_features::RuncFeatures>,
     /// What criusd knows first-hand of the tasks (no containerd round-trip for status and
     /// start; [`known`]).
     pub known: known::Known,
@@ -85,7 +86,7 @@ impl Containers {
         let has_cap = oom::has_cap_sys_resource();
         let oom_clamp = oom::should_clamp(shared.cfg.oom_score, has_cap);
         let own_oom_score = oom::own_score();
-        let runc = crate::runc_features::probe("runc").await;
+        let oci_features = crate::handler::probe_features(&shared.cfg.runtime_handlers).await;
         if oom_clamp {
             tracing::info!(
                 own_score = own_oom_score,
@@ -101,11 +102,16 @@ impl Containers {
             oom_clamp,
             own_oom_score,
             stdin_pipes: Mutex::new(Default::default()),
-            runc,
+            oci_features,
             known: Default::default(),
             removals: Default::default(),
             user_files: Default::default(),
         })
+    }
+
+    /// The optional features of `handler`'s OCI runtime (none for an unknown handler).
+    pub fn oci_features(&self, handler: &str) -> crate::runc_features::RuncFeatures {
+        self.oci_features.get(handler).copied().unwrap_or_default()
     }
 
     /// The score a container's spec gets for kubelet's request, logged when clamped.

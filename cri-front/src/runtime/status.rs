@@ -51,7 +51,7 @@ pub async fn status(d: &Daemon, verbose: bool) -> cri::StatusResponse {
             .map(|name| cri::RuntimeHandler {
                 name: name.clone(),
                 features: Some(cri::RuntimeHandlerFeatures {
-                    recursive_read_only_mounts: d.containers.runc.recursive_read_only,
+                    recursive_read_only_mounts: d.containers.oci_features(name).recursive_read_only,
                     user_namespaces: crate::pod::userns::supported(&shared.cfg, name).is_ok(),
                 }),
             })

@@ -28,6 +28,7 @@ impl Containers for Fake {
                 runtime: c.runtime,
                 spec: c.spec,
                 snapshot_key: c.snapshot_key,
+                runtime_binary: c.runtime_binary,
             },
         );
         Ok(())

@@ -12,6 +12,34 @@ use crate::error::{Error, Result};
 use crate::types::{ContainerInfo, NewContainer, SPEC_TYPE_URL};
 use crate::Containers;
 
+/// containerd's `containerd.runc.v1.Options`, the one field crius sets (tag as in containerd's
+/// `api/types/runc/options/oci.proto`); shims of runc's kind (containerd's, crius's) read it.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RuncOptions {
+    #[prost(string, tag = "6")]
+    binary_name: String,
+}
+
+/// The type URL shims match runc's options by.
+const RUNC_OPTIONS_TYPE_URL: &str = "containerd.runc.v1.Options";
+
+fn runtime_options(binary: &str) -> Option<prost_types::Any> {
+    (!binary.is_empty()).then(|| prost_types::Any {
+        type_url: RUNC_OPTIONS_TYPE_URL.into(),
+        value: prost::Message::encode_to_vec(&RuncOptions {
+            binary_name: binary.into(),
+        }),
+    })
+}
+
+fn runtime_binary(options: Option<&prost_types::Any>) -> String {
+    options
+        .filter(|a| a.type_url.ends_with(RUNC_OPTIONS_TYPE_URL))
+        .and_then(|a| <RuncOptions as prost::Message>::decode(a.value.as_slice()).ok())
+        .map(|o| o.binary_name)
+        .unwrap_or_default()
+}
+
 fn create_request(c: NewContainer, snapshotter: &str) -> CreateContainerRequest {
     let snapshotter = if c.snapshot_key.is_empty() {
         String::new()
@@ -25,7 +53,7 @@ fn create_request(c: NewContainer, snapshotter: &str) -> CreateContainerRequest 
             image: c.image,
             runtime: Some(Runtime {
                 name: c.runtime,
-                options: None,
+                options: runtime_options(&c.runtime_binary),
             }),
             spec: Some(prost_types::Any {
                 type_url: SPEC_TYPE_URL.to_string(),
@@ -55,6 +83,7 @@ fn info(c: Container) -> ContainerInfo {
         id: c.id,
         labels: c.labels,
         image: c.image,
+        runtime_binary: runtime_binary(c.runtime.as_ref().and_then(|r| r.options.as_ref())),
         runtime: c.runtime.map(|r| r.name).unwrap_or_default(),
         spec: c.spec.map(|a| a.value).unwrap_or_default(),
         snapshot_key: c.snapshot_key,
@@ -169,6 +198,26 @@ mod tests {
                 .snapshotter,
             ""
         );
+    }
+
+    #[test]
+    fn a_runtime_binary_is_runc_s_binary_name_option() {
+        let c = NewContainer {
+            id: "c1".into(),
+            runtime: "io.containerd.crius.v2".into(),
+            runtime_binary: "crun".into(),
+            ..Default::default()
+        };
+        let r = create_request(c, "overlayfs").container.unwrap();
+        let opts = r.runtime.as_ref().unwrap().options.clone().unwrap();
+        assert_eq!(opts.type_url, "containerd.runc.v1.Options");
+        // Field 6, length 4, "crun": what containerd's runc Options decode as BinaryName.
+        assert_eq!(opts.value, b"\x32\x04crun");
+        assert_eq!(info(r).runtime_binary, "crun");
+        let plain = create_request(NewContainer::default(), "overlayfs")
+            .container
+            .unwrap();
+        assert!(plain.runtime.unwrap().options.is_none());
     }
 
     #[test]

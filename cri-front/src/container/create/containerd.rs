@@ -9,6 +9,7 @@ use crius_sandboxer::{LABEL_KIND, LABEL_SANDBOX_ID};
 use crate::container::record::ContainerRecord;
 use crate::container::Containers;
 use crate::error::Result;
+use crate::handler::Handler;
 
 /// containerd label with the CRI container name (for `ctr c ls` readers).
 pub const LABEL_CONTAINER_NAME: &str = "io.crius.container.name";
@@ -17,7 +18,7 @@ impl Containers {
     pub(super) async fn create_in_containerd(
         &self,
         rec: &ContainerRecord,
-        runtime: &str,
+        handler: &Handler,
         name: &str,
         spec_json: Vec<u8>,
         parent: Option<&str>,
@@ -31,7 +32,9 @@ impl Containers {
         let ctrd = &self.shared.ctrd;
         ctrd.create_container(NewContainer {
             id: rec.id.clone(),
-            runtime: runtime.to_string(),
+            runtime: handler.runtime().to_string(),
+            // The OCI runtime the shim runs, when the handler names one (crun).
+            runtime_binary: handler.binary_name().to_string(),
             spec: spec_json,
             labels,
             image: rec.image_name.clone(),

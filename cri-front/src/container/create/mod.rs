@@ -47,7 +47,7 @@ impl Containers {
         let (meta, image) = request::check(pod_id, &config)?;
         let pod = self.ready_pod(pod_id).await?;
         let pod_id = pod.id.clone();
-        let runtime = self.runtime_of(&pod)?;
+        let handler = self.handler_of(&pod)?;
         let img = self.shared.images.resolve(&image).await?;
 
         // The name is this container's from here until it is removed; a failed create frees it.
@@ -82,7 +82,7 @@ impl Containers {
                 meta: &meta,
                 image: &image,
                 img: &img,
-                runtime: &runtime,
+                runtime: handler.runtime(),
                 built: &built,
                 vols,
             });
@@ -92,7 +92,7 @@ impl Containers {
             let made = self
                 .create_in_containerd(
                     &rec,
-                    &runtime,
+                    &handler,
                     &meta.name,
                     spec_json,
                     img.top_chain.as_deref(),

@@ -23,6 +23,7 @@ impl Containers {
         volumes: &[(String, PathBuf)],
         vols: &[ImageVolume],
         userns: Option<UserNamespace>,
+        rro_supported: bool,
     ) -> Result<Vec<BindMount>> {
         let mut mounts: Vec<BindMount> = volumes
             .iter()
@@ -55,7 +56,7 @@ impl Containers {
                 },
                 None => BindMount {
                     idmap: asked_idmap,
-                    ..bind_mount(m, self.runc.recursive_read_only, &mount_table)?
+                    ..bind_mount(m, rro_supported, &mount_table)?
                 },
             });
         }

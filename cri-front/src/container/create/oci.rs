@@ -66,7 +66,11 @@ impl Containers {
             })
             .collect();
         let ns = self.namespaces(pod, &sc).await?;
-        let mounts = self.bind_mounts(config, &volumes, vols, ns.userns)?;
+        // rro as the pod's handler's OCI runtime (runc, crun) offers it.
+        let rro = self
+            .oci_features(&pod.config.runtime_handler)
+            .recursive_read_only;
+        let mounts = self.bind_mounts(config, &volumes, vols, ns.userns, rro)?;
         let userns = ns.userns_join(pod)?;
         let devices = devices(&config.devices, sc.privileged)?;
         let seccomp = if sc.privileged {

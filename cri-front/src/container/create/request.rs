@@ -5,6 +5,7 @@ use crius_sandboxer::{PodState, PodStatus};
 
 use crate::container::Containers;
 use crate::error::{Error, Result};
+use crate::handler::Handler;
 
 /// The container's metadata (with a name) and its image reference, or INVALID_ARGUMENT.
 pub(super) fn check(
@@ -40,18 +41,18 @@ impl Containers {
         Ok(pod)
     }
 
-    /// The containerd runtime of the pod's runtime handler.
-    pub(super) fn runtime_of(&self, pod: &PodStatus) -> Result<String> {
+    /// The pod's runtime handler: its containerd runtime and OCI runtime binary.
+    pub(super) fn handler_of(&self, pod: &PodStatus) -> Result<Handler> {
         Ok(self
             .shared
             .cfg
-            .runtime_for(&pod.config.runtime_handler)
+            .handler(&pod.config.runtime_handler)
             .ok_or_else(|| {
                 Error::InvalidArgument(format!(
                     "unknown runtime handler {:?}",
                     pod.config.runtime_handler
                 ))
             })?
-            .to_string())
+            .clone())
     }
 }
