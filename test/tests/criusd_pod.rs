@@ -1,6 +1,7 @@
 //! A pod with two containers through criusd as a process: pull from the local registry,
 //! run, logs in CRI format at kubelet's path, ExecSync output and exit code, stats,
-//! events, image-config merging, stop and remove leave nothing behind.
+//! events, image-config merging, stop and remove leave nothing behind; CreateContainer and
+//! StartContainer log their steps' timings (debug).
 
 mod criusd_common;
 
@@ -58,6 +59,33 @@ fn criusd_pod_with_two_containers_logs_exec_stats_events() {
         assert!(dup.message().contains(&c1), "{dup}");
 
         start_container(&mut c, &d, &c1, "").await;
+        // Each step's time, one debug line per RPC with the container's id (util::phases).
+        let log = std::fs::read_to_string(&d.log).unwrap_or_default();
+        for (what, steps) in [
+            (
+                "CreateContainer phases",
+                &[
+                    "resolve=",
+                    "image_volumes=",
+                    "image_files=",
+                    "spec=",
+                    "containerd=",
+                    "record=",
+                ][..],
+            ),
+            (
+                "StartContainer phases",
+                &["rootfs=", "stdio=", "task_create=", "task_start="][..],
+            ),
+        ] {
+            let line = log
+                .lines()
+                .find(|l| l.contains(what) && l.contains(&c1))
+                .unwrap_or_else(|| panic!("no {what:?} line for {c1}\n{}", d.log_tail()));
+            for step in steps {
+                assert!(line.contains(step), "no {step} in {line}");
+            }
+        }
 
         // Container 2: the image's Entrypoint/Cmd/Env/WorkingDir/User, exits 7.
         let mut cfg2 = container_config("cfg", registry::CONFIG_TEST, &[]);

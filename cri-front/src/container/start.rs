@@ -10,6 +10,7 @@ use super::task::log_uri;
 use super::Containers;
 use crate::config::LogMode;
 use crate::error::Result;
+use crate::util::phases::Phases;
 use crate::util::time::now_ns;
 
 impl Containers {
@@ -81,12 +82,14 @@ impl Containers {
 
     async fn start_task(&self, rec: &ContainerRecord) -> Result<()> {
         let id = &rec.id;
+        let mut phases = Phases::new();
         self.ensure_image_volumes(rec).await?;
         // Kept from CreateContainer's Prepare by this criusd; asked of containerd otherwise.
         let rootfs = match self.known.take_rootfs(id) {
             Some(mounts) => mounts,
             None => self.shared.ctrd.snapshot_mounts(id).await?,
         };
+        phases.mark("rootfs");
         // The log driver runs for every container, with a log path or not: attachers join the
         // live output through it.
         let (stdout, stderr) = match self.shared.cfg.log_mode {
@@ -107,6 +110,7 @@ impl Containers {
         } else {
             String::new()
         };
+        phases.mark("stdio");
         self.shared
             .ctrd
             .create_task(NewTask {
@@ -121,8 +125,11 @@ impl Containers {
                 },
             })
             .await?;
+        phases.mark("task_create");
         let pid = self.shared.ctrd.start(id, None).await?;
+        phases.mark("task_start");
         self.known.running(id, pid);
+        tracing::debug!(pod = %rec.pod_id, container = %id, phases = %phases, "StartContainer phases");
         Ok(())
     }
 }

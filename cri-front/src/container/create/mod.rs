@@ -24,6 +24,7 @@ use super::record::Phase;
 use super::state::State;
 use super::Containers;
 use crate::error::{Error, Result};
+use crate::util::phases::Phases;
 
 pub use containerd::LABEL_CONTAINER_NAME;
 
@@ -44,11 +45,13 @@ impl Containers {
         pod_id: &str,
         config: cri::ContainerConfig,
     ) -> Result<String> {
+        let mut phases = Phases::new();
         let (meta, image) = request::check(pod_id, &config)?;
         let pod = self.ready_pod(pod_id).await?;
         let pod_id = pod.id.clone();
         let handler = self.handler_of(&pod)?;
         let img = self.shared.images.resolve(&image).await?;
+        phases.mark("resolve");
 
         // The name is this container's from here until it is removed; a failed create frees it.
         let id = new_id();
@@ -67,7 +70,11 @@ impl Containers {
             let vols = self
                 .make_image_volumes(&pod_id, &id, &config.mounts)
                 .await?;
-            let built = match self.build_spec(&id, &pod, &config, &img, &vols).await {
+            phases.mark("image_volumes");
+            let built = match self
+                .build_spec(&id, &pod, &config, &img, &vols, &mut phases)
+                .await
+            {
                 Ok(b) => b,
                 Err(e) => {
                     self.drop_image_volumes(&id).await;
@@ -89,6 +96,7 @@ impl Containers {
 
             let spec_json = serde_json::to_vec(&built.spec)
                 .map_err(|e| Error::Internal(format!("encode spec: {e}")))?;
+            phases.mark("spec");
             let made = self
                 .create_in_containerd(
                     &rec,
@@ -105,11 +113,13 @@ impl Containers {
                     return Err(e);
                 }
             };
+            phases.mark("containerd");
             if let Err(e) = self.store.put(&rec).await {
                 self.undo_create(&id).await;
                 let _ = self.store.remove(&id).await;
                 return Err(e);
             }
+            phases.mark("record");
             rec.phase = Phase::Created;
             self.emit(&rec, cri::ContainerEventType::ContainerCreatedEvent)
                 .await;
@@ -118,6 +128,7 @@ impl Containers {
         .await;
         match made {
             Ok(rootfs) => {
+                tracing::debug!(pod = %pod_id, container = %id, phases = %phases, "CreateContainer phases");
                 self.known.created(&id);
                 self.known.rootfs(&id, rootfs);
                 *guard = State::Created;

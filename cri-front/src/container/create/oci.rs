@@ -18,6 +18,7 @@ use crate::container::user::{self, UserRequest};
 use crate::container::Containers;
 use crate::error::{Error, Result};
 use crate::image::ResolvedImage;
+use crate::util::phases::Phases;
 
 /// The spec and what the record keeps of it.
 pub(super) struct Built {
@@ -36,6 +37,7 @@ impl Containers {
         config: &cri::ContainerConfig,
         img: &ResolvedImage,
         vols: &[ImageVolume],
+        phases: &mut Phases,
     ) -> Result<Built> {
         let run = img.config.run();
         let linux = config.linux.clone().unwrap_or_default();
@@ -53,6 +55,7 @@ impl Containers {
         };
         let volumes = self.config_volumes(id, &run, &config.mounts);
         let (passwd, group) = self.read_image_files(id, img, &ureq, &volumes).await?;
+        phases.mark("image_files");
         let who = user::resolve(&ureq, &passwd, &group)?;
 
         let envs: Vec<(String, String)> = config
