@@ -29,7 +29,7 @@ pub fn runc_error(id: &str, e: Error) -> Error {
         || lower.contains("no such process")
     {
         finished(id, "")
-    } else if lower.contains("does not exist") {
+    } else if crate::runc::names_missing_container(msg) {
         Error::NotFound(format!("no such container: {id}"))
     } else {
         e
@@ -64,6 +64,8 @@ mod tests {
             "os: process already finished",
             "kill: No such process",
             "container \"c1\" does not exist",
+            // crun's, for a container whose state is gone.
+            "error opening file `/run/containerd/runc/k8s.io/c1/status`: No such file or directory",
         ] {
             assert_eq!(runc_error("c1", runc(msg)).code(), Code::NOT_FOUND, "{msg}");
         }

@@ -244,11 +244,36 @@ pub fn last_json_error(log: &str) -> Option<String> {
 
 /// Whether a runc error says the container is already gone.
 pub fn is_not_exist(e: &Error) -> bool {
-    matches!(e, Error::Runc { msg, .. } if msg.contains("does not exist") || msg.contains("not exist"))
+    matches!(e, Error::Runc { msg, .. } if names_missing_container(msg))
+}
+
+/// The OCI runtime's "no such container": runc's "container does not exist"; crun's failure to
+/// open the container's state ("error opening file `<root>/<id>/status`: No such file or
+/// directory", "cannot open directory '<root>/<id>': No such file or directory").
+pub fn names_missing_container(msg: &str) -> bool {
+    let lower = msg.to_lowercase();
+    lower.contains("not exist")
+        || (lower.contains("no such file or directory")
+            && (lower.contains("error opening file") || lower.contains("cannot open directory")))
 }
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn runc_and_crun_say_no_such_container() {
+        use super::names_missing_container as gone;
+        assert!(gone("container does not exist"));
+        assert!(gone(
+            "error opening file `/run/containerd/runc/crius/c1/status`: No such file or directory"
+        ));
+        assert!(gone(
+            "cannot open directory '/run/containerd/runc/crius/c1': No such file or directory"
+        ));
+        // The container's own binary missing is not the container missing.
+        assert!(!gone("exec: \"app\": executable file not found in $PATH"));
+        assert!(!gone("open /x/config.json: no such file or directory"));
+    }
 
     #[tokio::test]
     async fn a_stuck_runc_is_killed_after_the_limit() {
