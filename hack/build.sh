@@ -4,10 +4,10 @@
 # The pause must be static (it runs in a rootfs that holds nothing else); crt-static is passed to the
 # final link of that one binary only, so the rest of the workspace is untouched.
 #
-# `--node` also builds what a node should run, in release mode (`--shim`: only the shim):
-#   target/release/{criusd,criusctl,crius-logger}  and  target/shim/containerd-shim-crius-v2, the shim
-#   built with profile `shim` (opt-level s, fat LTO) and linked static: one runs per pod, and this
-#   halves its resident memory (no shared-library mappings, fewer text pages touched).
+# `--node` also builds what a node should run, with profile `node` (opt-level s, fat LTO; see
+# Cargo.toml), into target/node (`--shim`: only the shim): criusd, criusctl, crius-logger, and
+# containerd-shim-crius-v2 linked static as well: one shim runs per pod, and static halves its
+# resident memory (no shared-library mappings, fewer text pages touched).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$CRIUS_REPO"
@@ -16,10 +16,10 @@ if [ -f sandboxer/src/bin/crius-pause.rs ]; then
     cargo rustc -p crius-sandboxer --bin crius-pause --release --quiet -- -C target-feature=+crt-static
 fi
 case "${1:-}" in
---node) cargo build --release --quiet -p crius-cri-front --bins ;;&
+--node) cargo build --profile node --quiet -p crius-cri-front --bins ;;&
 --node | --shim)
-    cargo rustc --profile shim --quiet -p crius-shim-runc --bin containerd-shim-crius-v2 \
+    cargo rustc --profile node --quiet -p crius-shim-runc --bin containerd-shim-crius-v2 \
         -- -C target-feature=+crt-static
-    strip "$CRIUS_TARGET_DIR/shim/containerd-shim-crius-v2"
+    strip "$CRIUS_TARGET_DIR/node/containerd-shim-crius-v2"
     ;;
 esac
