@@ -22,10 +22,14 @@ CTRD_CERTS_D="${CTRD_CERTS_D:-$CTRD_DIR/certs.d}"
 CTRD_SANDBOX_IMAGE="${CTRD_SANDBOX_IMAGE:-127.0.0.1:5000/crius/pause:latest}"
 CTRD_DEFAULT_RUNTIME="${CTRD_DEFAULT_RUNTIME:-crius}"
 CTRD_SYSTEMD_CGROUP="${CTRD_SYSTEMD_CGROUP:-0}"
-# runtime_options PLUGIN RUNTIME: the runtime's options table, when there is one to write.
+# runtime_options PLUGIN RUNTIME [BINARY]: the runtime's options table, when there is one to write
+# (BINARY: the OCI runtime its shim runs instead of runc, runc's option BinaryName).
 runtime_options() {
-    [ "$CTRD_SYSTEMD_CGROUP" = 1 ] || return 0
-    printf '      [plugins."%s".containerd.runtimes.%s.options]\n        SystemdCgroup = true\n' "$1" "$2"
+    local binary=${3:-}
+    [ "$CTRD_SYSTEMD_CGROUP" = 1 ] || [ -n "$binary" ] || return 0
+    printf '      [plugins."%s".containerd.runtimes.%s.options]\n' "$1" "$2"
+    if [ -n "$binary" ]; then printf '        BinaryName = "%s"\n' "$binary"; fi
+    if [ "$CTRD_SYSTEMD_CGROUP" = 1 ]; then printf '        SystemdCgroup = true\n'; fi
 }
 
 # Snapshotters this machine cannot use; skipping them makes the start quicker and the log quieter.
@@ -85,6 +89,10 @@ $(runtime_options io.containerd.grpc.v1.cri crius)
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
 $(runtime_options io.containerd.grpc.v1.cri runc)
+    # containerd's runc shim running crun (Debian's crun, hack/setup.sh).
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun]
+      runtime_type = "io.containerd.runc.v2"
+$(runtime_options io.containerd.grpc.v1.cri crun crun)
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$CTRD_CNI_BIN_DIR"
     conf_dir = "$CTRD_CNI_CONF_DIR"
@@ -128,6 +136,8 @@ $(runtime_options io.containerd.cri.v1.runtime crius)
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
 $(runtime_options io.containerd.cri.v1.runtime runc)
+    # No crun runtime here: containerd 2.1 writes OCI spec version 1.2, which Debian 12's crun 1.8
+    # refuses ("unknown version specified"); 1.6's CRI above has one.
     # The crius shim as the pod's sandboxer (containerd's Sandbox API): no pause container, no
     # pause image. containerd's shim controller starts a sandbox's shim by runtime type (it has no
     # runtime_path), so this handler is crius's own type, found on PATH.
