@@ -19,7 +19,7 @@ use crius_test::{env_or_skip, registry};
 use criusd_common::{
     client, container_config, container_state, create_and_start, create_container, eventually,
     exec_sh, exited, finish, pod_config, pod_log_dir, pull, remove_pod, rt, runtime,
-    start_with_config, stop_container, stop_pod,
+    runtime_status, start_with_config, stop_container, stop_pod,
 };
 
 /// crun 1.8's "cgroups in hybrid mode not supported": a cgroup v1 host whose v2 mount beside it
@@ -68,12 +68,7 @@ fn criusd_crun_handler_runs_containers_with_crun() {
     let log_dir = pod_log_dir(&env);
     rt().block_on(async {
         let mut c = client(&d).await;
-        let status = c
-            .runtime
-            .status(cri::StatusRequest { verbose: false })
-            .await
-            .expect("status")
-            .into_inner();
+        let status = runtime_status(&mut c).await;
         let names: Vec<&str> = status
             .runtime_handlers
             .iter()
@@ -177,12 +172,7 @@ fn criusd_missing_oci_binary_fails_start_by_name() {
     let log_dir = pod_log_dir(&env);
     rt().block_on(async {
         let mut c = client(&d).await;
-        let status = c
-            .runtime
-            .status(cri::StatusRequest { verbose: false })
-            .await
-            .expect("status")
-            .into_inner();
+        let status = runtime_status(&mut c).await;
         let gone = status
             .runtime_handlers
             .iter()

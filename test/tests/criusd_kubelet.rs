@@ -9,8 +9,8 @@ use crius_proto::tonic::Code;
 use crius_test::{env_or_skip, registry};
 use criusd_common::{
     client, container_config, create_and_start, create_container, finish, pod_config, pod_log_dir,
-    pull, remove_pod, rt, run_pod, start, start_container, stop_container, stop_pod, try_create,
-    try_run_pod,
+    pull, remove_pod, rt, run_pod, runtime_status, start, start_container, stop_container,
+    stop_pod, try_create, try_run_pod,
 };
 
 #[test]
@@ -304,12 +304,7 @@ fn criusd_user_namespace_shapes_are_refused() {
     let log_dir = pod_log_dir(&env);
     rt().block_on(async {
         let mut c = client(&d).await;
-        let st = c
-            .runtime
-            .status(cri::StatusRequest { verbose: false })
-            .await
-            .expect("status")
-            .into_inner();
+        let st = runtime_status(&mut c).await;
         // The crius shim makes the id-mapped mounts: its handlers claim user namespaces
         // (criusd_userns runs such pods).
         let crius = criusd_common::runtime() == "io.containerd.crius.v2";

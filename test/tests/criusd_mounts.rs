@@ -11,7 +11,7 @@ use crius_proto::tonic::Code;
 use crius_test::{env_or_skip, registry};
 use criusd_common::{
     client, container_config, create_and_start, exec_sh, finish, pod_config, pod_log_dir, pull,
-    remove_pod, rt, run_pod, start, try_create,
+    remove_pod, rt, run_pod, runtime_status, start, try_create,
 };
 use std::path::Path;
 use std::process::Command;
@@ -86,12 +86,7 @@ fn criusd_bind_mounts_readonly_recursive_and_propagation() {
 
     rt().block_on(async {
         let mut c = client(&d).await;
-        let status = c
-            .runtime
-            .status(cri::StatusRequest { verbose: false })
-            .await
-            .expect("status")
-            .into_inner();
+        let status = runtime_status(&mut c).await;
         let rro_ok = status.runtime_handlers.iter().all(|h| {
             h.features
                 .as_ref()

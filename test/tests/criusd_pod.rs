@@ -10,8 +10,8 @@ use crius_proto::tonic::Code;
 use crius_test::{env_or_skip, registry};
 use criusd_common::{
     all_containers, client, container_config, container_state, create_and_start, create_container,
-    eventually, exited, finish, pod_config, pod_log_dir, pull, remove_pod, rt, run_pod, start,
-    start_container, stop_pod, try_create, wait_status,
+    eventually, exited, finish, pod_config, pod_log_dir, pull, remove_pod, rt, run_pod,
+    runtime_status, start, start_container, stop_pod, try_create, wait_status,
 };
 
 #[test]
@@ -21,12 +21,7 @@ fn criusd_pod_with_two_containers_logs_exec_stats_events() {
     let log_dir = pod_log_dir(&env);
     rt().block_on(async {
         let mut c = client(&d).await;
-        let st = c
-            .runtime
-            .status(cri::StatusRequest { verbose: false })
-            .await
-            .expect("status")
-            .into_inner();
+        let st = runtime_status(&mut c).await;
         let conds = st.status.expect("conditions").conditions;
         assert!(conds.iter().all(|c| c.status), "{conds:?}");
 

@@ -12,7 +12,7 @@ use crius_proto::runtime as cri;
 use crius_test::{env_or_skip, registry, TestEnv};
 use criusd_common::{
     client, container_config, create_and_start, exec_sh, finish, pod_config, pod_log_dir, pull,
-    remove_pod, rt, run_pod, start, try_run_pod, Criusd,
+    remove_pod, rt, run_pod, runtime_status, start, try_run_pod, Criusd,
 };
 use std::os::unix::fs::MetadataExt;
 
@@ -69,12 +69,7 @@ fn run_userns_pod(env: TestEnv, d: Criusd, what: &str) {
     std::fs::write(vol.join("from-host"), "hi\n").expect("host file");
     rt().block_on(async {
         let mut c = client(&d).await;
-        let st = c
-            .runtime
-            .status(cri::StatusRequest { verbose: false })
-            .await
-            .expect("status")
-            .into_inner();
+        let st = runtime_status(&mut c).await;
         if criusd_common::runtime() != "io.containerd.crius.v2" {
             // runc alone (1.1 here) makes no id-mapped mounts: refused, not run unmapped.
             let pcfg = userns_pod(&env, &log_dir);

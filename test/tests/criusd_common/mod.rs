@@ -301,6 +301,15 @@ pub async fn image_status(
         .map(|r| r.into_inner())
 }
 
+/// The runtime's Status (not verbose): conditions and runtime handlers.
+pub async fn runtime_status(c: &mut CriClient) -> cri::StatusResponse {
+    c.runtime
+        .status(cri::StatusRequest { verbose: false })
+        .await
+        .expect("status")
+        .into_inner()
+}
+
 /// RunPodSandbox `cfg` with the default handler: the pod's id, or criusd's status (for the
 /// bad-input cases).
 pub async fn try_run_pod(c: &mut CriClient, cfg: &cri::PodSandboxConfig) -> Result<String, Status> {
