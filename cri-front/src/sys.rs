@@ -39,14 +39,27 @@ pub fn mkfifo(path: &Path) -> nix::Result<()> {
     nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600))
 }
 
-/// Whether process `pid` exists (signal 0: the check kill(2) makes without sending anything;
-/// EPERM still means it exists).
+/// Whether process `pid` is alive: it exists and is not a zombie. A container's init whose shim
+/// was killed is reparented to PID 1 and stays a zombie until PID 1 reaps it (slowly, on some
+/// hosts), and kill(pid, 0) succeeds on a zombie: /proc tells. Where /proc cannot be read, signal
+/// 0 decides (EPERM still means it exists).
 pub fn process_exists(pid: i32) -> bool {
-    pid > 0
-        && !matches!(
+    if pid <= 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(stat_state(&stat), Some('Z' | 'X')),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(_) => !matches!(
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
             Err(nix::errno::Errno::ESRCH)
-        )
+        ),
+    }
+}
+
+/// The state letter of a `/proc/<pid>/stat` line (after the command, which may hold ')').
+fn stat_state(stat: &str) -> Option<char> {
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 /// Send a signal to a process.
@@ -122,4 +135,35 @@ pub fn connect_in_netns(netns: &Path, port: u16) -> std::io::Result<std::net::Tc
     })
     .join()
     .map_err(|_| std::io::Error::other("netns connect thread panicked"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zombie_is_not_alive() {
+        assert!(process_exists(std::process::id() as i32));
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id() as i32;
+        // Not reaped yet: once it has exited it is a zombie, which kill(pid, 0) still finds.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while process_exists(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!process_exists(pid), "zombie {pid} counted as alive");
+        assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok());
+        child.wait().expect("reap");
+        assert!(!process_exists(pid));
+        assert!(!process_exists(0));
+    }
+
+    #[test]
+    fn stat_state_after_a_command_with_parens() {
+        assert_eq!(stat_state("42 (a) b) S 1 42"), Some('S'));
+        assert_eq!(stat_state("42 (sleep) Z 1"), Some('Z'));
+        assert_eq!(stat_state("garbage"), None);
+    }
 }

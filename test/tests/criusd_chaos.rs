@@ -352,6 +352,49 @@ fn cgroup_procs(path: &str) -> Vec<i32> {
     Vec::new()
 }
 
+/// Container `id`'s reported state, its cgroup path and the live processes in it.
+async fn observe(
+    c: &mut CriClient,
+    d: &Criusd,
+    what: &str,
+    id: &str,
+) -> (cri::ContainerState, String, Vec<i32>) {
+    let r = retry(what, d, || {
+        let mut c = c.clone();
+        let id = id.to_string();
+        async move {
+            c.runtime
+                .container_status(cri::ContainerStatusRequest {
+                    container_id: id,
+                    verbose: true,
+                })
+                .await
+                .map(|r| r.into_inner())
+        }
+    })
+    .await;
+    let st = r.status.expect("status");
+    let info: serde_json::Value =
+        serde_json::from_str(r.info.get("info").map(String::as_str).unwrap_or("{}"))
+            .unwrap_or_default();
+    let cg = info["cgroups_path"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let state = cri::ContainerState::try_from(st.state).unwrap_or_default();
+    // criusd kills what an exited container left in its cgroup: SIGKILL takes a moment.
+    let mut procs = cgroup_procs(&cg);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state == cri::ContainerState::ContainerExited
+        && !procs.is_empty()
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        procs = cgroup_procs(&cg);
+    }
+    (state, cg, procs)
+}
+
 /// Each container's reported state against its cgroup, each pod's against its netns.
 async fn check_truth(c: &mut CriClient, d: &Criusd, what: &str) {
     let ids: Vec<String> = retry(what, d, || {
@@ -368,39 +411,19 @@ async fn check_truth(c: &mut CriClient, d: &Criusd, what: &str) {
     .map(|k| k.id)
     .collect();
     for id in ids {
-        let r = retry(what, d, || {
-            let mut c = c.clone();
-            let id = id.clone();
-            async move {
-                c.runtime
-                    .container_status(cri::ContainerStatusRequest {
-                        container_id: id,
-                        verbose: true,
-                    })
-                    .await
-                    .map(|r| r.into_inner())
+        // A RUNNING answer and the cgroup read after it are two moments: a process that ends in
+        // between (containerd kills a dead shim's containers) must be reported EXITED soon after.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let (state, cg, procs) = loop {
+            let seen = observe(c, d, what, &id).await;
+            if seen.0 != cri::ContainerState::ContainerRunning
+                || !seen.2.is_empty()
+                || Instant::now() >= deadline
+            {
+                break seen;
             }
-        })
-        .await;
-        let st = r.status.expect("status");
-        let info: serde_json::Value =
-            serde_json::from_str(r.info.get("info").map(String::as_str).unwrap_or("{}"))
-                .unwrap_or_default();
-        let cg = info["cgroups_path"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let state = cri::ContainerState::try_from(st.state).unwrap_or_default();
-        // criusd kills what an exited container left in its cgroup: SIGKILL takes a moment.
-        let mut procs = cgroup_procs(&cg);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while state == cri::ContainerState::ContainerExited
-            && !procs.is_empty()
-            && Instant::now() < deadline
-        {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            procs = cgroup_procs(&cg);
-        }
+        };
         eprintln!(
             "chaos:   container {} {state:?}, cgroup procs {procs:?}",
             &id[..12]
