@@ -18,7 +18,7 @@ use crius_proto::runtime as cri;
 use crius_test::{env_or_skip, registry};
 use criusd_common::{
     client, container_config, container_state, create_and_start, create_container, eventually,
-    exec_sh, exited, finish, pod_config, pod_log_dir, pull, remove_pod, rt, runtime,
+    exec_sh, exited, finish, pod_config, pod_log_dir, pull, remove_pod, rt, run_pod_with, runtime,
     runtime_status, start_with_config, stop_container, stop_pod,
 };
 
@@ -78,16 +78,7 @@ fn criusd_crun_handler_runs_containers_with_crun() {
 
         pull(&mut c, registry::BUSYBOX).await;
         let pcfg = pod_config(&env, "crun", &log_dir);
-        let pod = c
-            .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(pcfg.clone()),
-                runtime_handler: "crun".into(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("run pod (crun): {e}\n{}", d.log_tail()))
-            .into_inner()
-            .pod_sandbox_id;
+        let pod = run_pod_with(&mut c, &d, &pcfg, "crun").await;
         let mut cfg = container_config(
             "app",
             registry::BUSYBOX,
@@ -190,16 +181,7 @@ fn criusd_missing_oci_binary_fails_start_by_name() {
 
         pull(&mut c, registry::BUSYBOX).await;
         let pcfg = pod_config(&env, "gone", &log_dir);
-        let pod = c
-            .runtime
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(pcfg.clone()),
-                runtime_handler: "gone".into(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("run pod (gone): {e}\n{}", d.log_tail()))
-            .into_inner()
-            .pod_sandbox_id;
+        let pod = run_pod_with(&mut c, &d, &pcfg, "gone").await;
         let cfg = container_config("app", registry::BUSYBOX, &["sleep", "3600"]);
         let id = create_container(&mut c, &d, &pod, cfg, &pcfg, "app").await;
         let e = tokio::time::timeout(

@@ -322,6 +322,25 @@ pub async fn try_run_pod(c: &mut CriClient, cfg: &cri::PodSandboxConfig) -> Resu
         .map(|r| r.into_inner().pod_sandbox_id)
 }
 
+/// RunPodSandbox `cfg` under runtime handler `handler`; the pod's id (panics with criusd's log
+/// tail).
+pub async fn run_pod_with(
+    c: &mut CriClient,
+    d: &Criusd,
+    cfg: &cri::PodSandboxConfig,
+    handler: &str,
+) -> String {
+    c.runtime
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(cfg.clone()),
+            runtime_handler: handler.into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("run pod ({handler}): {e}\n{}", d.log_tail()))
+        .into_inner()
+        .pod_sandbox_id
+}
+
 /// RunPodSandbox `cfg` with the default handler; the pod's id (panics "run pod: …" with
 /// criusd's log tail).
 pub async fn run_pod(c: &mut CriClient, d: &Criusd, cfg: &cri::PodSandboxConfig) -> String {
