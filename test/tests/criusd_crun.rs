@@ -50,6 +50,16 @@ fn oci_state(binary: &str, id: &str) -> Option<String> {
     v["status"].as_str().map(str::to_string)
 }
 
+/// RemoveContainer `id`, which must succeed.
+async fn remove_container(c: &mut crius_test::cri::CriClient, id: &str) {
+    c.runtime
+        .remove_container(cri::RemoveContainerRequest {
+            container_id: id.into(),
+        })
+        .await
+        .expect("remove");
+}
+
 #[test]
 fn criusd_crun_handler_runs_containers_with_crun() {
     let mut env = env_or_skip!("criusd_crun_handler_runs_containers_with_crun");
@@ -99,10 +109,7 @@ fn criusd_crun_handler_runs_containers_with_crun() {
                 e.message().contains("cgroups in hybrid mode not supported"),
                 "not crun's refusal: {e}"
             );
-            c.runtime
-                .remove_container(cri::RemoveContainerRequest { container_id: id })
-                .await
-                .expect("remove");
+            remove_container(&mut c, &id).await;
             stop_pod(&mut c, &pod).await.expect("stop pod");
             remove_pod(&mut c, &pod).await.expect("remove pod");
             return;
@@ -132,12 +139,7 @@ fn criusd_crun_handler_runs_containers_with_crun() {
         stop_container(&mut c, &id, 5).await.expect("stop");
         let st = container_state(&mut c, &id).await;
         assert!(exited(&st), "{st:?}");
-        c.runtime
-            .remove_container(cri::RemoveContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .expect("remove");
+        remove_container(&mut c, &id).await;
         let gone = eventually(10, || async {
             oci_state("crun", &id).is_none().then_some(())
         })
@@ -198,10 +200,7 @@ fn criusd_missing_oci_binary_fails_start_by_name() {
             e.message().contains("\"/nonexistent/crun\" not found"),
             "not the missing binary: {e}"
         );
-        c.runtime
-            .remove_container(cri::RemoveContainerRequest { container_id: id })
-            .await
-            .expect("remove");
+        remove_container(&mut c, &id).await;
         stop_pod(&mut c, &pod).await.expect("stop pod");
         remove_pod(&mut c, &pod).await.expect("remove pod");
     });
