@@ -62,6 +62,7 @@ mod spec;
 mod stdio;
 mod sys;
 mod systemd;
+mod table;
 
 pub const RUNTIME_ID: &str = "io.containerd.crius.v2";
 

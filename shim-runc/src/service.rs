@@ -6,6 +6,19 @@ use std::{
     sync::Arc,
 };
 
+use crate::{
+    cgroups,
+    container::{unmount_rootfs, Container, Kind},
+    error::{Error, Result},
+    events::{timestamp, Events},
+    fastpath, idmap,
+    process::{Process, State},
+    reaper::{self, Exit},
+    runc::{self, Runc},
+    sandbox::Pod,
+    spec, stdio,
+    table::Table,
+};
 use async_trait::async_trait;
 use containerd_shim::{
     api::{self, Empty, Options},
@@ -25,20 +38,6 @@ use nix::{
     sys::signal::{kill, Signal},
     unistd::Pid,
 };
-use tokio::sync::Mutex;
-
-use crate::{
-    cgroups,
-    container::{unmount_rootfs, Container, Kind},
-    error::{Error, Result},
-    events::{timestamp, Events},
-    fastpath, idmap,
-    process::{Process, State},
-    reaper::{self, Exit},
-    runc::{self, Runc},
-    sandbox::Pod,
-    spec, stdio,
-};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -47,7 +46,7 @@ pub struct Service {
 }
 
 struct Inner {
-    containers: Mutex<HashMap<String, Container>>,
+    containers: Table,
     events: Events,
     namespace: String,
     exit: Arc<ExitSignal>,
@@ -59,7 +58,7 @@ impl Service {
     pub fn new(events: Events, namespace: &str, exit: Arc<ExitSignal>, pod: Arc<Pod>) -> Self {
         Service {
             inner: Arc::new(Inner {
-                containers: Mutex::new(HashMap::new()),
+                containers: Table::default(),
                 events,
                 namespace: namespace.to_string(),
                 exit,
@@ -70,7 +69,7 @@ impl Service {
 
     /// No task and no live sandbox: nothing would be lost if the shim exited.
     pub async fn is_idle(&self) -> bool {
-        self.inner.containers.lock().await.is_empty() && !self.inner.pod.is_live()
+        self.inner.containers.is_empty() && !self.inner.pod.is_live()
     }
 }
 
@@ -129,20 +128,19 @@ impl Inner {
     }
 
     async fn on_exit(&self, id: &str, exec_id: &str, pid: i32, exit: Exit) {
-        // The lock is held until TaskExit is queued, so no Delete (and its
+        // The container is held until TaskExit is queued, so no Delete (and its
         // TaskDelete) can slip in between.
-        let mut map = self.containers.lock().await;
-        let Some(p) = map.get_mut(id).and_then(|c| c.process_mut(exec_id)) else {
+        let Some(mut c) = self.containers.lock(id).await else {
+            return;
+        };
+        let Some(p) = c.process_mut(exec_id) else {
             return;
         };
         if p.pid != pid {
             return;
         }
         p.set_exited(exit);
-        if let Some(c) = map
-            .get(id)
-            .filter(|c| exec_id.is_empty() && c.shares_pid_ns)
-        {
+        if exec_id.is_empty() && c.shares_pid_ns {
             // Its other processes would outlive it: end them as runc-v2 does.
             if matches!(c.kind, Kind::Runc) {
                 let runc = c.runc.clone();
@@ -170,7 +168,7 @@ impl Inner {
             ..Default::default()
         };
         self.events.send(id, ev).await;
-        drop(map);
+        drop(c);
     }
 
     fn oom_clamp(id: &str) -> impl Fn(i64) -> i64 + '_ {
@@ -197,16 +195,53 @@ impl Inner {
         if !req.checkpoint.is_empty() {
             return Err(Error::Unimplemented("restore from checkpoint".into()));
         }
+        let mut slot = self
+            .containers
+            .reserve(id)
+            .ok_or_else(|| Error::AlreadyExists(format!("container {id}")))?;
+        let c = match self.new_container(&req).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.containers.forget(id);
+                return Err(e);
+            }
+        };
+        let pid = c.init.pid;
+        self.watch_exit(id, "", pid);
+        crate::oom::watch(id, pid, self.events.clone());
+        *slot = Some(c);
+        tracing::info!(container_id = id, pid, "created");
+        let ev = TaskCreate {
+            container_id: id.to_string(),
+            bundle: req.bundle.clone(),
+            rootfs: req.rootfs.clone(),
+            io: MessageField::some(TaskIO {
+                stdin: req.stdin.clone(),
+                stdout: req.stdout.clone(),
+                stderr: req.stderr.clone(),
+                terminal: req.terminal,
+                ..Default::default()
+            }),
+            checkpoint: req.checkpoint.clone(),
+            pid: pid as u32,
+            ..Default::default()
+        };
+        // Queued with the container held: ahead of its TaskExit.
+        self.events.send(id, ev).await;
+        drop(slot);
+        Ok(pid)
+    }
+
+    /// Sets up and creates the container of a CreateTask whose id is reserved; on an error,
+    /// nothing it made is left.
+    async fn new_container(&self, req: &api::CreateTaskRequest) -> Result<Container> {
+        let id = req.id.as_str();
         let bundle = PathBuf::from(&req.bundle);
-        let mut map = self.containers.lock().await;
-        if map.contains_key(id) {
-            return Err(Error::AlreadyExists(format!("container {id}")));
-        }
         let mut spec_json = spec::read(&bundle)?;
         if self.pod.rewrite_task_spec(&mut spec_json).await? {
             spec::write(&bundle, &spec_json)?;
         }
-        let opts = runtime_options(&req)?;
+        let opts = runtime_options(req)?;
         let mut runc = Runc::new(&self.namespace, &opts.binary_name, &opts.root);
         // containerd's runc options say SystemdCgroup; containerd 1.x's CRI sends those only to
         // runc-type runtimes, but gives every runtime a `slice:prefix:name` path for a slice
@@ -314,39 +349,15 @@ impl Inner {
             }
         };
         init.pid = pid;
-        self.watch_exit(id, "", pid);
-        crate::oom::watch(id, pid, self.events.clone());
-        map.insert(
-            id.to_string(),
-            Container {
-                bundle: bundle.clone(),
-                runc,
-                kind,
-                init,
-                execs: HashMap::new(),
-                rootfs,
-                shares_pid_ns,
-            },
-        );
-        tracing::info!(container_id = id, pid, "created");
-        let ev = TaskCreate {
-            container_id: id.to_string(),
-            bundle: req.bundle.clone(),
-            rootfs: req.rootfs.clone(),
-            io: MessageField::some(TaskIO {
-                stdin: req.stdin.clone(),
-                stdout: req.stdout.clone(),
-                stderr: req.stderr.clone(),
-                terminal: req.terminal,
-                ..Default::default()
-            }),
-            checkpoint: req.checkpoint.clone(),
-            pid: pid as u32,
-            ..Default::default()
-        };
-        self.events.send(id, ev).await;
-        drop(map);
-        Ok(pid)
+        Ok(Container {
+            bundle,
+            runc,
+            kind,
+            init,
+            execs: HashMap::new(),
+            rootfs,
+            shares_pid_ns,
+        })
     }
 
     async fn runc_create(
@@ -431,8 +442,11 @@ impl Inner {
     }
 
     async fn start(self: &Arc<Self>, id: &str, exec_id: &str) -> Result<i32> {
-        let mut map = self.containers.lock().await;
-        let c = map.get_mut(id).ok_or_else(|| not_found(id, ""))?;
+        let mut c = self
+            .containers
+            .lock(id)
+            .await
+            .ok_or_else(|| not_found(id, ""))?;
         if exec_id.is_empty() {
             if c.init.state != State::Created {
                 return Err(Error::FailedPrecondition(format!(
@@ -455,10 +469,10 @@ impl Inner {
                 pid: pid as u32,
                 ..Default::default()
             };
-            // Queued under the lock: the exit handler needs it, so a quick
-            // exit's TaskExit can never overtake TaskStart.
+            // Queued with the container held: the exit handler needs it, so a
+            // quick exit's TaskExit can never overtake TaskStart.
             self.events.send(id, ev).await;
-            drop(map);
+            drop(c);
             return Ok(pid);
         }
         if c.init.state != State::Running {
@@ -516,15 +530,19 @@ impl Inner {
             pid: pid as u32,
             ..Default::default()
         };
-        // Under the lock, like TaskStart: ahead of this exec's TaskExit.
+        // With the container held, like TaskStart: ahead of this exec's TaskExit.
         self.events.send(id, ev).await;
-        drop(map);
+        drop(c);
         Ok(pid)
     }
 
     async fn delete(&self, id: &str, exec_id: &str) -> Result<(i32, Option<Exit>)> {
-        let mut map = self.containers.lock().await;
-        let c = map.get_mut(id).ok_or_else(|| not_found(id, exec_id))?;
+        let mut slot = self
+            .containers
+            .lock_slot(id)
+            .await
+            .ok_or_else(|| not_found(id, exec_id))?;
+        let c = slot.as_mut().ok_or_else(|| not_found(id, exec_id))?;
         if !exec_id.is_empty() {
             let p = c.execs.get(exec_id).ok_or_else(|| not_found(id, exec_id))?;
             if matches!(p.state, State::Running | State::Paused) {
@@ -536,7 +554,7 @@ impl Inner {
                 .execs
                 .remove(exec_id)
                 .ok_or_else(|| not_found(id, exec_id))?;
-            drop(map);
+            drop(slot);
             p.io.shutdown().await;
             if let Some(l) = p.logger.take() {
                 l.finish(id).await;
@@ -564,8 +582,9 @@ impl Inner {
                 }
             }
         }
-        let mut c = map.remove(id).ok_or_else(|| not_found(id, ""))?;
-        drop(map);
+        let mut c = slot.take().ok_or_else(|| not_found(id, ""))?;
+        self.containers.forget(id);
+        drop(slot);
         c.init.io.shutdown().await;
         if let Some(l) = c.init.logger.take() {
             l.finish(id).await;
@@ -598,8 +617,11 @@ impl Inner {
         let (id, exec_id) = (req.id.as_str(), req.exec_id.as_str());
         let sig = Signal::try_from(req.signal as i32)
             .map_err(|_| Error::InvalidArgument(format!("signal {}", req.signal)))?;
-        let map = self.containers.lock().await;
-        let c = map.get(id).ok_or_else(|| not_found(id, exec_id))?;
+        let c = self
+            .containers
+            .lock(id)
+            .await
+            .ok_or_else(|| not_found(id, exec_id))?;
         let p = c.process(exec_id).ok_or_else(|| not_found(id, exec_id))?;
         if p.state == State::Stopped {
             return Err(crate::kill::finished(id, exec_id));
@@ -642,8 +664,11 @@ impl Inner {
     }
 
     async fn pids(&self, id: &str) -> Result<Vec<i32>> {
-        let map = self.containers.lock().await;
-        let c = map.get(id).ok_or_else(|| not_found(id, ""))?;
+        let c = self
+            .containers
+            .lock(id)
+            .await
+            .ok_or_else(|| not_found(id, ""))?;
         match &c.kind {
             Kind::Runc => {
                 let out = c.runc.output(&["ps", "--format", "json", id], None).await?;
@@ -660,8 +685,11 @@ impl Inner {
     }
 
     async fn set_paused(&self, id: &str, paused: bool) -> Result<()> {
-        let mut map = self.containers.lock().await;
-        let c = map.get_mut(id).ok_or_else(|| not_found(id, ""))?;
+        let mut c = self
+            .containers
+            .lock(id)
+            .await
+            .ok_or_else(|| not_found(id, ""))?;
         let want = if paused {
             State::Running
         } else {
@@ -686,7 +714,7 @@ impl Inner {
         } else {
             State::Running
         };
-        drop(map);
+        drop(c);
         if paused {
             self.events
                 .send(
@@ -719,8 +747,7 @@ impl Task for Service {
         _ctx: &TtrpcContext,
         req: api::StateRequest,
     ) -> TtrpcResult<api::StateResponse> {
-        let map = self.inner.containers.lock().await;
-        let Some(c) = map.get(&req.id) else {
+        let Some(c) = self.inner.containers.lock(&req.id).await else {
             return fail("state", &req.id, not_found(&req.id, &req.exec_id));
         };
         let Some(p) = c.process(&req.exec_id) else {
@@ -866,8 +893,7 @@ impl Task for Service {
             );
         }
         {
-            let mut map = self.inner.containers.lock().await;
-            let Some(c) = map.get_mut(id) else {
+            let Some(mut c) = self.inner.containers.lock(id).await else {
                 return fail("exec", id, not_found(id, ""));
             };
             if c.init.state != State::Running {
@@ -915,8 +941,10 @@ impl Task for Service {
         _ctx: &TtrpcContext,
         req: api::ResizePtyRequest,
     ) -> TtrpcResult<Empty> {
-        let map = self.inner.containers.lock().await;
-        let Some(p) = map.get(&req.id).and_then(|c| c.process(&req.exec_id)) else {
+        let Some(c) = self.inner.containers.lock(&req.id).await else {
+            return fail("resize_pty", &req.id, not_found(&req.id, &req.exec_id));
+        };
+        let Some(p) = c.process(&req.exec_id) else {
             return fail("resize_pty", &req.id, not_found(&req.id, &req.exec_id));
         };
         let Some(pty) = &p.pty else {
@@ -938,11 +966,10 @@ impl Task for Service {
     }
 
     async fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> TtrpcResult<Empty> {
-        let mut map = self.inner.containers.lock().await;
-        let Some(p) = map
-            .get_mut(&req.id)
-            .and_then(|c| c.process_mut(&req.exec_id))
-        else {
+        let Some(mut c) = self.inner.containers.lock(&req.id).await else {
+            return fail("close_io", &req.id, not_found(&req.id, &req.exec_id));
+        };
+        let Some(p) = c.process_mut(&req.exec_id) else {
             return fail("close_io", &req.id, not_found(&req.id, &req.exec_id));
         };
         if req.stdin {
@@ -964,14 +991,13 @@ impl Task for Service {
                 Error::InvalidArgument("no resources".into()),
             );
         };
-        let map = self.inner.containers.lock().await;
-        let Some(c) = map.get(&req.id) else {
+        let Some(c) = self.inner.containers.lock(&req.id).await else {
             return fail("update", &req.id, not_found(&req.id, ""));
         };
         match &c.kind {
             Kind::Runc => {
                 let runc = c.runc.clone();
-                drop(map);
+                drop(c);
                 tryrpc!(
                     "update",
                     &req.id,
@@ -999,8 +1025,10 @@ impl Task for Service {
         req: api::WaitRequest,
     ) -> TtrpcResult<api::WaitResponse> {
         let waiter = {
-            let map = self.inner.containers.lock().await;
-            let Some(p) = map.get(&req.id).and_then(|c| c.process(&req.exec_id)) else {
+            let Some(c) = self.inner.containers.lock(&req.id).await else {
+                return fail("wait", &req.id, not_found(&req.id, &req.exec_id));
+            };
+            let Some(p) = c.process(&req.exec_id) else {
                 return fail("wait", &req.id, not_found(&req.id, &req.exec_id));
             };
             p.wait()
@@ -1025,8 +1053,7 @@ impl Task for Service {
         req: api::StatsRequest,
     ) -> TtrpcResult<api::StatsResponse> {
         let pid = {
-            let map = self.inner.containers.lock().await;
-            let Some(c) = map.get(&req.id) else {
+            let Some(c) = self.inner.containers.lock(&req.id).await else {
                 return fail("stats", &req.id, not_found(&req.id, ""));
             };
             if c.init.state == State::Stopped {
@@ -1050,10 +1077,13 @@ impl Task for Service {
         _ctx: &TtrpcContext,
         req: api::ConnectRequest,
     ) -> TtrpcResult<api::ConnectResponse> {
-        let map = self.inner.containers.lock().await;
+        let task_pid = match self.inner.containers.lock(&req.id).await {
+            Some(c) => c.init.pid as u32,
+            None => 0,
+        };
         Ok(api::ConnectResponse {
             shim_pid: std::process::id(),
-            task_pid: map.get(&req.id).map_or(0, |c| c.init.pid as u32),
+            task_pid,
             version: VERSION.to_string(),
             ..Default::default()
         })
@@ -1064,8 +1094,7 @@ impl Task for Service {
         _ctx: &TtrpcContext,
         _req: api::ShutdownRequest,
     ) -> TtrpcResult<Empty> {
-        let map = self.inner.containers.lock().await;
-        if map.is_empty() && !self.inner.pod.is_live() {
+        if self.inner.containers.is_empty() && !self.inner.pod.is_live() {
             tracing::info!("no containers left, shutting down");
             self.inner.exit.signal();
         }
