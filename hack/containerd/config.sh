@@ -34,16 +34,23 @@ runtime_options() {
 
 # Snapshotters this machine cannot use; skipping them makes the start quicker and the log quieter.
 disabled='"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"'
+# Without the CRI plugin this containerd serves criusd (or a test of the core APIs): these plugins
+# are then never used (criusd's shims report their own exits and OOMs, it restarts nothing through
+# labels, has no Sandbox API pods and no OpenTelemetry), and each costs memory and start time.
+# ctr's pull in 2.x goes through the transfer service, and criusd's snapshotter is configurable, so
+# transfer, streaming and the native snapshotter stay.
+unused_by_criusd_16='"io.containerd.monitor.v1.cgroups", "io.containerd.internal.v1.restart", "io.containerd.grpc.v1.healthcheck"'
+unused_by_criusd_21='"io.containerd.monitor.task.v1.cgroups", "io.containerd.monitor.container.v1.restart", "io.containerd.grpc.v1.healthcheck", "io.containerd.sandbox.store.v1.local", "io.containerd.grpc.v1.sandboxes", "io.containerd.sandbox.controller.v1.shim", "io.containerd.ttrpc.v1.otelttrpc", "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp"'
 case "$CRIUS_CONTAINERD" in
 1.6)
     version=2
     disabled="$disabled, \"io.containerd.snapshotter.v1.aufs\""
-    [ "$CTRD_CRI" = 1 ] || disabled="$disabled, \"io.containerd.grpc.v1.cri\""
+    [ "$CTRD_CRI" = 1 ] || disabled="$disabled, \"io.containerd.grpc.v1.cri\", $unused_by_criusd_16"
     ;;
 2.1)
     version=3
     disabled="$disabled, \"io.containerd.snapshotter.v1.erofs\", \"io.containerd.differ.v1.erofs\", \"io.containerd.snapshotter.v1.blockfile\""
-    [ "$CTRD_CRI" = 1 ] || disabled="$disabled, \"io.containerd.grpc.v1.cri\", \"io.containerd.cri.v1.runtime\", \"io.containerd.cri.v1.images\", \"io.containerd.podsandbox.controller.v1.podsandbox\", \"io.containerd.grpc.v1.sandbox-controllers\""
+    [ "$CTRD_CRI" = 1 ] || disabled="$disabled, \"io.containerd.grpc.v1.cri\", \"io.containerd.cri.v1.runtime\", \"io.containerd.cri.v1.images\", \"io.containerd.podsandbox.controller.v1.podsandbox\", \"io.containerd.grpc.v1.sandbox-controllers\", $unused_by_criusd_21"
     ;;
 *) echo "config.sh: CRIUS_CONTAINERD=$CRIUS_CONTAINERD: want 1.6 or 2.1" >&2; exit 2 ;;
 esac
