@@ -179,9 +179,12 @@ impl Side {
             .image_ref)
     }
 
-    /// The bench's container: busybox `sleep 3600`, logging to `<name>.log` in the pod's log dir.
+    /// The bench's container: busybox `sleep 3600`, logging to `<name>.log` in the pod's log dir,
+    /// with the Linux settings kubelet sends for a BestEffort container: a runtime that is sent no
+    /// masked or read-only paths (containerd's CRI) would otherwise do less work than under kubelet.
     pub fn container_config(&self, name: &str, image: &str) -> cri::ContainerConfig {
         cri::ContainerConfig {
+            linux: Some(kubelet_linux_config()),
             metadata: Some(cri::ContainerMetadata {
                 name: name.into(),
                 attempt: 0,
@@ -293,4 +296,51 @@ async fn main() -> Result<()> {
         memory::run(&sides, &a).await?;
     }
     Ok(())
+}
+
+/// What kubelet (1.3x, SeccompDefault off) puts in a BestEffort container's `linux` config.
+fn kubelet_linux_config() -> cri::LinuxContainerConfig {
+    const MASKED: &[&str] = &[
+        "/proc/asound",
+        "/proc/acpi",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/proc/scsi",
+        "/sys/firmware",
+        "/sys/devices/virtual/powercap",
+    ];
+    const READ_ONLY: &[&str] = &[
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+    ];
+    cri::LinuxContainerConfig {
+        resources: Some(cri::LinuxContainerResources {
+            cpu_shares: 2,
+            oom_score_adj: 1000,
+            ..Default::default()
+        }),
+        security_context: Some(cri::LinuxContainerSecurityContext {
+            namespace_options: Some(cri::NamespaceOption {
+                network: cri::NamespaceMode::Pod as i32,
+                pid: cri::NamespaceMode::Container as i32,
+                ipc: cri::NamespaceMode::Pod as i32,
+                ..Default::default()
+            }),
+            masked_paths: MASKED.iter().map(|p| p.to_string()).collect(),
+            readonly_paths: READ_ONLY.iter().map(|p| p.to_string()).collect(),
+            seccomp: Some(cri::SecurityProfile {
+                profile_type: cri::security_profile::ProfileType::Unconfined as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
