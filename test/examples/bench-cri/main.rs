@@ -179,7 +179,7 @@ impl Side {
             .image_ref)
     }
 
-    /// The bench's container: busybox `sleep 3600`, logging to `<name>.log` in the pod's log dir,
+    /// The bench's container: busybox `sleep 3600` under a shell that exits on SIGTERM, logging to `<name>.log` in the pod's log dir,
     /// with the Linux settings kubelet sends for a BestEffort container: a runtime that is sent no
     /// masked or read-only paths (containerd's CRI) would otherwise do less work than under kubelet.
     pub fn container_config(&self, name: &str, image: &str) -> cri::ContainerConfig {
@@ -193,7 +193,13 @@ impl Side {
                 image: image.into(),
                 ..Default::default()
             }),
-            command: vec!["sleep".into(), "3600".into()],
+            // pid 1 of its own pid namespace (kubelet's default), where SIGTERM kills only a
+            // process that handles it: StopContainer then ends at once, not after the grace.
+            command: vec![
+                "sh".into(),
+                "-c".into(),
+                "trap 'exit 0' TERM; sleep 3600 & wait".into(),
+            ],
             log_path: format!("{name}/0.log"),
             ..Default::default()
         }
