@@ -7,15 +7,21 @@ set -euo pipefail
 here=$(dirname "$0")
 . "$here/lib.sh"
 crius_need_root
-# Pods first, through criusd: their netns and /dev/shm mounts, IPs and processes go with them
-# (stopping criusd and containerd under running pods would leave those behind).
+# Pods first, through criusd and through the dev containerd's own CRI: their netns and /dev/shm
+# mounts, IPs and processes go with them (stopping criusd and containerd under running pods would
+# leave those behind).
 ctl="$CRIUS_TARGET_DIR/debug/criusctl"
-if crius_pid_alive "$CRIUS_DEV_RUN/criusd.pid" && [ -x "$ctl" ]; then
-    export CONTAINER_RUNTIME_ENDPOINT="unix://$CRIUS_DEV_RUN/crius.sock"
-    for pod in $("$ctl" pods -q 2>/dev/null); do
-        { "$ctl" stopp "$pod" && "$ctl" rmp "$pod"; } >/dev/null || crius_log "pod $pod: not removed"
+# remove_pods PIDFILE SOCKET: every pod of the CRI server on SOCKET, if it runs.
+remove_pods() {
+    crius_pid_alive "$1" && [ -x "$ctl" ] || return 0
+    local pod
+    for pod in $("$ctl" -r "unix://$2" pods -q 2>/dev/null); do
+        { "$ctl" -r "unix://$2" stopp "$pod" && "$ctl" -r "unix://$2" rmp "$pod"; } >/dev/null ||
+            crius_log "pod $pod ($2): not removed"
     done
-fi
+}
+remove_pods "$CRIUS_DEV_RUN/criusd.pid" "$CRIUS_DEV_RUN/crius.sock"
+remove_pods "$CRIUS_DEV_RUN/containerd/containerd.pid" "$CRIUS_DEV_RUN/containerd/containerd.sock"
 "$here/criusd-down.sh"
 "$here/containerd/down.sh" "$@"
 "$here/registry-down.sh" "$@"
