@@ -240,8 +240,23 @@ fn cri_pod(i: usize, tag: &str) -> cri::PodSandboxConfig {
             servers: vec!["10.96.0.10".into()],
             ..Default::default()
         }),
+        // As kubelet sends it for a pod without shareProcessNamespace: each container in a pid
+        // namespace of its own, so the pause is not their init.
         linux: Some(cri::LinuxPodSandboxConfig {
             cgroup_parent: "/crius-bench-pods-cri".into(),
+            security_context: Some(cri::LinuxSandboxSecurityContext {
+                namespace_options: Some(cri::NamespaceOption {
+                    network: cri::NamespaceMode::Pod as i32,
+                    pid: cri::NamespaceMode::Container as i32,
+                    ipc: cri::NamespaceMode::Pod as i32,
+                    ..Default::default()
+                }),
+                seccomp: Some(cri::SecurityProfile {
+                    profile_type: cri::security_profile::ProfileType::Unconfined as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         ..Default::default()
