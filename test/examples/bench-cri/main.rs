@@ -347,6 +347,5 @@ fn kubelet_linux_config() -> cri::LinuxContainerConfig {
             }),
             ..Default::default()
         }),
-        ..Default::default()
     }
 }
