@@ -6,19 +6,6 @@ use std::{
     sync::Arc,
 };
 
-use crate::{
-    cgroups,
-    container::{unmount_rootfs, Container, Kind},
-    error::{Error, Result},
-    events::{timestamp, Events},
-    fastpath, idmap,
-    process::{Process, State},
-    reaper::{self, Exit},
-    runc::{self, Runc},
-    sandbox::Pod,
-    spec, stdio,
-    table::Table,
-};
 use async_trait::async_trait;
 use containerd_shim::{
     api::{self, Empty, Options},
@@ -37,6 +24,20 @@ use containerd_shim::{
 use nix::{
     sys::signal::{kill, Signal},
     unistd::Pid,
+};
+
+use crate::{
+    cgroups,
+    container::{unmount_rootfs, Container, Kind},
+    error::{Error, Result},
+    events::{timestamp, Events},
+    fastpath, idmap,
+    process::{Process, State},
+    reaper::{self, Exit},
+    runc::{self, Runc},
+    sandbox::Pod,
+    spec, stdio,
+    table::Table,
 };
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
