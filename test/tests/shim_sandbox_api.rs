@@ -734,7 +734,12 @@ fn sandbox_api_bench_run_pod_sandbox() {
         let mut times = vec![Vec::new(); handlers.len()];
         // One untimed pod each first: shim binaries paged in, pause image unpacked.
         for round in 0..=pods {
-            for (h, handler) in handlers.iter().enumerate() {
+            // Each round in another order: a pod started right after another's removal shares the
+            // machine with that teardown (a runc-v2 shim exiting, containerd's GC), so no handler
+            // may always follow the same one.
+            for k in 0..handlers.len() {
+                let h = (round + k) % handlers.len();
+                let handler = handlers[h];
                 let cfg = pod_config(
                     &s,
                     &format!("b{round}-{h}"),
