@@ -240,3 +240,53 @@ fn criusd_sees_an_image_removed_beside_it() {
     });
     finish(env, &d);
 }
+
+/// The committed snapshots in criusd's namespace (an image's unpacked layers), each with its
+/// parent.
+fn committed_snapshots(env: &mut crius_test::TestEnv) -> Vec<(String, Option<String>)> {
+    let mut v: Vec<_> = criusd_common::ctr(env, &["snapshots", "ls"])
+        .lines()
+        .skip(1)
+        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            [key, "Committed"] => Some((key.to_string(), None)),
+            [key, parent, "Committed"] => Some((key.to_string(), Some(parent.to_string()))),
+            _ => None,
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn criusd_pulls_again_a_layer_removed_under_an_image() {
+    let mut env = env_or_skip!("criusd_pulls_again_a_layer_removed_under_an_image");
+    let Some(d) = start(&mut env) else { return };
+    let runtime = rt();
+    let id = runtime.block_on(async {
+        let mut c = client(&d).await;
+        pull(&mut c, registry::BUSYBOX).await
+    });
+    let layers = committed_snapshots(&mut env);
+    // The top layer: no other layer's parent.
+    let top = layers
+        .iter()
+        .map(|(key, _)| key)
+        .find(|key| !layers.iter().any(|(_, p)| p.as_ref() == Some(*key)))
+        .unwrap_or_else(|| panic!("no top layer in {layers:?}"))
+        .clone();
+    // The records still name the image, but its top layer is gone: a pull must not take the
+    // image for present.
+    criusd_common::ctr(&mut env, &["snapshots", "rm", &top]);
+    assert_eq!(committed_snapshots(&mut env).len(), layers.len() - 1);
+    runtime.block_on(async {
+        let mut c = client(&d).await;
+        assert_eq!(pull(&mut c, registry::BUSYBOX).await, id);
+    });
+    assert_eq!(
+        committed_snapshots(&mut env),
+        layers,
+        "the pull unpacked the layer again\n{}",
+        d.log_tail()
+    );
+    finish(env, &d);
+}

@@ -77,7 +77,9 @@ impl Images {
         };
         let pulled = puller.pull(&r, &auth).await;
         // Records may have been written, even by a pull that failed later.
-        self.cache.invalidate();
+        if !pulled.as_ref().is_ok_and(|p| p.present) {
+            self.cache.invalidate();
+        }
         Ok(pulled?.id)
     }
 

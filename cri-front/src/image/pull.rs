@@ -36,6 +36,8 @@ pub struct Puller<'a> {
 pub struct Pulled {
     pub id: String,
     pub names: Vec<String>,
+    /// The registry's manifest was the one already recorded, whole: nothing was written.
+    pub present: bool,
 }
 
 impl Puller<'_> {
@@ -87,6 +89,19 @@ impl Puller<'_> {
                 .unwrap_or_else(|| ACCEPTED[0].to_string());
             (top_bytes.clone(), top_digest.clone(), mt)
         };
+        let mut names = vec![record_name(r)];
+        let dn = digest_name(r, &top_digest);
+        if !names.contains(&dn) {
+            names.push(dn);
+        }
+        if let Some(id) = self.present(&names, &manifest_digest).await? {
+            tracing::info!(image = %r, id = %id, elapsed_ms = started.elapsed().as_millis() as u64, "pull: already present");
+            return Ok(Pulled {
+                id,
+                names,
+                present: true,
+            });
+        }
         let manifest = Manifest::parse(&manifest_bytes)?;
         let config_desc = manifest
             .config
@@ -125,11 +140,6 @@ impl Puller<'_> {
                 started,
             )
             .await;
-        let mut names = vec![record_name(r)];
-        let dn = digest_name(r, &top_digest);
-        if !names.contains(&dn) {
-            names.push(dn);
-        }
         // The records go in while the lease still holds everything: deleting the lease
         // triggers containerd's GC, which would otherwise take the unreferenced blobs.
         let res = match res {
@@ -156,7 +166,39 @@ impl Puller<'_> {
         self.lease_delete(&lease).await;
         let (id, size) = res?;
         tracing::info!(image = %r, id = %id, size, elapsed_ms = started.elapsed().as_millis() as u64, "pull: done");
-        Ok(Pulled { id, names })
+        Ok(Pulled {
+            id,
+            names,
+            present: false,
+        })
+    }
+
+    /// The image id when every one of `names` already records `manifest` and its layers are
+    /// unpacked: kubelet pulls present images on every pod start (`imagePullPolicy: Always`,
+    /// `:latest`), and the config, layers and records would only be written again.
+    async fn present(&self, names: &[String], manifest: &str) -> Result<Option<String>> {
+        let mut id = None;
+        for name in names {
+            let Some(rec) = records::get(self.ctrd, name).await? else {
+                return Ok(None);
+            };
+            if rec.target.as_ref().map(|t| t.digest.as_str()) != Some(manifest)
+                || id.as_ref().is_some_and(|id| *id != rec.id)
+            {
+                return Ok(None);
+            }
+            id = Some(rec.id);
+        }
+        let Some(id) = id else { return Ok(None) };
+        // A snapshot can be removed by hand (ctr snapshots rm): then pull for real.
+        let Ok(bytes) = self.ctrd.read_content(&id).await else {
+            return Ok(None);
+        };
+        let config = ImageConfigFile::parse(&bytes)?;
+        match chain_ids(&config.rootfs.diff_ids).last() {
+            Some(top) if !self.snapshot_exists(top).await? => Ok(None),
+            _ => Ok(Some(id)),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
