@@ -173,9 +173,10 @@ impl Puller<'_> {
         })
     }
 
-    /// The image id when every one of `names` already records `manifest` and its layers are
-    /// unpacked: kubelet pulls present images on every pod start (`imagePullPolicy: Always`,
-    /// `:latest`), and the config, layers and records would only be written again.
+    /// The image id when every one of `names` already records `manifest` and its top layer is
+    /// unpacked (its parents cannot be removed while it stands): kubelet pulls present images on
+    /// every pod start (`imagePullPolicy: Always`, `:latest`), and the config, layers and records
+    /// would only be written again.
     async fn present(&self, names: &[String], manifest: &str) -> Result<Option<String>> {
         let mut id = None;
         for name in names {
