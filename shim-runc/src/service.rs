@@ -68,9 +68,9 @@ impl Service {
         }
     }
 
-    /// No task and no live sandbox: nothing would be lost if the shim exited.
+    /// No task containerd knows of and no live sandbox: nothing would be lost if the shim exited.
     pub async fn is_idle(&self) -> bool {
-        self.inner.containers.is_empty() && !self.inner.pod.is_live()
+        !self.inner.containers.holds_known_tasks().await && !self.inner.pod.is_live()
     }
 }
 
@@ -1095,7 +1095,7 @@ impl Task for Service {
         _ctx: &TtrpcContext,
         _req: api::ShutdownRequest,
     ) -> TtrpcResult<Empty> {
-        if self.inner.containers.is_empty() && !self.inner.pod.is_live() {
+        if !self.inner.containers.holds_known_tasks().await && !self.inner.pod.is_live() {
             tracing::info!("no containers left, shutting down");
             self.inner.exit.signal();
         }

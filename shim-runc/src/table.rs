@@ -65,9 +65,25 @@ impl Table {
         self.slots().remove(id);
     }
 
-    /// No container, not even one being created.
-    pub fn is_empty(&self) -> bool {
-        self.slots().is_empty()
+    /// Whether a container here is one containerd may still ask about: one whose bundle is still
+    /// there (or whose create is under way). containerd removes a bundle only once done with its
+    /// task; when containerd dies while a create runs here, it cleans that bundle up on restart
+    /// through `shim delete`, which never reaches this server, and the container left here would
+    /// otherwise keep the shim up for good.
+    pub async fn holds_known_tasks(&self) -> bool {
+        let slots: Vec<Slot> = self.slots().values().cloned().collect();
+        for slot in slots {
+            // Empty once locked: a create that failed, or a container just deleted.
+            if slot
+                .lock()
+                .await
+                .as_ref()
+                .is_some_and(|c| c.bundle.exists())
+            {
+                return true;
+            }
+        }
+        false
     }
 }
 
@@ -104,10 +120,13 @@ mod tests {
         let held = table.reserve("a");
         assert!(held.is_some());
         assert!(table.reserve("a").is_none(), "a second create of a");
-        assert!(!table.is_empty(), "a create under way counts");
+        assert!(
+            table.slots().contains_key("a"),
+            "a create under way holds its slot"
+        );
         table.forget("a");
         drop(held);
-        assert!(table.is_empty());
+        assert!(table.slots().is_empty());
         assert!(table.reserve("a").is_some(), "a free again");
     }
 
@@ -119,6 +138,20 @@ mod tests {
         let b = soon(table.lock("b")).await.expect("b waited behind a");
         assert_eq!(b.unwrap().bundle, std::path::Path::new("/b"));
         assert!(soon(table.lock("a")).await.is_none(), "a is mid-create");
+    }
+
+    #[tokio::test]
+    async fn containers_whose_bundle_is_gone_are_not_known_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = Table::default();
+        assert!(!table.holds_known_tasks().await);
+        *table.reserve("gone").unwrap() = Some(container("/nonexistent/bundle"));
+        assert!(
+            !table.holds_known_tasks().await,
+            "containerd removed its bundle"
+        );
+        *table.reserve("live").unwrap() = Some(container(dir.path().to_str().unwrap()));
+        assert!(table.holds_known_tasks().await);
     }
 
     #[tokio::test]
