@@ -107,12 +107,16 @@ fn criusd_attach_joins_the_live_streams() {
     let mut talker = attach(&d, &echo, true);
     let mut t_in = talker.stdin.take().expect("in");
     let t_out = read_until(talker.stdout.take().expect("out"), "out:ping");
+    // Until all three have theirs: an attach sees what is written after it joined, and the log
+    // driver reads stdout and stderr on threads of their own, so the watcher may join between the
+    // two halves of one ping and see only its stdout line (it did, in CI).
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !(t_out.is_finished() && w_out.is_finished()) && Instant::now() < deadline {
+    while !(t_out.is_finished() && w_out.is_finished() && w_err.is_finished())
+        && Instant::now() < deadline
+    {
         let _ = t_in.write_all(b"ping\n");
         std::thread::sleep(Duration::from_millis(300));
     }
-    wait_done(&w_err, 5);
     stop(talker);
     stop(watcher);
     let (t, w, we) = (

@@ -4,6 +4,7 @@
 use crius_test::registry::{self, BUSYBOX, CONFIG_TEST};
 use crius_test::{env_or_skip, ContainerdOptions, Leak};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 #[test]
 fn busybox_pulled_from_local_registry_runs_under_stock_runc_shim() {
@@ -130,8 +131,19 @@ fn leak_check_fails_when_a_test_leaves_a_process_behind() {
         .arg(&marker)
         .spawn()
         .expect("spawn");
+    // spawn() returns once the child is inside exec, before the kernel has set its new command
+    // line: until then /proc shows it empty, so a check that ran now could miss it (it did, in CI).
+    let cmdline = format!("/proc/{}/cmdline", child.id());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read(&cmdline).is_ok_and(|c| !c.is_empty()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let err = env.finish().expect_err("a leftover process is a leak");
-    assert!(err.to_string().contains("process"), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("process {} tail", child.id())),
+        "{msg}"
+    );
     // finish() killed it.
     let status = child.wait().expect("wait");
     assert!(!status.success());
