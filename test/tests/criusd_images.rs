@@ -277,7 +277,13 @@ fn criusd_pulls_again_a_layer_removed_under_an_image() {
     // The records still name the image, but its top layer is gone: a pull must not take the
     // image for present.
     criusd_common::ctr(&mut env, &["snapshots", "rm", &top]);
-    assert_eq!(committed_snapshots(&mut env).len(), layers.len() - 1);
+    // Only the top is sure to be gone: nothing references the layers under it any more, so
+    // containerd's GC may take them too, at a time of its choosing.
+    let left = committed_snapshots(&mut env);
+    assert!(
+        !left.iter().any(|(key, _)| *key == top),
+        "{top} still there: {left:?}"
+    );
     runtime.block_on(async {
         let mut c = client(&d).await;
         assert_eq!(pull(&mut c, registry::BUSYBOX).await, id);
