@@ -132,10 +132,14 @@ fn leak_check_fails_when_a_test_leaves_a_process_behind() {
         .spawn()
         .expect("spawn");
     // spawn() returns once the child is inside exec, before the kernel has set its new command
-    // line: until then /proc shows it empty, so a check that ran now could miss it (it did, in CI).
+    // line: until then /proc shows it empty or the parent's, without the test's dir, so a check
+    // that ran now could miss it (it did, in CI).
     let cmdline = format!("/proc/{}/cmdline", child.id());
+    let named = marker.to_string_lossy().into_owned();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !std::fs::read(&cmdline).is_ok_and(|c| !c.is_empty()) && Instant::now() < deadline {
+    while !std::fs::read(&cmdline).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&named))
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(10));
     }
     let err = env.finish().expect_err("a leftover process is a leak");
