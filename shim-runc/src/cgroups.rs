@@ -4,6 +4,7 @@
 use std::{
     fs,
     path::{Path, PathBuf},
+    sync::OnceLock,
 };
 
 use containerd_shim::protos::{
@@ -24,9 +25,15 @@ pub enum Mode {
     V2(PathBuf),
 }
 
-pub fn mode() -> Result<Mode> {
+/// The host's hierarchies, read once per shim: they change only with a reboot, and mountinfo
+/// grows with every pod's mounts while each create, OOM watch and Stats call needs the mode.
+pub fn mode() -> Result<&'static Mode> {
+    static MODE: OnceLock<Mode> = OnceLock::new();
+    if let Some(m) = MODE.get() {
+        return Ok(m);
+    }
     let text = fs::read_to_string("/proc/self/mountinfo").map_err(Error::io("read mountinfo"))?;
-    Ok(parse_mode(&text))
+    Ok(MODE.get_or_init(|| parse_mode(&text)))
 }
 
 fn parse_mode(mountinfo: &str) -> Mode {
@@ -88,19 +95,40 @@ fn has(ctrls: &[String], c: &str) -> bool {
 }
 
 /// Creates the cgroup `path` in every hierarchy and applies `res`.
-/// Returns the directories, first the one used for pids/freezing.
+/// Returns the directories, first the one used for pids/freezing. On an error it removes the
+/// directories it made.
 pub fn setup(path: &str, res: &Resources) -> Result<Vec<PathBuf>> {
-    let rel = path.trim_start_matches('/');
     let mut dirs = Vec::new();
+    match setup_into(path, res, &mut dirs) {
+        Ok(()) => Ok(dirs),
+        Err(e) => {
+            // Fresh and empty: rmdir succeeds at once.
+            for d in dirs.iter().rev() {
+                let _ = fs::remove_dir(d);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Moves `pid` into each of `dirs`.
+pub fn join(dirs: &[PathBuf], pid: u32) -> Result<()> {
+    let pid = pid.to_string();
+    dirs.iter().try_for_each(|d| write(d, "cgroup.procs", &pid))
+}
+
+fn setup_into(path: &str, res: &Resources, dirs: &mut Vec<PathBuf>) -> Result<()> {
+    let rel = path.trim_start_matches('/');
     match mode()? {
         Mode::V1(hier) => {
             for (ctrls, mnt) in hier {
                 let dir = mnt.join(rel);
                 fs::create_dir_all(&dir).map_err(Error::io(format!("mkdir {}", dir.display())))?;
-                if has(&ctrls, "cpuset") {
-                    init_cpuset(&mnt, rel)?;
+                dirs.push(dir.clone());
+                if has(ctrls, "cpuset") {
+                    init_cpuset(mnt, rel)?;
                 }
-                if has(&ctrls, "devices") {
+                if has(ctrls, "devices") {
                     for (allow, rule) in &res.devices {
                         write(
                             &dir,
@@ -113,7 +141,7 @@ pub fn setup(path: &str, res: &Resources) -> Result<Vec<PathBuf>> {
                         )?;
                     }
                 }
-                if has(&ctrls, "cpu") {
+                if has(ctrls, "cpu") {
                     if let Some(s) = res.cpu_shares {
                         write(&dir, "cpu.shares", &s.to_string())?;
                     }
@@ -124,12 +152,12 @@ pub fn setup(path: &str, res: &Resources) -> Result<Vec<PathBuf>> {
                         write(&dir, "cpu.cfs_quota_us", &q.to_string())?;
                     }
                 }
-                if has(&ctrls, "memory") {
+                if has(ctrls, "memory") {
                     if let Some(l) = res.memory_limit {
                         write(&dir, "memory.limit_in_bytes", &l.to_string())?;
                     }
                 }
-                if has(&ctrls, "pids") {
+                if has(ctrls, "pids") {
                     if let Some(l) = res.pids_limit {
                         let v = if l <= 0 {
                             "max".to_string()
@@ -139,12 +167,12 @@ pub fn setup(path: &str, res: &Resources) -> Result<Vec<PathBuf>> {
                         write(&dir, "pids.max", &v)?;
                     }
                 }
-                dirs.push(dir);
             }
         }
         Mode::V2(mnt) => {
             let dir = mnt.join(rel);
             fs::create_dir_all(&dir).map_err(Error::io(format!("mkdir {}", dir.display())))?;
+            dirs.push(dir.clone());
             if let Some(s) = res.cpu_shares {
                 write(&dir, "cpu.weight", &shares_to_weight(s).to_string())?;
             }
@@ -169,7 +197,6 @@ pub fn setup(path: &str, res: &Resources) -> Result<Vec<PathBuf>> {
                     &if l <= 0 { "max".into() } else { l.to_string() },
                 )?;
             }
-            dirs.push(dir);
         }
     }
     // Freezing and listing use the freezer hierarchy on v1 when there is one.
@@ -179,7 +206,7 @@ pub fn setup(path: &str, res: &Resources) -> Result<Vec<PathBuf>> {
     {
         dirs.swap(0, i);
     }
-    Ok(dirs)
+    Ok(())
 }
 
 /// runc's conversion of v1 cpu shares [2..262144] to a v2 weight [1..10000].

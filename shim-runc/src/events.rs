@@ -2,7 +2,12 @@
 
 use std::sync::Arc;
 
-use containerd_shim::{event::Event, publisher::RemotePublisher, Context};
+use containerd_shim::{
+    event::Event,
+    protos::{events::task::TaskCreate, protobuf::MessageFull},
+    publisher::RemotePublisher,
+    Context,
+};
 use time::OffsetDateTime;
 
 #[derive(Clone)]
@@ -31,6 +36,15 @@ impl Events {
             tracing::warn!(container_id, topic, error = %e, "publish event failed");
         }
     }
+}
+
+/// Builds the task events' protobuf reflection tables ahead of the first event. The publisher
+/// reads each event's type URL from them, and rust-protobuf builds them on first use: 0.6 ms
+/// measured inside the first Create, on the pod's path. Call once the shim serves, while
+/// containerd is still connecting.
+pub fn warm_up() {
+    // One .proto holds every task event: any of them builds the whole file.
+    drop(tokio::task::spawn_blocking(TaskCreate::descriptor));
 }
 
 pub fn timestamp(

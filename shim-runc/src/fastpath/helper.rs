@@ -1,18 +1,20 @@
 //! The pause helper: the shim binary re-executed in helper mode, before any
-//! thread exists, so it may fork freely. It joins the cgroups, enters the
-//! namespaces, applies the process settings and, after the shim's start
-//! signal, execs the pause.
+//! thread exists, so it may fork freely. It enters the namespaces, applies
+//! the process settings and, after the shim's start signal, execs the pause;
+//! the shim moves it into the pod's cgroup meanwhile.
 //!
 //! Protocol with the shim: the plan is argv[2] (JSON); stdin is the start
-//! pipe (one byte = go, EOF = abandon; with `await_placement`, a first byte
-//! once the shim has put the helper in its systemd scope); stdout is the report pipe: the
+//! pipe (one byte = go, EOF = abandon; with `await_cgroup`, a first byte
+//! once the shim has moved the helper into the pod's cgroup, which it does
+//! while the helper starts up); stderr is /dev/null, opened read-write by the
+//! shim, for the pause's stdio; stdout is the report pipe: the
 //! helper writes `pid <n>` once the pause process exists, then `ready` once
 //! it is set up, or `error <msg>`; after the start signal an exec failure is
 //! written there too, and a clean EOF means the pause is running.
 
 use std::{
     ffi::CString,
-    fs::{File, OpenOptions},
+    fs::File,
     io::{Read, Write},
     os::fd::{AsFd, OwnedFd},
 };
@@ -69,24 +71,13 @@ fn fail(report: &mut impl Write, msg: &str) -> ! {
 
 /// Everything done as the helper itself, before the pause process splits off.
 fn prepare(plan: &Plan) -> Result<File, String> {
-    if plan.await_placement {
-        // Unbuffered: the start byte that follows is the pause's to read.
-        let mut placed = [0u8; 1];
-        match nix::unistd::read(std::io::stdin().as_fd(), &mut placed) {
-            Ok(1) => {}
-            _ => return Err("the shim did not place the helper in its scope".into()),
-        }
-    }
-    // Before the cgroup join: its device rules may forbid opening it after.
-    let devnull = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(|e| format!("open /dev/null: {e}"))?;
-    for dir in &plan.cgroups {
-        std::fs::write(format!("{dir}/cgroup.procs"), "0")
-            .map_err(|e| format!("join cgroup {dir}: {e}"))?;
-    }
+    // The shim's /dev/null: the pod's device rules, which may forbid opening it, can apply
+    // to the helper at any moment now.
+    let devnull = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(File::from)
+        .map_err(|e| format!("dup /dev/null: {e}"))?;
     // Open every namespace first: joining the net ns hides nothing, but a
     // later setns could make the paths resolve elsewhere.
     let mut joins = Vec::new();
@@ -110,6 +101,14 @@ fn prepare(plan: &Plan) -> Result<File, String> {
     // First of the new namespaces, so that it owns the others.
     if let Some(u) = &plan.userns {
         enter_new_userns(u)?;
+    }
+    if plan.await_cgroup {
+        // Unbuffered: the start byte that follows is the pause's to read.
+        let mut moved = [0u8; 1];
+        match nix::unistd::read(std::io::stdin().as_fd(), &mut moved) {
+            Ok(1) => {}
+            _ => return Err("the shim did not move the helper into the pod's cgroup".into()),
+        }
     }
     let mut new = CloneFlags::empty();
     for kind in &plan.new {

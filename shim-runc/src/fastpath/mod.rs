@@ -1,17 +1,18 @@
 //! Sandbox fast path: the shim starts a pod's pause itself instead of
 //! through runc (~50 ms saved per pod). See `plan` for what is covered and
-//! `helper` for the process that becomes the pause. Under a systemd
-//! `cgroupsPath` the helper is moved into a transient scope over D-Bus
-//! (`crate::systemd`) before it does anything else, as runc's systemd driver
-//! places its init.
+//! `helper` for the process that becomes the pause. The shim makes the pod's
+//! cgroup and moves the helper into it while the helper starts up: cgroupfs
+//! dirs, or under a systemd `cgroupsPath` a transient scope over D-Bus
+//! (`crate::systemd`), as runc's systemd driver places its init.
 
 pub mod helper;
 pub mod plan;
 
 use std::{
+    fs::OpenOptions,
     io::{BufRead, BufReader, Read, Write},
     path::{Path, PathBuf},
-    process::{ChildStdin, ChildStdout, Command, Stdio},
+    process::{Child, ChildStdin, ChildStdout, Command, Stdio},
 };
 
 use serde::{Deserialize, Serialize};
@@ -87,18 +88,15 @@ pub async fn create(
     if scope.is_some() && !cgroups::is_v2() {
         return Err("a systemd cgroup on a host that is not cgroup v2 only".into());
     }
-    plan.await_placement = scope.is_some();
     Ok(spawn(id, bundle, plan, cgroup_path, scope, resources).await)
 }
 
-/// Moves the (waiting) helper `pid` into its new scope and lets it go on; returns the scope's
-/// cgroup directory.
+/// Moves the helper `pid` into its new scope; returns the scope's cgroup directory.
 async fn place(
     id: &str,
     scope: &ScopeName,
     pid: u32,
     resources: &plan::Resources,
-    start: Option<&mut ChildStdin>,
 ) -> Result<PathBuf> {
     systemd::start_scope(scope, pid, &format!("crius sandbox {id}"), resources).await?;
     let dir = cgroups::v2_dir_of(pid)?;
@@ -109,11 +107,48 @@ async fn place(
             scope.unit
         )));
     }
-    start
-        .ok_or_else(|| Error::Other("helper has no stdin".into()))?
-        .write_all(b"p")
-        .map_err(Error::io("let the pause helper go on"))?;
     Ok(dir)
+}
+
+/// Makes the cgroupfs cgroup `path`, applies `resources` and moves the helper `pid` into it;
+/// returns its directories. Off the runtime's thread: the first move into a new cgroup waits
+/// for an RCU grace period (milliseconds; `hack/bench/cgroup-join`).
+async fn join_new(path: String, resources: plan::Resources, pid: u32) -> Result<Vec<PathBuf>> {
+    let (dirs, joined) = tokio::task::spawn_blocking(move || {
+        let dirs = cgroups::setup(&path, &resources)?;
+        let joined = cgroups::join(&dirs, pid);
+        Ok::<_, Error>((dirs, joined))
+    })
+    .await
+    .map_err(|e| Error::Other(e.to_string()))??;
+    match joined {
+        Ok(()) => Ok(dirs),
+        Err(e) => {
+            cgroups::remove(&dirs).await;
+            Err(e)
+        }
+    }
+}
+
+/// Ends a helper that was not moved into its cgroup (it has not forked yet). If it had
+/// failed on its own first, its reason is the error to give rather than `e`.
+async fn abandon(mut child: Child, start: Option<ChildStdin>, out: ChildStdout, e: Error) -> Error {
+    let _ = child.kill();
+    drop(start);
+    let said = tokio::task::spawn_blocking(move || {
+        let mut text = String::new();
+        let _ = BufReader::new(out).read_to_string(&mut text);
+        text.lines()
+            .find_map(|l| l.strip_prefix("error "))
+            .map(str::to_string)
+    })
+    .await
+    .ok()
+    .flatten();
+    match said {
+        Some(why) => Error::FailedPrecondition(format!("sandbox fast path: {why}")),
+        None => e,
+    }
 }
 
 async fn spawn(
@@ -124,47 +159,59 @@ async fn spawn(
     scope: Option<ScopeName>,
     resources: plan::Resources,
 ) -> Result<(FastTask, i32)> {
-    let mut dirs = match (&scope, &cgroup_path) {
-        (None, Some(p)) => cgroups::setup(p, &resources)?,
-        _ => Vec::new(),
-    };
-    plan.cgroups = dirs
-        .iter()
-        .map(|d| d.to_string_lossy().into_owned())
-        .collect();
+    plan.await_cgroup = scope.is_some() || cgroup_path.is_some();
     let json = serde_json::to_string(&plan).map_err(|e| Error::Other(e.to_string()))?;
     let exe = std::env::current_exe().map_err(Error::io("current exe"))?;
-    let spawned = Command::new(exe)
+    // Read-write: the pause's stdin and stdout too, and the helper may not be able to open
+    // it itself once the pod's device rules apply to it.
+    let devnull = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(Error::io("open /dev/null"))?;
+    let mut child = Command::new(exe)
         .arg(helper::HELPER_ARG)
         .arg(json)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn();
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            cgroups::remove(&dirs).await;
-            return Err(Error::io("spawn pause helper")(e));
-        }
-    };
+        .stderr(devnull)
+        .spawn()
+        .map_err(Error::io("spawn pause helper"))?;
     let mut start = child.stdin.take();
-    if let Some(s) = &scope {
-        match place(id, s, child.id(), &resources, start.as_mut()).await {
-            Ok(dir) => dirs = vec![dir],
-            Err(e) => {
-                // The helper dies before it forks; an emptied scope is gone with it.
-                let _ = child.kill();
-                drop(start);
-                release(&[], Some(&s.unit)).await;
-                return Err(e);
-            }
-        }
-    }
-    let unit = scope.map(|s| s.unit);
     let Some(out) = child.stdout.take() else {
+        let _ = child.kill();
         return Err(Error::Other("helper has no stdout".into()));
     };
+    // The helper starts up (exec, joined namespaces) while its cgroup is made and it is moved
+    // in; it waits for the byte below before anything the cgroup matters to.
+    let moved = match (&scope, cgroup_path) {
+        (Some(s), _) => place(id, s, child.id(), &resources).await.map(|d| vec![d]),
+        (None, Some(p)) => join_new(p, resources, child.id()).await,
+        (None, None) => Ok(Vec::new()),
+    };
+    let unit = scope.map(|s| s.unit);
+    let dirs = match moved {
+        Ok(dirs) => dirs,
+        Err(e) => {
+            // An emptied scope is gone with the helper; join_new removed its own dirs.
+            let e = abandon(child, start, out, e).await;
+            release(&[], unit.as_deref()).await;
+            return Err(e);
+        }
+    };
+    if plan.await_cgroup {
+        let sent = match start.as_mut() {
+            Some(s) => s
+                .write_all(b"p")
+                .map_err(Error::io("let the pause helper go on")),
+            None => Err(Error::Other("helper has no stdin".into())),
+        };
+        if let Err(e) = sent {
+            let e = abandon(child, start, out, e).await;
+            release(&dirs, unit.as_deref()).await;
+            return Err(e);
+        }
+    }
     // The helper's own exit (when it forked) is parked by the reaper and
     // expires; only the pause's pid is watched.
     let read = tokio::task::spawn_blocking(move || {

@@ -64,12 +64,12 @@ pub struct Plan {
     pub hostname: Option<String>,
     pub sysctls: Vec<(String, String)>,
     pub oom_score_adj: Option<i64>,
-    /// cgroup directories to join (created and configured by the shim).
-    pub cgroups: Vec<String>,
-    /// Wait for one byte on stdin before anything else: the shim moves the helper into its
-    /// systemd scope first (EOF: it could not).
+    /// Wait for one byte on stdin before the new namespaces: meanwhile the shim moves the
+    /// helper into the pod's cgroup (cgroupfs dirs or a systemd scope; EOF: it could not). A
+    /// new cgroup namespace is rooted where the helper is when it unshares, and the pause
+    /// forked after it inherits the cgroup.
     #[serde(default)]
-    pub await_placement: bool,
+    pub await_cgroup: bool,
     pub caps: Option<Caps>,
     pub no_new_privileges: bool,
     /// (resource, soft, hard)
@@ -311,8 +311,7 @@ pub fn plan(spec: &Value, bundle: &Path) -> Result<(Plan, Option<String>, Resour
                 .map(str::to_string),
             sysctls,
             oom_score_adj: process.get("oomScoreAdj").and_then(Value::as_i64),
-            cgroups: Vec::new(),
-            await_placement: false,
+            await_cgroup: false,
             caps,
             no_new_privileges: process
                 .get("noNewPrivileges")
