@@ -200,6 +200,7 @@ impl Inner {
             .containers
             .reserve(id)
             .ok_or_else(|| Error::AlreadyExists(format!("container {id}")))?;
+        crate::events::warm_up();
         let c = match self.new_container(&req).await {
             Ok(c) => c,
             Err(e) => {

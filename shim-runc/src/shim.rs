@@ -211,7 +211,6 @@ async fn serve(flags: &Flags) -> Result<()> {
         return Ok(());
     }
     signal_started();
-    crate::events::warm_up();
     tracing::info!(socket = %flags.socket, "shim serving");
 
     idle::watch(exit.clone(), idle::grace(), move || {
