@@ -110,23 +110,25 @@ async fn place(
     Ok(dir)
 }
 
-/// Makes the cgroupfs cgroup `path`, applies `resources` and moves the helper `pid` into it;
-/// returns its directories. Off the runtime's thread: the first move into a new cgroup waits
-/// for an RCU grace period (milliseconds; `hack/bench/cgroup-join`).
-async fn join_new(path: String, resources: plan::Resources, pid: u32) -> Result<Vec<PathBuf>> {
-    let (dirs, joined) = tokio::task::spawn_blocking(move || {
+/// Makes the cgroupfs cgroup `path`, applies `resources` and moves the helper `pid` into it.
+/// Returns its directories, also when the move failed (they are the caller's to remove, once
+/// the helper is gone). Off the runtime's thread: the first move into a new cgroup waits for an
+/// RCU grace period (milliseconds; `hack/bench/cgroup-join`).
+async fn join_new(
+    path: String,
+    resources: plan::Resources,
+    pid: u32,
+) -> (Vec<PathBuf>, Result<()>) {
+    let joined = tokio::task::spawn_blocking(move || {
         let dirs = cgroups::setup(&path, &resources)?;
         let joined = cgroups::join(&dirs, pid);
         Ok::<_, Error>((dirs, joined))
     })
     .await
-    .map_err(|e| Error::Other(e.to_string()))??;
+    .map_err(|e| Error::Other(e.to_string()));
     match joined {
-        Ok(()) => Ok(dirs),
-        Err(e) => {
-            cgroups::remove(&dirs).await;
-            Err(e)
-        }
+        Ok(Ok((dirs, joined))) => (dirs, joined),
+        Ok(Err(e)) | Err(e) => (Vec::new(), Err(e)),
     }
 }
 
@@ -184,33 +186,27 @@ async fn spawn(
     };
     // The helper starts up (exec, joined namespaces) while its cgroup is made and it is moved
     // in; it waits for the byte below before anything the cgroup matters to.
-    let moved = match (&scope, cgroup_path) {
-        (Some(s), _) => place(id, s, child.id(), &resources).await.map(|d| vec![d]),
+    let (dirs, moved) = match (&scope, cgroup_path) {
+        (Some(s), _) => match place(id, s, child.id(), &resources).await {
+            Ok(dir) => (vec![dir], Ok(())),
+            Err(e) => (Vec::new(), Err(e)),
+        },
         (None, Some(p)) => join_new(p, resources, child.id()).await,
-        (None, None) => Ok(Vec::new()),
+        (None, None) => (Vec::new(), Ok(())),
     };
     let unit = scope.map(|s| s.unit);
-    let dirs = match moved {
-        Ok(dirs) => dirs,
-        Err(e) => {
-            // An emptied scope is gone with the helper; join_new removed its own dirs.
-            let e = abandon(child, start, out, e).await;
-            release(&[], unit.as_deref()).await;
-            return Err(e);
-        }
-    };
-    if plan.await_cgroup {
-        let sent = match start.as_mut() {
-            Some(s) => s
-                .write_all(b"p")
-                .map_err(Error::io("let the pause helper go on")),
-            None => Err(Error::Other("helper has no stdin".into())),
-        };
-        if let Err(e) = sent {
-            let e = abandon(child, start, out, e).await;
-            release(&dirs, unit.as_deref()).await;
-            return Err(e);
-        }
+    let moved = moved.and_then(|()| match (plan.await_cgroup, start.as_mut()) {
+        (false, _) => Ok(()),
+        (true, Some(s)) => s
+            .write_all(b"p")
+            .map_err(Error::io("let the pause helper go on")),
+        (true, None) => Err(Error::Other("helper has no stdin".into())),
+    });
+    if let Err(e) = moved {
+        // The helper first: its cgroup (dirs, or a scope) empties only once it is gone.
+        let e = abandon(child, start, out, e).await;
+        release(&dirs, unit.as_deref()).await;
+        return Err(e);
     }
     // The helper's own exit (when it forked) is parked by the reaper and
     // expires; only the pause's pid is watched.
