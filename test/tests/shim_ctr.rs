@@ -103,12 +103,8 @@ fn remove_all(c: &Containerd, ns: &str) {
     wait_until("the shims to exit", Duration::from_secs(10), || {
         shims_of(c).is_empty()
     });
-    for h in std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let _ = std::fs::remove_dir(h.path().join(ns));
+    for h in cgroup_left_in(ns) {
+        let _ = std::fs::remove_dir(h.join(ns));
     }
 }
 
@@ -377,6 +373,17 @@ fn shim_fifty_containers_of_one_pod_share_one_shim() {
     env.finish().expect("no leaks");
 }
 
+/// The hierarchies under /sys/fs/cgroup that still hold the cgroup `path`.
+fn cgroup_left_in(path: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|h| h.path())
+        .filter(|h| h.join(path.trim_start_matches('/')).exists())
+        .collect()
+}
+
 #[test]
 fn shim_sandbox_fast_path_runs_pause_without_runc() {
     let mut env = env_or_skip!("shim_sandbox_fast_path_runs_pause_without_runc");
@@ -457,12 +464,11 @@ fn shim_sandbox_fast_path_runs_pause_without_runc() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("137"));
     c.ctr_output(&ns, &["containers", "rm", "sb"])
         .expect("container rm");
-    let leftover = std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|h| h.path().join(cgroup.trim_start_matches('/')).exists());
-    assert!(!leftover, "the sandbox cgroup must be removed");
+    let leftover = cgroup_left_in(&cgroup);
+    assert!(
+        leftover.is_empty(),
+        "the sandbox cgroup must be removed: {leftover:?}"
+    );
     remove_all(c, &ns);
     env.finish().expect("no leaks");
 }
@@ -493,13 +499,7 @@ fn shim_sandbox_fast_path_failure_says_why_and_leaves_nothing() {
         err.contains("sandbox fast path") && err.contains(&missing),
         "the helper's reason must reach the user: {err}"
     );
-    let leftover = std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|h| h.path().join(cgroup.trim_start_matches('/')).exists())
-        .map(|h| h.path())
-        .collect::<Vec<_>>();
+    let leftover = cgroup_left_in(&cgroup);
     assert!(leftover.is_empty(), "cgroup left in {leftover:?}");
     remove_all(c, &ns);
     env.finish().expect("no leaks");

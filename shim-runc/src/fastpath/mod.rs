@@ -137,20 +137,40 @@ async fn join_new(
 async fn abandon(mut child: Child, start: Option<ChildStdin>, out: ChildStdout, e: Error) -> Error {
     let _ = child.kill();
     drop(start);
-    let said = tokio::task::spawn_blocking(move || {
-        let mut text = String::new();
-        let _ = BufReader::new(out).read_to_string(&mut text);
-        text.lines()
-            .find_map(|l| l.strip_prefix("error "))
-            .map(str::to_string)
-    })
-    .await
-    .ok()
-    .flatten();
+    // It cannot have forked (it waits for the byte it was not sent): its report ends at its
+    // `error` line or at its exit.
+    let said = tokio::task::spawn_blocking(move || read_report(out).3)
+        .await
+        .ok()
+        .flatten();
     match said {
         Some(why) => Error::FailedPrecondition(format!("sandbox fast path: {why}")),
         None => e,
     }
+}
+
+/// Reads the helper's report pipe until it has said both `pid <n>` and `ready`, or `error
+/// <msg>`, or closed: (reader, pid, ready, error).
+fn read_report(out: ChildStdout) -> (BufReader<ChildStdout>, Option<i32>, bool, Option<String>) {
+    let mut reader = BufReader::new(out);
+    let (mut pid, mut done, mut err) = (None, false, None);
+    let mut line = String::new();
+    while !(done && pid.is_some()) && err.is_none() {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let l = line.trim();
+        if let Some(p) = l.strip_prefix("pid ") {
+            pid = p.parse::<i32>().ok();
+        } else if l == "ready" {
+            done = true;
+        } else if let Some(e) = l.strip_prefix("error ") {
+            err = Some(e.to_string());
+        }
+    }
+    (reader, pid, done, err)
 }
 
 async fn spawn(
@@ -210,30 +230,9 @@ async fn spawn(
     }
     // The helper's own exit (when it forked) is parked by the reaper and
     // expires; only the pause's pid is watched.
-    let read = tokio::task::spawn_blocking(move || {
-        let mut reader = BufReader::new(out);
-        let (mut pid, mut done, mut err) = (None, false, None);
-        let mut line = String::new();
-        while !(done && pid.is_some()) && err.is_none() {
-            line.clear();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            let l = line.trim();
-            if let Some(p) = l.strip_prefix("pid ") {
-                pid = p.parse::<i32>().ok();
-            } else if l == "ready" {
-                done = true;
-            } else if let Some(e) = l.strip_prefix("error ") {
-                err = Some(e.to_string());
-            }
-        }
-        (reader, pid, done, err)
-    })
-    .await
-    .map_err(|e| Error::Other(e.to_string()))?;
-    let (reader, pid, done, err) = read;
+    let (reader, pid, done, err) = tokio::task::spawn_blocking(move || read_report(out))
+        .await
+        .map_err(|e| Error::Other(e.to_string()))?;
     match (pid, done, err) {
         (Some(pid), true, None) => {
             let record = Record {
